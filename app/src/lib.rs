@@ -1,0 +1,80 @@
+//! wxmall's UI: the mall and checkout pages, rendered on the server and hydrated to wasm.
+//!
+//! - `model` / `error`: types that cross the wire (the JSON API's shapes).
+//! - `api`: the `#[server]` functions (the JSON API and the plain-form endpoints).
+//! - `port` (server only): the trait the server implements behind `api`.
+//! - `pages` / `components`: the views.
+
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod components;
+pub mod error;
+pub mod model;
+pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod port;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path, SsrMode,
+};
+
+/// The HTML document around the app (server side).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="zh-CN">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover" />
+                <meta name="format-detection" content="telephone=no" />
+                <meta name="theme-color" content="#07c160" />
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                <HashedStylesheet options=options.clone() id="leptos" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title formatter=|t: String| if t.is_empty() { "wxmall".to_string() } else { format!("{t} · wxmall") } />
+        <Router>
+            <main class="page">
+                <Routes fallback=pages::not_found::NotFound>
+                    <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/product/:id") view=pages::product::ProductPage ssr=SsrMode::Async />
+                    <Route path=path!("/cart") view=pages::cart::CartPage ssr=SsrMode::Async />
+                    <Route path=path!("/checkout") view=pages::checkout::CheckoutPage ssr=SsrMode::Async />
+                    <Route path=path!("/orders") view=pages::orders::OrdersPage ssr=SsrMode::Async />
+                    <Route path=path!("/orders/:id") view=pages::order::OrderPage ssr=SsrMode::Async />
+                </Routes>
+            </main>
+            <components::TabBar />
+        </Router>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+    // Controls that only work with JavaScript (`.js-only`) are shown from now on.
+    if let Some(root) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
+        let _ = root.class_list().add_1("hydrated");
+    }
+}

@@ -1,0 +1,381 @@
+//! Types that cross the wire between the browser, the server and other API clients.
+//!
+//! Money is always integer fen (`i64`); it is formatted for people only at the very edge
+//! ([`format_fen`]). Every field name here is part of the public JSON API: rename with care.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One purchasable variant of a product (colour/size…), with its own price and stock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sku {
+    pub id: i64,
+    pub name: String,
+    pub price_fen: i64,
+    pub stock: i64,
+}
+
+/// A product as listed on the home page and by `POST /api/list_products`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductSummary {
+    pub id: i64,
+    pub name: String,
+    pub category: String,
+    pub image: String,
+    pub skus: Vec<Sku>,
+}
+
+impl ProductSummary {
+    /// The lowest SKU price, shown as "from" price on cards.
+    pub fn min_price_fen(&self) -> Option<i64> {
+        self.skus.iter().map(|s| s.price_fen).min()
+    }
+
+    pub fn sold_out(&self) -> bool {
+        self.skus.iter().all(|s| s.stock <= 0)
+    }
+}
+
+/// The product page: the summary plus what only the detail page shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductDetail {
+    pub id: i64,
+    pub name: String,
+    pub category: String,
+    pub description: String,
+    pub images: Vec<String>,
+    pub skus: Vec<Sku>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Category {
+    pub id: i64,
+    pub name: String,
+}
+
+/// One line of the shopper's cart, joined with the current catalogue data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartLine {
+    pub sku_id: i64,
+    pub product_id: i64,
+    pub product_name: String,
+    pub sku_name: String,
+    pub image: String,
+    pub price_fen: i64,
+    pub quantity: i64,
+    pub stock: i64,
+    pub selected: bool,
+}
+
+impl CartLine {
+    pub fn subtotal_fen(&self) -> i64 {
+        self.price_fen * self.quantity
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cart {
+    pub lines: Vec<CartLine>,
+    /// Sum over selected lines, computed on the server from database prices.
+    pub selected_total_fen: i64,
+    pub selected_count: i64,
+}
+
+/// A priced would-be order, as checkout shows it before 提交订单.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub lines: Vec<CartLine>,
+    pub total_fen: i64,
+}
+
+/// A shipping address as typed into the checkout form.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressInput {
+    pub name: String,
+    pub phone: String,
+    /// 省市区, e.g. "广东省 深圳市 南山区".
+    pub region: String,
+    pub detail: String,
+}
+
+/// A saved address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    pub id: i64,
+    pub name: String,
+    pub phone: String,
+    pub region: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderItemInput {
+    pub sku_id: i64,
+    pub quantity: i64,
+}
+
+/// `POST /api/create_order` input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOrder {
+    pub items: Vec<OrderItemInput>,
+    pub address: AddressInput,
+    #[serde(default)]
+    pub remark: String,
+}
+
+/// `POST /api/create_order` output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedOrder {
+    pub order_id: i64,
+    pub total_fee: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    Unpaid,
+    Paid,
+    Closed,
+    Refunded,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 4] = [Self::Unpaid, Self::Paid, Self::Closed, Self::Refunded];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unpaid => "unpaid",
+            Self::Paid => "paid",
+            Self::Closed => "closed",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The label shoppers see.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unpaid => "待支付",
+            Self::Paid => "已支付",
+            Self::Closed => "已关闭",
+            Self::Refunded => "已退款",
+        }
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `POST /api/order_status` output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderStatusView {
+    pub order_id: i64,
+    pub status: OrderStatus,
+    pub total_fee: i64,
+}
+
+/// A line of a placed order: name and price are copied at order time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku_id: i64,
+    pub product_id: i64,
+    pub product_name: String,
+    pub sku_name: String,
+    pub image: String,
+    pub unit_price_fen: i64,
+    pub quantity: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub order_id: i64,
+    /// The merchant order number sent to WeChat Pay as `out_trade_no`.
+    pub order_no: String,
+    pub status: OrderStatus,
+    pub total_fee: i64,
+    pub lines: Vec<OrderLine>,
+    pub address: AddressInput,
+    pub remark: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub paid_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    /// When an unpaid order stops being payable (unix seconds).
+    pub expires_at: i64,
+}
+
+/// What the order list shows per order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSummary {
+    pub order_id: i64,
+    pub order_no: String,
+    pub status: OrderStatus,
+    pub total_fee: i64,
+    pub item_count: i64,
+    pub first_image: String,
+    pub title: String,
+    pub created_at: i64,
+}
+
+/// Formats fen as yuan with two decimals: `1990` → `"19.90"`, `-5` → `"-0.05"`.
+pub fn format_fen(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let abs = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// Largest quantity of one SKU a single cart line or order line may hold.
+pub const MAX_LINE_QUANTITY: i64 = 99;
+/// Most distinct lines one order may have.
+pub const MAX_ORDER_LINES: usize = 50;
+pub const MAX_REMARK_CHARS: usize = 200;
+
+/// A form field that failed validation, with a message for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// Is this a mainland China mobile number (11 digits, `1[3-9]…`)? A leading `+86`/`86`
+/// and spaces or dashes are tolerated; [`normalize_phone`] gives the stored form.
+pub fn normalize_phone(raw: &str) -> Option<String> {
+    let digits: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '\u{3000}'))
+        .collect();
+    let digits = digits
+        .strip_prefix("+86")
+        .or_else(|| digits.strip_prefix("0086"))
+        .unwrap_or(&digits);
+    let digits = if digits.len() == 13 && digits.starts_with("86") {
+        &digits[2..]
+    } else {
+        digits
+    };
+    let b = digits.as_bytes();
+    let ok = b.len() == 11
+        && b[0] == b'1'
+        && (b'3'..=b'9').contains(&b[1])
+        && b.iter().all(u8::is_ascii_digit);
+    ok.then(|| digits.to_string())
+}
+
+impl AddressInput {
+    /// Trims every field, normalises the phone number, and reports every problem at once.
+    pub fn validate(&self) -> Result<AddressInput, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut err = |field: &str, message: &str| {
+            errors.push(FieldError {
+                field: field.into(),
+                message: message.into(),
+            })
+        };
+        let name = self.name.trim();
+        if name.is_empty() {
+            err("name", "请填写收货人");
+        } else if name.chars().count() > 20 {
+            err("name", "收货人最多 20 个字");
+        }
+        let phone = normalize_phone(&self.phone);
+        if self.phone.trim().is_empty() {
+            err("phone", "请填写手机号");
+        } else if phone.is_none() {
+            err("phone", "请输入正确的 11 位手机号");
+        }
+        let region = self.region.trim();
+        if region.is_empty() {
+            err("region", "请选择省市区");
+        } else if region.chars().count() > 60 {
+            err("region", "省市区过长");
+        }
+        let detail = self.detail.trim();
+        if detail.chars().count() < 5 {
+            err("detail", "详细地址至少 5 个字");
+        } else if detail.chars().count() > 120 {
+            err("detail", "详细地址最多 120 个字");
+        }
+        if errors.is_empty() {
+            Ok(AddressInput {
+                name: name.into(),
+                phone: phone.unwrap_or_default(),
+                region: region.into(),
+                detail: detail.into(),
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// The provinces offered by the checkout form's 省 selector.
+pub const PROVINCES: &[&str] = &[
+    "北京市", "天津市", "河北省", "山西省", "内蒙古自治区", "辽宁省", "吉林省", "黑龙江省",
+    "上海市", "江苏省", "浙江省", "安徽省", "福建省", "江西省", "山东省", "河南省", "湖北省",
+    "湖南省", "广东省", "广西壮族自治区", "海南省", "重庆市", "四川省", "贵州省", "云南省",
+    "西藏自治区", "陕西省", "甘肃省", "青海省", "宁夏回族自治区", "新疆维吾尔自治区",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fen_formats_with_two_decimals() {
+        assert_eq!(format_fen(1990), "19.90");
+        assert_eq!(format_fen(5), "0.05");
+        assert_eq!(format_fen(0), "0.00");
+        assert_eq!(format_fen(100_000), "1000.00");
+        assert_eq!(format_fen(-5), "-0.05");
+    }
+
+    #[test]
+    fn phone_numbers() {
+        assert_eq!(normalize_phone("13800138000").as_deref(), Some("13800138000"));
+        assert_eq!(normalize_phone("+86 138-0013-8000").as_deref(), Some("13800138000"));
+        assert_eq!(normalize_phone("8613800138000").as_deref(), Some("13800138000"));
+        assert_eq!(normalize_phone("12800138000"), None, "second digit 2 is not a mobile prefix");
+        assert_eq!(normalize_phone("1380013800"), None, "10 digits");
+        assert_eq!(normalize_phone("138001380000"), None, "12 digits");
+        assert_eq!(normalize_phone("1380013800a"), None);
+        assert_eq!(normalize_phone("２3800138000"), None, "full-width digits are not accepted");
+    }
+
+    #[test]
+    fn address_validation_reports_every_field() {
+        let bad = AddressInput {
+            name: " ".into(),
+            phone: "123".into(),
+            region: "".into(),
+            detail: "短".into(),
+        };
+        let errs = bad.validate().unwrap_err();
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "phone", "region", "detail"]);
+
+        let good = AddressInput {
+            name: " 张三 ".into(),
+            phone: "+86 13800138000".into(),
+            region: "广东省 深圳市 南山区".into(),
+            detail: "科技园南区 1 栋 101".into(),
+        };
+        let ok = good.validate().unwrap();
+        assert_eq!(ok.name, "张三");
+        assert_eq!(ok.phone, "13800138000");
+    }
+
+    #[test]
+    fn order_status_round_trips_as_lowercase_json() {
+        for st in OrderStatus::ALL {
+            let json = serde_json::to_string(&st).unwrap();
+            assert_eq!(json, format!("\"{}\"", st.as_str()));
+            assert_eq!(OrderStatus::parse(st.as_str()), Some(st));
+        }
+    }
+}

@@ -1,0 +1,170 @@
+use crate::api::{get_cart, select_cart_line, update_cart};
+use crate::components::{ErrorView, PageSkeleton, Price, ServerFormError};
+use crate::error::ApiError;
+use crate::model::{Cart, CartLine, MAX_LINE_QUANTITY};
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+/// A change the shopper makes to one cart line.
+#[derive(Clone, Copy, Debug)]
+enum Edit {
+    Quantity(i64, i64),
+    Select(i64, bool),
+}
+
+/// 购物车: lines with quantity edit, selection and removal; the selected total; 去结算.
+/// Every control is a small form, so the cart works without JavaScript; with it, the same
+/// controls call the JSON API and the page updates in place.
+#[component]
+pub fn CartPage() -> impl IntoView {
+    let initial = Resource::new(|| (), |_| get_cart());
+    let edit = Action::new(|e: &Edit| {
+        let e = *e;
+        async move {
+            match e {
+                Edit::Quantity(sku, q) => update_cart(sku, q).await,
+                Edit::Select(sku, s) => select_cart_line(sku, s).await,
+            }
+        }
+    });
+    // The latest cart the server answered with, once the shopper changed something.
+    let latest = RwSignal::new(None::<Cart>);
+    let error = RwSignal::new(
+        ServerFormError::from_query("/api/form/update_cart")
+            .or_else(|| ServerFormError::from_query("/api/form/select_cart_line")),
+    );
+    Effect::new(move |_| match edit.value().get() {
+        Some(Ok(cart)) => {
+            latest.set(Some(cart));
+            error.set(None);
+        }
+        Some(Err(e)) => error.set(Some(e)),
+        None => {}
+    });
+
+    view! {
+        <Title text="购物车" />
+        <h1 class="page-title">"购物车"</h1>
+        <Suspense fallback=PageSkeleton>
+            {move || Suspend::new(async move {
+                let first = initial.await;
+                let view = move || {
+                    let cart: Result<Cart, ApiError> = match latest.get() {
+                        Some(c) => Ok(c),
+                        None => first.clone(),
+                    };
+                    match cart {
+                        Err(e) => view! { <ErrorView error=e /> }.into_any(),
+                        Ok(cart) if cart.lines.is_empty() => view! { <EmptyCart /> }.into_any(),
+                        Ok(cart) => view! { <CartView cart edit error /> }.into_any(),
+                    }
+                };
+                view
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn EmptyCart() -> impl IntoView {
+    view! {
+        <section class="empty">
+            <img src="/images/empty-cart.svg" alt="" width="200" height="150" />
+            <p>"购物车还是空的"</p>
+            <a class="btn btn-primary" href="/">"去逛逛"</a>
+        </section>
+    }
+}
+
+#[component]
+fn CartView(
+    cart: Cart,
+    edit: Action<Edit, Result<Cart, ApiError>>,
+    error: RwSignal<Option<ApiError>>,
+) -> impl IntoView {
+    let pending = edit.pending();
+    let total = cart.selected_total_fen;
+    let count = cart.selected_count;
+    view! {
+        {move || error.get().map(|e| view! { <div class="notice notice-error" role="alert">{e.message}</div> })}
+        <ul class="cart-lines" aria-busy=move || pending.get().to_string()>
+            {cart.lines.into_iter().map(|line| view! { <CartLineView line edit /> }).collect_view()}
+        </ul>
+        <div class="checkout-bar">
+            <div class="checkout-total">
+                "合计 " <Price fen=total large=true />
+                <span class="muted">{format!(" 共 {count} 件")}</span>
+            </div>
+            {if count > 0 {
+                view! { <a class="btn btn-primary" href="/checkout" data-testid="go-checkout">"去结算"</a> }.into_any()
+            } else {
+                view! { <span class="btn btn-primary btn-disabled" aria-disabled="true">"去结算"</span> }.into_any()
+            }}
+        </div>
+    }
+}
+
+#[component]
+fn CartLineView(line: CartLine, edit: Action<Edit, Result<Cart, ApiError>>) -> impl IntoView {
+    let sku = line.sku_id;
+    let q = line.quantity;
+    let at_max = q >= line.stock.min(MAX_LINE_QUANTITY);
+    let at_min = q <= 1;
+    let selected = line.selected;
+    let subtotal = line.subtotal_fen();
+    let on = move |e: Edit| {
+        move |ev: leptos::ev::MouseEvent| {
+            ev.prevent_default();
+            edit.dispatch(e);
+        }
+    };
+    let busy = edit.pending();
+    view! {
+        <li class="cart-line" data-testid="cart-line" data-sku=sku>
+            <form method="post" action="/api/form/select_cart_line" class="line-select">
+                <input type="hidden" name="sku_id" value=sku />
+                <input type="hidden" name="selected" value=(!selected).to_string() />
+                <button type="submit" class="checkbox" class:checked=selected
+                    aria-pressed=selected.to_string()
+                    aria-label=if selected { "取消选择" } else { "选择" }
+                    disabled=move || busy.get()
+                    on:click=on(Edit::Select(sku, !selected))></button>
+            </form>
+            <a href=format!("/product/{}", line.product_id) class="line-image">
+                <img src=line.image.clone() alt=line.product_name.clone() width="160" height="160" loading="lazy" />
+            </a>
+            <div class="line-body">
+                <a href=format!("/product/{}", line.product_id) class="line-name">{line.product_name.clone()}</a>
+                <div class="muted line-sku">{line.sku_name.clone()}</div>
+                {(line.stock < line.quantity).then(|| view! {
+                    <div class="field-error">{format!("库存不足，仅剩 {} 件", line.stock)}</div>
+                })}
+                <div class="line-foot">
+                    <Price fen=line.price_fen />
+                    <div class="stepper">
+                        <form method="post" action="/api/form/update_cart">
+                            <input type="hidden" name="sku_id" value=sku />
+                            <input type="hidden" name="quantity" value=q - 1 />
+                            <button type="submit" aria-label="减少" disabled=move || at_min || busy.get()
+                                on:click=on(Edit::Quantity(sku, q - 1))>"−"</button>
+                        </form>
+                        <span class="qty" data-testid="line-qty">{q}</span>
+                        <form method="post" action="/api/form/update_cart">
+                            <input type="hidden" name="sku_id" value=sku />
+                            <input type="hidden" name="quantity" value=q + 1 />
+                            <button type="submit" aria-label="增加" disabled=move || at_max || busy.get()
+                                on:click=on(Edit::Quantity(sku, q + 1))>"+"</button>
+                        </form>
+                    </div>
+                </div>
+                <div class="line-subtotal muted">"小计 ¥" {crate::model::format_fen(subtotal)}</div>
+            </div>
+            <form method="post" action="/api/form/update_cart" class="line-remove">
+                <input type="hidden" name="sku_id" value=sku />
+                <input type="hidden" name="quantity" value="0" />
+                <button type="submit" class="link-button" disabled=move || busy.get()
+                    on:click=on(Edit::Quantity(sku, 0))>"删除"</button>
+            </form>
+        </li>
+    }
+}

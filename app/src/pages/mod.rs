@@ -1,0 +1,9 @@
+//! One file per page.
+
+pub mod cart;
+pub mod checkout;
+pub mod home;
+pub mod not_found;
+pub mod order;
+pub mod orders;
+pub mod product;

@@ -1,0 +1,156 @@
+use crate::api::{add_to_cart, get_product};
+use crate::components::{ErrorView, PageSkeleton, Price, ServerFormError};
+use crate::error::ApiError;
+use crate::model::{ProductDetail, MAX_LINE_QUANTITY};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_navigate, use_params_map};
+
+/// 商品详情: images, description, SKU choice, quantity stepper, 加入购物车 / 立即购买.
+#[component]
+pub fn ProductPage() -> impl IntoView {
+    let params = use_params_map();
+    let product = Resource::new(
+        move || params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok())),
+        |id| async move {
+            match id {
+                Some(id) => get_product(id).await,
+                None => Err(ApiError::not_found("商品")),
+            }
+        },
+    );
+    view! {
+        <Suspense fallback=PageSkeleton>
+            {move || Suspend::new(async move {
+                match product.await {
+                    Ok(p) => view! { <ProductView product=p /> }.into_any(),
+                    Err(e) => view! { <Title text="商品" /><ErrorView error=e /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ProductView(product: ProductDetail) -> impl IntoView {
+    let skus = StoredValue::new(product.skus.clone());
+    let first_available = product
+        .skus
+        .iter()
+        .find(|s| s.stock > 0)
+        .or(product.skus.first())
+        .map(|s| s.id);
+    let selected = RwSignal::new(first_available);
+    let quantity = RwSignal::new(1i64);
+    let sku = move || {
+        let id = selected.get();
+        skus.with_value(|all| all.iter().find(|s| Some(s.id) == id).cloned())
+    };
+    let stock = move || sku().map(|s| s.stock).unwrap_or(0);
+    let max_qty = move || stock().clamp(1, MAX_LINE_QUANTITY);
+    let price = Signal::derive(move || sku().map(|s| s.price_fen).unwrap_or(0));
+    let sold_out = move || stock() <= 0;
+
+    let notice = RwSignal::new(ServerFormError::from_query("/api/form/add_to_cart").map(|e| (false, e.message)));
+    let add = Action::new(move |(sku_id, qty): &(i64, i64)| add_to_cart(*sku_id, *qty));
+    Effect::new(move |_| {
+        if let Some(result) = add.value().get() {
+            notice.set(Some(match result {
+                Ok(_) => (true, "已加入购物车".to_string()),
+                Err(e) => (false, e.message),
+            }));
+        }
+    });
+    let navigate = use_navigate();
+
+    let on_add = move |ev: leptos::ev::MouseEvent| {
+        ev.prevent_default();
+        if let Some(id) = selected.get_untracked() {
+            add.dispatch((id, quantity.get_untracked()));
+        }
+    };
+    let on_buy = move |ev: leptos::ev::MouseEvent| {
+        ev.prevent_default();
+        if let Some(id) = selected.get_untracked() {
+            navigate(&format!("/checkout?sku={id}&qty={}", quantity.get_untracked()), Default::default());
+        }
+    };
+    let name = product.name.clone();
+    let max_stock_any = product.skus.iter().map(|s| s.stock).max().unwrap_or(0).clamp(1, MAX_LINE_QUANTITY);
+
+    view! {
+        <Title text=name.clone() />
+        <div class="gallery" aria-label="商品图片">
+            {product.images.iter().enumerate().map(|(i, src)| view! {
+                <img src=src.clone() alt=format!("{} 图 {}", name, i + 1) width="800" height="800"
+                    loading=if i == 0 { "eager" } else { "lazy" } decoding="async" />
+            }).collect_view()}
+        </div>
+        <section class="panel product-head">
+            <Price fen=price large=true />
+            <h1 class="product-name">{product.name.clone()}</h1>
+            <p class="muted">{product.category.clone()}</p>
+        </section>
+        <form class="panel" method="post" action="/api/form/add_to_cart">
+            <fieldset class="sku-choice">
+                <legend>"规格"</legend>
+                {product.skus.iter().map(|s| {
+                    let id = s.id;
+                    let out = s.stock <= 0;
+                    view! {
+                        <label class="sku-option" class:selected=move || selected.get() == Some(id) class:disabled=out>
+                            <input type="radio" name="sku_id" value=id disabled=out
+                                checked=first_available == Some(id)
+                                on:change=move |_| { selected.set(Some(id)); quantity.update(|q| *q = (*q).min(max_qty())); } />
+                            <span class="sku-name">{s.name.clone()}</span>
+                            <span class="sku-meta">
+                                "¥" {crate::model::format_fen(s.price_fen)}
+                                {if out { " · 无货".to_string() } else { format!(" · 库存 {}", s.stock) }}
+                            </span>
+                        </label>
+                    }
+                }).collect_view()}
+            </fieldset>
+            <div class="qty-row">
+                <span>"数量"</span>
+                <div class="stepper">
+                    <button type="button" class="js-only" aria-label="减少"
+                        disabled=move || quantity.get() <= 1
+                        on:click=move |_| quantity.update(|q| *q = (*q - 1).max(1))>"−"</button>
+                    <input type="number" name="quantity" inputmode="numeric" min="1"
+                        max=move || if selected.get().is_some() { max_qty() } else { max_stock_any }
+                        prop:value=move || quantity.get().to_string()
+                        on:input=move |ev| {
+                            if let Ok(v) = event_target_value(&ev).parse::<i64>() {
+                                quantity.set(v.clamp(1, max_qty()));
+                            }
+                        } />
+                    <button type="button" class="js-only" aria-label="增加"
+                        disabled=move || quantity.get() >= max_qty()
+                        on:click=move |_| quantity.update(|q| *q = (*q + 1).min(max_qty()))>"+"</button>
+                </div>
+            </div>
+            {move || notice.get().map(|(ok, msg)| view! {
+                <div class=if ok { "notice notice-ok" } else { "notice notice-error" } role="status">
+                    {msg}
+                    {ok.then(|| view! { <a href="/cart">" 去购物车 ›"</a> })}
+                </div>
+            })}
+            <section class="panel-inner">
+                <h2 class="section-title">"商品详情"</h2>
+                <p class="description">{product.description.clone()}</p>
+            </section>
+            <div class="action-bar">
+                <button type="submit" name="intent" value="cart" class="btn btn-secondary"
+                    disabled=move || sold_out() || add.pending().get()
+                    on:click=on_add>
+                    {move || if add.pending().get() { "加入中…" } else { "加入购物车" }}
+                </button>
+                <button type="submit" name="intent" value="buy" class="btn btn-primary"
+                    disabled=sold_out on:click=on_buy>
+                    {move || if sold_out() { "已售罄" } else { "立即购买" }}
+                </button>
+            </div>
+        </form>
+    }
+}

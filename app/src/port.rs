@@ -1,0 +1,50 @@
+//! The port the server implements for the API (server side only).
+//!
+//! `api.rs` holds the `#[server]` functions; each takes this port from Leptos context and calls
+//! one method. The server crate provides an `Arc<dyn ShopPort>` (SQL storage, WeChat) — so the
+//! UI crate never sees a database, an HTTP client or a secret.
+
+use crate::error::ApiError;
+use crate::model::*;
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// The browser's session, as resolved by the server's session middleware from a signed cookie.
+/// Opaque to the UI: the server maps it to a shopper (and, with WeChat, to an openid).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionId(pub String);
+
+pub type Result<T> = std::result::Result<T, ApiError>;
+
+#[async_trait]
+pub trait ShopPort: Send + Sync + 'static {
+    async fn categories(&self) -> Result<Vec<Category>>;
+    async fn list_products(&self) -> Result<Vec<ProductSummary>>;
+    async fn product(&self, product_id: i64) -> Result<ProductDetail>;
+
+    async fn cart(&self, session: &SessionId) -> Result<Cart>;
+    /// Adds `quantity` to the line of `sku_id` (creating it), capped by stock.
+    async fn add_to_cart(&self, session: &SessionId, sku_id: i64, quantity: i64) -> Result<Cart>;
+    /// Sets a line's quantity; 0 removes the line.
+    async fn set_cart_quantity(&self, session: &SessionId, sku_id: i64, quantity: i64) -> Result<Cart>;
+    async fn set_cart_selected(&self, session: &SessionId, sku_id: i64, selected: bool) -> Result<Cart>;
+
+    /// Prices a would-be order from the database (checkout shows this); fails like
+    /// `create_order` would on unknown SKUs, bad quantities or missing stock.
+    async fn quote(&self, items: &[OrderItemInput]) -> Result<Quote>;
+
+    async fn addresses(&self, session: &SessionId) -> Result<Vec<Address>>;
+
+    /// Creates an unpaid order from explicit items, reserving stock. Prices come from the
+    /// database. When `clear_cart` is set, the ordered SKUs leave the shopper's cart.
+    async fn create_order(&self, session: &SessionId, order: NewOrder, clear_cart: bool) -> Result<CreatedOrder>;
+    /// One of the shopper's saved addresses.
+    async fn address(&self, session: &SessionId, address_id: i64) -> Result<Address>;
+    async fn order(&self, session: &SessionId, order_id: i64) -> Result<Order>;
+    async fn order_status(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView>;
+    async fn orders(&self, session: &SessionId, status: Option<OrderStatus>) -> Result<Vec<OrderSummary>>;
+    /// Cancels an unpaid order and releases its stock.
+    async fn cancel_order(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView>;
+}
+
+pub type SharedShop = Arc<dyn ShopPort>;

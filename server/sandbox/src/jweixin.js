@@ -1,0 +1,423 @@
+/*
+ * WeChat JS-SDK sandbox shim (wechat-sandbox). Stands in for
+ * https://res.wx.qq.com/open/js/jweixin-1.6.0.js when the shop runs without WeChat.
+ *
+ * Every check (wx.config signature, paySign, order state) is done by the sandbox server;
+ * this file only carries data and draws the pay sheet.
+ *
+ * Test hooks: window.__wxSandbox = {configured, configPending, lastConfigUrl, lastError,
+ * platform, landingUrl, configCount, lastPay, base}.
+ * Pay sheet ids: #wx-pay-sheet, #wx-pay-merchant, #wx-pay-amount, #wx-pay-desc,
+ * #wx-pay-payer, buttons #wx-pay-confirm ("支付") and #wx-pay-cancel ("取消").
+ */
+(function (global) {
+  'use strict';
+  if (global.wx && global.wx.__sandbox) return;
+  var doc = global.document;
+
+  function stripHash(u) {
+    u = String(u || '');
+    var i = u.indexOf('#');
+    return i < 0 ? u : u.slice(0, i);
+  }
+
+  var scriptSrc = (doc && doc.currentScript && doc.currentScript.src) || '';
+  var base = (function () {
+    var m = /^(.*)\/jweixin\.js(\?.*)?$/.exec(scriptSrc);
+    if (m) return m[1];
+    return global.__wxSandboxBase || '/sandbox';
+  })();
+  var ua = (global.navigator && global.navigator.userAgent) || '';
+  var platform = /iPhone|iPad|iPod/i.test(ua) ? 'ios' : /Android/i.test(ua) ? 'android' : 'other';
+  // iOS WeChat signs against the URL the page was landed on; Android and others against the
+  // current URL (after pushState). Neither includes the fragment.
+  var landingUrl = stripHash(global.location && global.location.href);
+
+  function signUrl() {
+    return platform === 'ios' ? landingUrl : stripHash(global.location.href);
+  }
+
+  var status = {
+    configured: false,
+    configPending: false,
+    lastConfigUrl: null,
+    lastError: null,
+    platform: platform,
+    landingUrl: landingUrl,
+    configCount: 0,
+    lastPay: null,
+    base: base
+  };
+  global.__wxSandbox = status;
+
+  var configId = null;
+  var readyFns = [];
+  var errorFns = [];
+  var lastErrorRes = null;
+
+  function later(fn) {
+    setTimeout(fn, 0);
+  }
+
+  function safe(fn, arg) {
+    try {
+      fn(arg);
+    } catch (e) {
+      later(function () {
+        throw e;
+      });
+    }
+  }
+
+  function post(path, body, cb) {
+    var url = base + path;
+    var payload = JSON.stringify(body);
+    var called = false;
+    function done(err, res) {
+      if (called) return;
+      called = true;
+      safe(function () {
+        cb(err, res);
+      });
+    }
+    if (typeof global.fetch === 'function') {
+      global
+        .fetch(url, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: payload,
+          credentials: 'same-origin'
+        })
+        .then(function (r) {
+          return r.json();
+        })
+        .then(
+          function (j) {
+            done(null, j);
+          },
+          function (e) {
+            done(e || new Error('network error'), null);
+          }
+        );
+      return;
+    }
+    var x = new global.XMLHttpRequest();
+    x.open('POST', url, true);
+    x.setRequestHeader('Content-Type', 'application/json');
+    x.onreadystatechange = function () {
+      if (x.readyState !== 4) return;
+      var j = null;
+      try {
+        j = JSON.parse(x.responseText);
+      } catch (e) {
+        return done(e, null);
+      }
+      done(null, j);
+    };
+    x.send(payload);
+  }
+
+  function finish(o, kind, res) {
+    o = o || {};
+    if (typeof o[kind] === 'function') safe(o[kind], res);
+    if (typeof o.complete === 'function') safe(o.complete, res);
+  }
+
+  function str(v) {
+    return v === undefined || v === null ? '' : String(v);
+  }
+
+  /* ---------------- pay sheet ---------------- */
+
+  var CSS =
+    '#wx-pay-mask{position:fixed;left:0;top:0;right:0;bottom:0;background:rgba(0,0,0,.5);z-index:2147483000}' +
+    '#wx-pay-sheet{position:fixed;left:0;right:0;bottom:0;background:#fff;border-radius:12px 12px 0 0;z-index:2147483001;' +
+    'padding:16px 20px 28px;font-family:-apple-system,BlinkMacSystemFont,"PingFang SC","Microsoft YaHei",sans-serif;color:#191919;text-align:center;' +
+    'max-width:560px;margin:0 auto}' +
+    '#wx-pay-sheet .wx-pay-title{font-size:15px;color:#888;margin-bottom:14px}' +
+    '#wx-pay-merchant{font-size:16px;margin-bottom:6px}' +
+    '#wx-pay-amount{font-size:36px;font-weight:600;margin:4px 0 8px}' +
+    '#wx-pay-desc{font-size:14px;color:#888;margin-bottom:14px}' +
+    '#wx-pay-payer{font-size:14px;color:#576b95;border-top:1px solid #eee;padding-top:12px;margin-bottom:16px;text-align:left}' +
+    '#wx-pay-sheet button{display:block;width:100%;border:0;border-radius:8px;font-size:17px;font-weight:600;padding:12px;margin-top:10px;cursor:pointer}' +
+    '#wx-pay-confirm{background:#07c160;color:#fff}#wx-pay-confirm[disabled]{opacity:.6}' +
+    '#wx-pay-cancel{background:#f2f2f2;color:#191919}' +
+    '#wx-pay-toast{position:fixed;left:50%;top:40%;transform:translate(-50%,-50%);background:rgba(17,17,17,.8);color:#fff;' +
+    'padding:14px 22px;border-radius:8px;font-size:16px;z-index:2147483002;pointer-events:none}';
+
+  function el(tag, id, text, cls) {
+    var e = doc.createElement(tag);
+    if (id) e.setAttribute('id', id);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function root() {
+    return doc.body || doc.documentElement;
+  }
+
+  function ensureStyle() {
+    if (doc.getElementById('wx-sandbox-style')) return;
+    var s = el('style', 'wx-sandbox-style');
+    s.textContent = CSS;
+    (doc.head || root()).appendChild(s);
+  }
+
+  function removeById(id) {
+    var e = doc.getElementById(id);
+    if (e && e.parentNode) e.parentNode.removeChild(e);
+  }
+
+  function removeSheet() {
+    removeById('wx-pay-sheet');
+    removeById('wx-pay-mask');
+  }
+
+  function toast(text) {
+    removeById('wx-pay-toast');
+    root().appendChild(el('div', 'wx-pay-toast', text));
+    setTimeout(function () {
+      removeById('wx-pay-toast');
+    }, 1200);
+  }
+
+  function showSheet(info, onPay, onCancel) {
+    ensureStyle();
+    removeSheet();
+    var mask = el('div', 'wx-pay-mask');
+    var sheet = el('div', 'wx-pay-sheet');
+    sheet.setAttribute('role', 'dialog');
+    sheet.setAttribute('aria-label', '微信支付');
+    sheet.appendChild(el('div', null, '微信支付', 'wx-pay-title'));
+    sheet.appendChild(el('div', 'wx-pay-merchant', str(info.merchantName)));
+    sheet.appendChild(el('div', 'wx-pay-amount', str(info.amountText)));
+    sheet.appendChild(el('div', 'wx-pay-desc', str(info.description)));
+    sheet.appendChild(el('div', 'wx-pay-payer', '付款方式：零钱' + (info.payer ? ' · ' + info.payer : '')));
+    var pay = el('button', 'wx-pay-confirm', '支付');
+    var cancel = el('button', 'wx-pay-cancel', '取消');
+    pay.setAttribute('type', 'button');
+    cancel.setAttribute('type', 'button');
+    pay.onclick = function () {
+      if (pay.disabled) return;
+      pay.disabled = true;
+      cancel.disabled = true;
+      pay.setAttribute('aria-busy', 'true');
+      onPay();
+    };
+    cancel.onclick = function () {
+      if (cancel.disabled) return;
+      pay.disabled = true;
+      cancel.disabled = true;
+      removeSheet();
+      onCancel();
+    };
+    sheet.appendChild(pay);
+    sheet.appendChild(cancel);
+    root().appendChild(mask);
+    root().appendChild(sheet);
+  }
+
+  // outcome: 'ok' | 'cancel' | 'fail' | 'permission'
+  function pay(req, cb) {
+    post('/jsapi/pay/prepare', req, function (err, res) {
+      if (err || !res) return cb('fail', '网络错误');
+      if (!res.ok) return cb(res.kind === 'permission' ? 'permission' : 'fail', str(res.reason));
+      showSheet(
+        res,
+        function () {
+          post('/jsapi/pay/confirm', { payToken: res.payToken }, function (e2, r2) {
+            removeSheet();
+            if (!e2 && r2 && r2.ok) {
+              toast('支付成功');
+              cb('ok');
+            } else {
+              cb('fail', (r2 && r2.reason) || '网络错误');
+            }
+          });
+        },
+        function () {
+          post('/jsapi/pay/cancel', { payToken: res.payToken }, function () {
+            cb('cancel');
+          });
+        }
+      );
+    });
+  }
+
+  /* ---------------- wx ---------------- */
+
+  function chooseWXPay(o) {
+    o = o || {};
+    function report(outcome, reason) {
+      var res;
+      if (outcome === 'ok') res = { errMsg: 'chooseWXPay:ok' };
+      else if (outcome === 'cancel') res = { errMsg: 'chooseWXPay:cancel' };
+      else if (outcome === 'permission') res = { errMsg: 'chooseWXPay:permission denied' };
+      else if (outcome === 'offline') res = { errMsg: 'chooseWXPay:fail, the permission value is offline verifying' };
+      else res = { errMsg: 'chooseWXPay:fail, ' + reason };
+      status.lastPay = { api: 'chooseWXPay', result: outcome === 'offline' ? 'fail' : outcome, errMsg: res.errMsg };
+      finish(o, outcome === 'ok' ? 'success' : outcome === 'cancel' ? 'cancel' : 'fail', res);
+    }
+    if (status.configPending) return later(function () { report('offline'); });
+    if (!status.configured) return later(function () { report('permission'); });
+    pay(
+      {
+        via: 'chooseWXPay',
+        configId: configId,
+        // The JS-SDK field is `timestamp`; what WeChat signs is `timeStamp`.
+        timeStamp: str(o.timestamp),
+        nonceStr: str(o.nonceStr),
+        package: str(o['package']),
+        signType: o.signType === undefined ? 'SHA1' : str(o.signType),
+        paySign: str(o.paySign),
+        url: signUrl()
+      },
+      report
+    );
+  }
+
+  function simple(name, extra) {
+    return function (o) {
+      later(function () {
+        if (!status.configured) return finish(o, 'fail', { errMsg: name + ':permission denied' });
+        var res = { errMsg: name + ':ok' };
+        if (extra) for (var k in extra) if (Object.prototype.hasOwnProperty.call(extra, k)) res[k] = extra[k];
+        finish(o, 'success', res);
+      });
+    };
+  }
+
+  var wx = {
+    __sandbox: true,
+    config: function (cfg) {
+      cfg = cfg || {};
+      status.configPending = true;
+      status.configured = false;
+      status.configCount += 1;
+      configId = null;
+      var url = signUrl();
+      status.lastConfigUrl = url;
+      post(
+        '/jsapi/config',
+        {
+          appId: str(cfg.appId),
+          timestamp: str(cfg.timestamp),
+          nonceStr: str(cfg.nonceStr),
+          signature: str(cfg.signature),
+          url: url,
+          jsApiList: cfg.jsApiList || [],
+          platform: platform
+        },
+        function (err, res) {
+          status.configPending = false;
+          if (!err && res && res.ok) {
+            configId = res.configId;
+            status.configured = true;
+            status.lastError = null;
+            lastErrorRes = null;
+            var fns = readyFns;
+            readyFns = [];
+            for (var i = 0; i < fns.length; i++) safe(fns[i]);
+          } else {
+            var msg = (res && res.errMsg) || 'config:fail, network error';
+            status.lastError = msg;
+            lastErrorRes = { errMsg: msg };
+            var efns = errorFns.slice();
+            for (var j = 0; j < efns.length; j++) safe(efns[j], { errMsg: msg });
+          }
+        }
+      );
+    },
+    ready: function (fn) {
+      if (typeof fn !== 'function') return;
+      if (status.configured && !status.configPending) {
+        later(function () {
+          if (status.configured && !status.configPending) safe(fn);
+          else readyFns.push(fn);
+        });
+      } else readyFns.push(fn);
+    },
+    error: function (fn) {
+      if (typeof fn !== 'function') return;
+      errorFns.push(fn);
+      if (lastErrorRes && !status.configPending) {
+        later(function () {
+          // Still the latest outcome (no new wx.config in between)?
+          if (lastErrorRes && !status.configPending) safe(fn, lastErrorRes);
+        });
+      }
+    },
+    checkJsApi: function (o) {
+      o = o || {};
+      later(function () {
+        var r = {};
+        var list = o.jsApiList || [];
+        for (var i = 0; i < list.length; i++) r[list[i]] = typeof wx[list[i]] === 'function';
+        finish(o, 'success', { checkResult: r, errMsg: 'checkJsApi:ok' });
+      });
+    },
+    chooseWXPay: chooseWXPay,
+    updateAppMessageShareData: simple('updateAppMessageShareData'),
+    updateTimelineShareData: simple('updateTimelineShareData'),
+    onMenuShareAppMessage: simple('onMenuShareAppMessage'),
+    onMenuShareTimeline: simple('onMenuShareTimeline'),
+    hideOptionMenu: simple('hideOptionMenu'),
+    showOptionMenu: simple('showOptionMenu'),
+    hideMenuItems: simple('hideMenuItems'),
+    showMenuItems: simple('showMenuItems'),
+    hideAllNonBaseMenuItem: simple('hideAllNonBaseMenuItem'),
+    showAllNonBaseMenuItem: simple('showAllNonBaseMenuItem'),
+    closeWindow: simple('closeWindow'),
+    getNetworkType: simple('getNetworkType', { networkType: 'wifi' }),
+    getLocation: simple('getLocation', { latitude: 22.5431, longitude: 113.9298, speed: 0, accuracy: 65 })
+  };
+  global.wx = global.jWeixin = wx;
+
+  /* ---------------- WeixinJSBridge ---------------- */
+
+  global.WeixinJSBridge = {
+    invoke: function (name, params, cb) {
+      params = params || {};
+      cb = typeof cb === 'function' ? cb : function () {};
+      if (name === 'getBrandWCPayRequest') {
+        pay(
+          {
+            via: 'getBrandWCPayRequest',
+            appId: str(params.appId),
+            timeStamp: str(params.timeStamp),
+            nonceStr: str(params.nonceStr),
+            package: str(params['package']),
+            signType: str(params.signType),
+            paySign: str(params.paySign),
+            url: signUrl()
+          },
+          function (outcome, reason) {
+            var r = outcome === 'ok' ? 'ok' : outcome === 'cancel' ? 'cancel' : 'fail';
+            var res = { err_msg: 'get_brand_wcpay_request:' + r };
+            if (reason) res.err_desc = reason;
+            status.lastPay = { api: 'getBrandWCPayRequest', result: r, errMsg: res.err_msg };
+            safe(cb, res);
+          }
+        );
+        return;
+      }
+      later(function () { safe(cb, { err_msg: name + ':ok' }); });
+    },
+    call: function () {},
+    on: function () {}
+  };
+
+  if (doc && typeof doc.dispatchEvent === 'function') {
+    later(function () {
+      var ev;
+      try {
+        ev = new global.Event('WeixinJSBridgeReady');
+      } catch (e) {
+        ev = doc.createEvent('Event');
+        ev.initEvent('WeixinJSBridgeReady', true, true);
+      }
+      doc.dispatchEvent(ev);
+    });
+  }
+})(typeof window !== 'undefined' ? window : this);

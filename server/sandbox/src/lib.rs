@@ -1,0 +1,122 @@
+//! # wechat-sandbox
+//!
+//! An embedded emulator of WeChat's servers (OAuth, base access_token / jsapi_ticket,
+//! Pay v2 XML and Pay v3 JSON) and of the in-app JS-SDK (`/jweixin.js`), served by the shop's
+//! own process. Every signature is checked with the sandbox's own code, as WeChat would.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use wechat_sandbox::{Sandbox, SandboxCredentials};
+//! let sandbox = Sandbox::new(SandboxCredentials::generate());
+//! let app: axum::Router = axum::Router::new().nest("/sandbox", wechat_sandbox::router(sandbox.clone()));
+//! // WeChat bases: {public}/sandbox/open, {public}/sandbox/api, {public}/sandbox/pay
+//! # let _ = app;
+//! # }
+//! ```
+//!
+//! Routes (relative to the mount point): `/jweixin.js`, `/jsapi/{config,pay/prepare,pay/confirm,
+//! pay/cancel}`, `/open/connect/oauth2/{authorize,sandbox_pick,sandbox_consent,sandbox_logout}`,
+//! `/api/sns/{oauth2/access_token,oauth2/refresh_token,userinfo,auth}`,
+//! `/api/cgi-bin/{token,stable_token,ticket/getticket}`,
+//! `/pay/pay/{unifiedorder,orderquery,closeorder}`, `/pay/secapi/pay/refund`,
+//! `/pay/v3/pay/transactions/{jsapi,out-trade-no/{no},out-trade-no/{no}/close,id/{id}}`,
+//! `/pay/v3/refund/domestic/refunds[/{no}]`, `/pay/v3/certificates`, `/dashboard`.
+//!
+//! Browser hooks: the OAuth pages use ids `wx-user-1..3`, `wx-allow` (允许), `wx-deny` (拒绝),
+//! `wx-switch`, `wx-error`; the pay sheet `wx-pay-sheet`, `wx-pay-amount`, `wx-pay-confirm` (支付),
+//! `wx-pay-cancel` (取消); `window.__wxSandbox` reports `configured`, `lastConfigUrl`,
+//! `lastError`, `lastPay`.
+#![warn(missing_docs)]
+// Handlers return early with a ready `Response` as the error: boxing it buys nothing here.
+#![allow(clippy::result_large_err)]
+
+mod answer;
+mod creds;
+mod crypto;
+mod jsapi;
+mod notify;
+mod oauth;
+mod orders;
+mod pages;
+mod pay_v2;
+mod pay_v3;
+mod state;
+mod token;
+mod util;
+mod xml;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use creds::SandboxCredentials;
+pub use crypto::V2SignType;
+pub use state::{
+    AnswerSigner, Delivery, DeliveryKind, Endpoint, Fault, Forgery, JsEvent, PayApi, Refund,
+    Sandbox, SandboxOptions, SandboxUser, TradeState, Transaction,
+};
+
+/// Errors of the Rust API.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// A key did not parse or encode.
+    #[error("key error: {0}")]
+    Key(String),
+    /// The platform certificate could not be built or parsed.
+    #[error("certificate error: {0}")]
+    Certificate(String),
+    /// No transaction with that out_trade_no.
+    #[error("no such order: {0}")]
+    UnknownOrder(String),
+    /// The transaction is not in a state that allows this.
+    #[error("invalid order state: {0}")]
+    InvalidState(String),
+    /// The HTTP client could not be built.
+    #[error("http: {0}")]
+    Http(String),
+}
+
+/// The sandbox's routes, relative to where the shop nests them (e.g. `/sandbox`).
+pub fn router(sandbox: Sandbox) -> Router {
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/dashboard", get(pages::dashboard))
+        .route("/jweixin.js", get(jsapi::script))
+        .route("/jsapi/config", post(jsapi::config))
+        .route("/jsapi/pay/prepare", post(jsapi::pay_prepare))
+        .route("/jsapi/pay/confirm", post(jsapi::pay_confirm))
+        .route("/jsapi/pay/cancel", post(jsapi::pay_cancel))
+        .route("/open/connect/oauth2/authorize", get(oauth::authorize))
+        .route("/open/connect/oauth2/sandbox_pick", post(oauth::pick))
+        .route("/open/connect/oauth2/sandbox_consent", post(oauth::consent))
+        .route("/open/connect/oauth2/sandbox_logout", get(oauth::logout))
+        .route("/api/sns/oauth2/access_token", get(oauth::access_token))
+        .route("/api/sns/oauth2/refresh_token", get(oauth::refresh_token))
+        .route("/api/sns/userinfo", get(oauth::userinfo))
+        .route("/api/sns/auth", get(oauth::auth))
+        .route("/api/cgi-bin/token", get(token::token))
+        .route("/api/cgi-bin/stable_token", post(token::stable_token))
+        .route("/api/cgi-bin/ticket/getticket", get(token::getticket))
+        .route("/pay/pay/unifiedorder", post(pay_v2::unifiedorder))
+        .route("/pay/pay/orderquery", post(pay_v2::orderquery))
+        .route("/pay/pay/closeorder", post(pay_v2::closeorder))
+        .route("/pay/secapi/pay/refund", post(pay_v2::refund))
+        .route("/pay/v3/pay/transactions/jsapi", post(pay_v3::jsapi))
+        .route(
+            "/pay/v3/pay/transactions/out-trade-no/{no}",
+            get(pay_v3::query_by_out_trade_no),
+        )
+        .route("/pay/v3/pay/transactions/id/{id}", get(pay_v3::query_by_id))
+        .route(
+            "/pay/v3/pay/transactions/out-trade-no/{no}/close",
+            post(pay_v3::close),
+        )
+        .route("/pay/v3/refund/domestic/refunds", post(pay_v3::refund))
+        .route(
+            "/pay/v3/refund/domestic/refunds/{no}",
+            get(pay_v3::refund_query),
+        )
+        .route("/pay/v3/certificates", get(pay_v3::certificates))
+        .layer(DefaultBodyLimit::max(1024 * 1024))
+        .with_state(sandbox)
+}

@@ -1,0 +1,311 @@
+//! Payment notifications: v2 signed XML, v3 encrypted + signed JSON; retries with back-off
+//! until acknowledged, then one duplicate delivery (WeChat does send duplicates).
+
+use std::collections::BTreeMap;
+
+use axum::http::HeaderValue;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::answer::v3_sign_parts;
+use crate::crypto::{aes_gcm_encrypt, random_alnum, random_hex_upper, v2_sign, V2SignType};
+use crate::pay_v3::transaction_json;
+use crate::state::{Delivery, DeliveryKind, Forgery, PayApi, Sandbox, Transaction};
+use crate::util::{compact_beijing, rfc3339_beijing, wall_ms};
+use crate::SandboxError;
+
+/// A prepared notification body.
+#[derive(Clone)]
+pub(crate) enum Payload {
+    V2(String),
+    V3(Vec<u8>),
+}
+
+impl Payload {
+    fn text(&self) -> String {
+        match self {
+            Payload::V2(s) => s.clone(),
+            Payload::V3(b) => String::from_utf8_lossy(b).into_owned(),
+        }
+    }
+}
+
+pub(crate) fn v2_body(sb: &Sandbox, t: &Transaction, total: i64, corrupt: bool) -> String {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    let paid = t.paid_at_ms.unwrap_or_else(|| sb.now_ms());
+    let txid = t
+        .transaction_id
+        .clone()
+        .unwrap_or_else(|| format!("4200000000{}", crate::crypto::random_digits(18)));
+    for (k, v) in [
+        ("appid", t.appid.clone()),
+        ("bank_type", "OTHERS".to_string()),
+        ("cash_fee", total.to_string()),
+        ("fee_type", "CNY".to_string()),
+        ("is_subscribe", "N".to_string()),
+        ("mch_id", t.mchid.clone()),
+        ("nonce_str", random_alnum(32)),
+        ("openid", t.openid.clone()),
+        ("out_trade_no", t.out_trade_no.clone()),
+        ("result_code", "SUCCESS".to_string()),
+        ("return_code", "SUCCESS".to_string()),
+        ("time_end", compact_beijing(paid)),
+        ("total_fee", total.to_string()),
+        ("trade_type", "JSAPI".to_string()),
+        ("transaction_id", txid),
+    ] {
+        m.insert(k.to_string(), v);
+    }
+    if let Some(a) = t.attach.as_ref().filter(|a| !a.is_empty()) {
+        m.insert("attach".into(), a.clone());
+    }
+    let ty = t.sign_type.unwrap_or(V2SignType::Md5);
+    if ty == V2SignType::HmacSha256 {
+        m.insert("sign_type".into(), ty.as_str().into());
+    }
+    let key = &sb.creds().pay_key_v2;
+    let sign = if corrupt {
+        v2_sign(&m, &format!("{key}x"), ty)
+    } else {
+        v2_sign(&m, key, ty)
+    };
+    m.insert("sign".into(), sign);
+    crate::xml::build_map(&m)
+}
+
+pub(crate) fn v3_body(sb: &Sandbox, t: &Transaction, total: i64) -> Vec<u8> {
+    let mut plain = transaction_json(t);
+    plain["amount"]["total"] = json!(total);
+    plain["amount"]["payer_total"] = json!(total);
+    if t.transaction_id.is_none() {
+        plain["transaction_id"] = json!(format!("4200000000{}", crate::crypto::random_digits(18)));
+        plain["trade_state"] = json!("SUCCESS");
+        plain["trade_state_desc"] = json!("支付成功");
+        plain["success_time"] = json!(rfc3339_beijing(sb.now_ms()));
+    }
+    let nonce = random_alnum(12);
+    let ciphertext = aes_gcm_encrypt(
+        sb.creds().apiv3_key.as_bytes(),
+        nonce.as_bytes(),
+        b"transaction",
+        plain.to_string().as_bytes(),
+    );
+    let body = json!({
+        "id": format!("{}-{}-{}-{}-{}", random_hex_upper(8), random_hex_upper(4), random_hex_upper(4), random_hex_upper(4), random_hex_upper(12)).to_lowercase(),
+        "create_time": rfc3339_beijing(sb.now_ms()),
+        "resource_type": "encrypt-resource",
+        "event_type": "TRANSACTION.SUCCESS",
+        "summary": "支付成功",
+        "resource": {
+            "original_type": "transaction",
+            "algorithm": "AEAD_AES_256_GCM",
+            "ciphertext": ciphertext,
+            "associated_data": "transaction",
+            "nonce": nonce,
+        }
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+struct Outcome {
+    status: Option<u16>,
+    acknowledged: bool,
+    error: Option<String>,
+    body: String,
+}
+
+async fn send(sb: &Sandbox, url: &str, payload: &Payload, forgery: Option<Forgery>) -> Outcome {
+    let timeout = sb.opts().notify_timeout;
+    let mut req = sb.inner.http.post(url).timeout(timeout);
+    match payload {
+        Payload::V2(s) => {
+            req = req
+                .header("Content-Type", "text/xml; charset=utf-8")
+                .body(s.clone());
+        }
+        Payload::V3(b) => {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.clone());
+            if forgery != Some(Forgery::MissingHeaders) {
+                let mut ts = wall_ms() / 1000;
+                if forgery == Some(Forgery::StaleTimestamp) {
+                    ts -= 600;
+                }
+                let corrupt = forgery == Some(Forgery::BadSignature);
+                let (ts, nonce, sig, mut serial) = v3_sign_parts(sb, b, ts, corrupt);
+                if forgery == Some(Forgery::UnknownSerial) {
+                    serial = random_hex_upper(40);
+                }
+                for (k, v) in [
+                    ("Wechatpay-Timestamp", ts),
+                    ("Wechatpay-Nonce", nonce),
+                    ("Wechatpay-Signature", sig),
+                    ("Wechatpay-Serial", serial),
+                    (
+                        "Wechatpay-Signature-Type",
+                        "WECHATPAY2-SHA256-RSA2048".to_string(),
+                    ),
+                ] {
+                    if let Ok(v) = HeaderValue::from_str(&v) {
+                        req = req.header(k, v);
+                    }
+                }
+            }
+        }
+    }
+    match req.send().await {
+        Err(e) => Outcome {
+            status: None,
+            acknowledged: false,
+            error: Some(e.to_string()),
+            body: String::new(),
+        },
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            let text: String = String::from_utf8_lossy(&bytes).chars().take(2048).collect();
+            let acknowledged = match payload {
+                Payload::V2(_) => {
+                    status == 200
+                        && crate::xml::parse_flat(&bytes, 64 * 1024)
+                            .ok()
+                            .and_then(|m| m.get("return_code").cloned())
+                            .is_some_and(|c| c == "SUCCESS")
+                }
+                Payload::V3(_) => status == 200 || status == 204,
+            };
+            Outcome {
+                status: Some(status),
+                acknowledged,
+                error: None,
+                body: text,
+            }
+        }
+    }
+}
+
+fn record(
+    sb: &Sandbox,
+    no: &str,
+    attempt: u32,
+    kind: DeliveryKind,
+    o: &Outcome,
+    payload: &Payload,
+) {
+    if !o.acknowledged {
+        tracing::warn!(target: "wechat_sandbox", out_trade_no = no, attempt, kind = ?kind, status = ?o.status, error = ?o.error, "notification not acknowledged");
+    }
+    sb.lock()
+        .deliveries
+        .entry(no.to_string())
+        .or_default()
+        .push(Delivery {
+            out_trade_no: no.to_string(),
+            attempt,
+            kind,
+            status: o.status,
+            acknowledged: o.acknowledged,
+            error: o.error.clone(),
+            response_body: o.body.clone(),
+            request_body: payload.text(),
+            at_ms: wall_ms(),
+        });
+}
+
+impl Sandbox {
+    /// Starts delivering the payment notification for a paid transaction. The receiver fires
+    /// once the first attempt has finished (or at once if notifications are dropped).
+    pub(crate) fn start_notification(&self, t: &Transaction) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let payload = match t.api {
+            PayApi::V2 => Payload::V2(v2_body(self, t, t.total, false)),
+            PayApi::V3 => Payload::V3(v3_body(self, t, t.total)),
+        };
+        let no = t.out_trade_no.clone();
+        if self.lock().drop_notifications {
+            tracing::info!(target: "wechat_sandbox", out_trade_no = %no, "notification dropped (test hook)");
+            let o = Outcome {
+                status: None,
+                acknowledged: false,
+                error: Some("dropped by set_drop_notifications".into()),
+                body: String::new(),
+            };
+            record(self, &no, 1, DeliveryKind::Dropped, &o, &payload);
+            let _ = tx.send(());
+            return rx;
+        }
+        let sb = self.clone();
+        let url = t.notify_url.clone();
+        tokio::spawn(async move {
+            let opts = sb.opts();
+            let mut first = Some(tx);
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                let o = send(&sb, &url, &payload, None).await;
+                let kind = if attempt == 1 {
+                    DeliveryKind::Initial
+                } else {
+                    DeliveryKind::Retry
+                };
+                record(&sb, &no, attempt, kind, &o, &payload);
+                if let Some(f) = first.take() {
+                    let _ = f.send(());
+                }
+                if o.acknowledged {
+                    if let Some(d) = opts.notify_duplicate_after {
+                        tokio::time::sleep(d).await;
+                        let o = send(&sb, &url, &payload, None).await;
+                        record(&sb, &no, 1, DeliveryKind::Duplicate, &o, &payload);
+                    }
+                    break;
+                }
+                let Some(delay) = opts.notify_retry_delays.get(attempt as usize - 1) else {
+                    tracing::warn!(target: "wechat_sandbox", out_trade_no = %no, attempts = attempt, "notification abandoned");
+                    break;
+                };
+                tokio::time::sleep(*delay).await;
+            }
+        });
+        rx
+    }
+
+    /// Sends one deliberately bad (or, for [`Forgery::WrongAmount`], correctly signed but
+    /// wrong) notification for the order to its notify_url and reports how the shop answered.
+    /// A correct shop answers with a failure (not acknowledged). Works for unpaid orders too
+    /// (a fake "paid" notification).
+    pub async fn forge_notification(
+        &self,
+        out_trade_no: &str,
+        forgery: Forgery,
+    ) -> Result<Delivery, SandboxError> {
+        let t = self
+            .transaction(out_trade_no)
+            .ok_or_else(|| SandboxError::UnknownOrder(out_trade_no.to_string()))?;
+        if t.api == PayApi::V2 && !matches!(forgery, Forgery::BadSignature | Forgery::WrongAmount) {
+            return Err(SandboxError::InvalidState(format!(
+                "{forgery:?} only applies to v3 notifications"
+            )));
+        }
+        let total = if forgery == Forgery::WrongAmount {
+            t.total + 1
+        } else {
+            t.total
+        };
+        let payload = match t.api {
+            PayApi::V2 => Payload::V2(v2_body(self, &t, total, forgery == Forgery::BadSignature)),
+            PayApi::V3 => Payload::V3(v3_body(self, &t, total)),
+        };
+        let o = send(self, &t.notify_url, &payload, Some(forgery)).await;
+        record(
+            self,
+            out_trade_no,
+            1,
+            DeliveryKind::Forged(forgery),
+            &o,
+            &payload,
+        );
+        Ok(self.deliveries(out_trade_no).pop().expect("just recorded"))
+    }
+}

@@ -1,0 +1,99 @@
+//! The axum router: Leptos pages and server functions, static assets, health.
+
+use crate::assets;
+use crate::session::{self, SessionConfig};
+use app::port::SharedShop;
+use app::{shell, App};
+use axum::extract::FromRef;
+use axum::http::{header, HeaderValue};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::path::Path;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos: LeptosOptions,
+    pub shop: SharedShop,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+async fn health() -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-store")], "ok")
+}
+
+/// Server functions answer every error with status 500; this gives each API error the status
+/// its stable `code` stands for (400 validation, 404 not found, 409 out of stock …).
+/// Redirects of plain form posts are left alone.
+pub async fn api_error_status(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let is_api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    if !is_api || res.status() != axum::http::StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        parts.status = axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+        return axum::response::Response::from_parts(parts, axum::body::Body::empty());
+    };
+    if let Ok(err) = serde_json::from_slice::<app::error::ApiError>(&bytes) {
+        if let Ok(status) = axum::http::StatusCode::from_u16(err.code.http_status()) {
+            parts.status = status;
+        }
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+pub fn router(state: AppState, sessions: SessionConfig, site_root: &Path) -> Router {
+    let options = state.leptos.clone();
+    let shop = state.shop.clone();
+    let context = move || provide_context(shop.clone());
+    let app_shell = {
+        let options = options.clone();
+        move || shell(options.clone())
+    };
+
+    // Unknown paths that are no file render the app, whose router answers 404.
+    let not_found = {
+        let handler = leptos_axum::render_app_to_stream_with_context(context.clone(), app_shell.clone());
+        axum::routing::any(move |req| handler(req))
+    };
+    let static_files = ServeDir::new(site_root)
+        .precompressed_br()
+        .precompressed_gzip()
+        .fallback(not_found);
+
+    let pages_and_api = Router::new()
+        .leptos_routes_with_context(&state, generate_route_list(App), context, app_shell)
+        .layer(axum::middleware::from_fn_with_state(sessions, session::middleware))
+        .layer(axum::middleware::from_fn(api_error_status));
+
+    Router::new()
+        .route("/healthz", get(health))
+        .merge(pages_and_api)
+        .fallback_service(
+            Router::new()
+                .fallback_service(static_files)
+                .layer(axum::middleware::from_fn(assets::cache_headers)),
+        )
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

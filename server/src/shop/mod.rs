@@ -1,0 +1,197 @@
+//! The shop's domain and storage: the implementation of the UI's [`ShopPort`].
+//!
+//! Every price and total is read from the database and kept in integer fen. Stock is
+//! reserved by a conditional `UPDATE … WHERE stock >= n` inside the order's transaction,
+//! so two shoppers can never buy the same last item.
+
+mod cart;
+mod catalog;
+pub mod db;
+pub mod demo;
+mod orders;
+mod sessions;
+
+use app::error::{ApiError, ErrorCode};
+use app::model::*;
+use app::port::{Result, SessionId, ShopPort};
+use async_trait::async_trait;
+use sqlx::SqlitePool;
+use std::time::Duration;
+
+pub use orders::OrderNo;
+
+/// How the shop behaves, independent of where its data lives.
+#[derive(Clone, Debug)]
+pub struct ShopSettings {
+    /// How long an unpaid order keeps its stock reservation.
+    pub order_ttl: Duration,
+}
+
+impl Default for ShopSettings {
+    fn default() -> Self {
+        Self {
+            order_ttl: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SqlShop {
+    pool: SqlitePool,
+    settings: ShopSettings,
+}
+
+impl SqlShop {
+    pub fn new(pool: SqlitePool, settings: ShopSettings) -> Self {
+        Self { pool, settings }
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// Current time as unix seconds.
+pub(crate) fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Logs a storage failure with its details and gives the client a generic error:
+/// database messages never leave the server.
+pub(crate) fn db_error(e: sqlx::Error) -> ApiError {
+    tracing::error!(error = %e, "database error");
+    ApiError::internal()
+}
+
+pub(crate) fn out_of_stock(name: &str, left: i64) -> ApiError {
+    let msg = if left <= 0 {
+        format!("{name} 已售罄")
+    } else {
+        format!("{name} 库存不足，仅剩 {left} 件")
+    };
+    ApiError::new(ErrorCode::OutOfStock, msg)
+}
+
+pub(crate) fn check_quantity(quantity: i64) -> Result<()> {
+    if (1..=MAX_LINE_QUANTITY).contains(&quantity) {
+        Ok(())
+    } else {
+        Err(ApiError::validation(vec![FieldError {
+            field: "quantity".into(),
+            message: format!("数量须在 1 到 {MAX_LINE_QUANTITY} 之间"),
+        }]))
+    }
+}
+
+#[async_trait]
+impl ShopPort for SqlShop {
+    async fn categories(&self) -> Result<Vec<Category>> {
+        catalog::categories(&self.pool).await
+    }
+
+    async fn list_products(&self) -> Result<Vec<ProductSummary>> {
+        catalog::list_products(&self.pool).await
+    }
+
+    async fn product(&self, product_id: i64) -> Result<ProductDetail> {
+        catalog::product(&self.pool, product_id).await
+    }
+
+    async fn cart(&self, session: &SessionId) -> Result<Cart> {
+        match sessions::user(&self.pool, session).await? {
+            Some(user) => cart::load(&self.pool, user).await,
+            None => Ok(Cart::default()),
+        }
+    }
+
+    async fn add_to_cart(&self, session: &SessionId, sku_id: i64, quantity: i64) -> Result<Cart> {
+        check_quantity(quantity)?;
+        let user = sessions::user_or_create(&self.pool, session).await?;
+        cart::add(&self.pool, user, sku_id, quantity).await?;
+        cart::load(&self.pool, user).await
+    }
+
+    async fn set_cart_quantity(
+        &self,
+        session: &SessionId,
+        sku_id: i64,
+        quantity: i64,
+    ) -> Result<Cart> {
+        if quantity != 0 {
+            check_quantity(quantity)?;
+        }
+        let user = sessions::user_or_create(&self.pool, session).await?;
+        cart::set_quantity(&self.pool, user, sku_id, quantity).await?;
+        cart::load(&self.pool, user).await
+    }
+
+    async fn set_cart_selected(
+        &self,
+        session: &SessionId,
+        sku_id: i64,
+        selected: bool,
+    ) -> Result<Cart> {
+        let user = sessions::user_or_create(&self.pool, session).await?;
+        cart::set_selected(&self.pool, user, sku_id, selected).await?;
+        cart::load(&self.pool, user).await
+    }
+
+    async fn quote(&self, items: &[OrderItemInput]) -> Result<Quote> {
+        orders::quote(&self.pool, items).await
+    }
+
+    async fn addresses(&self, session: &SessionId) -> Result<Vec<Address>> {
+        match sessions::user(&self.pool, session).await? {
+            Some(user) => orders::addresses(&self.pool, user).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn address(&self, session: &SessionId, address_id: i64) -> Result<Address> {
+        let user = sessions::user(&self.pool, session).await?;
+        let Some(user) = user else {
+            return Err(ApiError::not_found("地址"));
+        };
+        orders::addresses(&self.pool, user)
+            .await?
+            .into_iter()
+            .find(|a| a.id == address_id)
+            .ok_or_else(|| ApiError::not_found("地址"))
+    }
+
+    async fn create_order(
+        &self,
+        session: &SessionId,
+        order: NewOrder,
+        clear_cart: bool,
+    ) -> Result<CreatedOrder> {
+        let user = sessions::user_or_create(&self.pool, session).await?;
+        orders::create(&self.pool, user, order, clear_cart, &self.settings).await
+    }
+
+    async fn order(&self, session: &SessionId, order_id: i64) -> Result<Order> {
+        let user = sessions::user(&self.pool, session).await?;
+        orders::load(&self.pool, user, order_id).await
+    }
+
+    async fn order_status(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView> {
+        let user = sessions::user(&self.pool, session).await?;
+        orders::status(&self.pool, user, order_id).await
+    }
+
+    async fn orders(
+        &self,
+        session: &SessionId,
+        status: Option<OrderStatus>,
+    ) -> Result<Vec<OrderSummary>> {
+        match sessions::user(&self.pool, session).await? {
+            Some(user) => orders::list(&self.pool, user, status).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn cancel_order(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView> {
+        let user = sessions::user(&self.pool, session).await?;
+        orders::cancel(&self.pool, user, order_id).await
+    }
+}

@@ -1,0 +1,400 @@
+//! Orders: quoting, creation with stock reservation, the status state machine, addresses.
+//!
+//! State machine: `unpaid → paid → refunded`, `unpaid → closed`. Every transition is one
+//! conditional `UPDATE … WHERE status = <from>` so that concurrent actors (a shopper cancelling,
+//! a payment notification, the expiry sweep) can never both win.
+
+use super::catalog::{sku_info, SkuInfo};
+use super::{check_quantity, db_error, now, out_of_stock, ShopSettings};
+use app::error::{ApiError, ErrorCode};
+use app::model::*;
+use app::port::Result;
+use rand::Rng;
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::collections::BTreeMap;
+
+/// The merchant order number (WeChat's `out_trade_no`): time of day plus randomness,
+/// 20 ASCII digits, unique by constraint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderNo(pub String);
+
+impl OrderNo {
+    pub fn generate(now_unix: i64) -> Self {
+        let t = time::OffsetDateTime::from_unix_timestamp(now_unix)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+            .to_offset(time::macros::offset!(+8));
+        let fmt = time::macros::format_description!("[year][month][day][hour][minute][second]");
+        let stamp = t.format(&fmt).unwrap_or_default();
+        let n: u32 = rand::thread_rng().gen_range(0..1_000_000);
+        Self(format!("{stamp}{n:06}"))
+    }
+}
+
+/// Validates and merges the requested items (same SKU twice → one line).
+fn normalise_items(items: &[OrderItemInput]) -> Result<Vec<(i64, i64)>> {
+    if items.is_empty() {
+        return Err(ApiError::new(ErrorCode::Validation, "请选择要购买的商品"));
+    }
+    let mut merged: BTreeMap<i64, i64> = BTreeMap::new();
+    for item in items {
+        check_quantity(item.quantity)?;
+        *merged.entry(item.sku_id).or_default() += item.quantity;
+    }
+    if merged.len() > MAX_ORDER_LINES {
+        return Err(ApiError::new(
+            ErrorCode::Validation,
+            format!("一个订单最多 {MAX_ORDER_LINES} 种商品"),
+        ));
+    }
+    for &quantity in merged.values() {
+        check_quantity(quantity)?;
+    }
+    Ok(merged.into_iter().collect())
+}
+
+fn line_of(info: &SkuInfo, quantity: i64) -> CartLine {
+    CartLine {
+        sku_id: info.sku_id,
+        product_id: info.product_id,
+        product_name: info.product_name.clone(),
+        sku_name: info.sku_name.clone(),
+        image: info.image.clone(),
+        price_fen: info.price_fen,
+        quantity,
+        stock: info.stock,
+        selected: true,
+    }
+}
+
+fn total_of(lines: &[CartLine]) -> Result<i64> {
+    lines
+        .iter()
+        .try_fold(0i64, |acc, l| acc.checked_add(l.price_fen.checked_mul(l.quantity)?))
+        .ok_or_else(|| ApiError::new(ErrorCode::Validation, "订单金额过大"))
+}
+
+pub async fn quote(pool: &SqlitePool, items: &[OrderItemInput]) -> Result<Quote> {
+    let mut lines = Vec::new();
+    for (sku_id, quantity) in normalise_items(items)? {
+        let info = sku_info(pool, sku_id).await?;
+        if info.stock < quantity {
+            return Err(out_of_stock(&info.product_name, info.stock));
+        }
+        lines.push(line_of(&info, quantity));
+    }
+    let total_fen = total_of(&lines)?;
+    Ok(Quote { lines, total_fen })
+}
+
+/// Takes `quantity` of `sku_id` out of stock, or fails without touching it.
+async fn reserve(tx: &mut Transaction<'_, Sqlite>, sku_id: i64, quantity: i64) -> Result<SkuInfo> {
+    let done = sqlx::query("UPDATE skus SET stock = stock - $1 WHERE id = $2 AND stock >= $1")
+        .bind(quantity)
+        .bind(sku_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    let info = sku_info(&mut **tx, sku_id).await?;
+    if done.rows_affected() != 1 {
+        return Err(out_of_stock(&info.product_name, info.stock));
+    }
+    Ok(info)
+}
+
+pub async fn create(
+    pool: &SqlitePool,
+    user: i64,
+    order: NewOrder,
+    clear_cart: bool,
+    settings: &ShopSettings,
+) -> Result<CreatedOrder> {
+    let address = order.address.validate().map_err(ApiError::validation)?;
+    let remark = order.remark.trim().to_string();
+    if remark.chars().count() > MAX_REMARK_CHARS {
+        return Err(ApiError::validation(vec![FieldError {
+            field: "remark".into(),
+            message: format!("备注最多 {MAX_REMARK_CHARS} 字"),
+        }]));
+    }
+    let items = normalise_items(&order.items)?;
+
+    // The first statement writes, so SQLite takes the write lock at once and concurrent
+    // orders queue (busy_timeout) instead of failing on a read→write upgrade.
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let mut lines = Vec::with_capacity(items.len());
+    for &(sku_id, quantity) in &items {
+        // Dropping `tx` on error rolls every reservation back.
+        let info = reserve(&mut tx, sku_id, quantity).await?;
+        lines.push(line_of(&info, quantity));
+    }
+    let total_fee = total_of(&lines)?;
+    let created_at = now();
+    let expires_at = created_at + settings.order_ttl.as_secs() as i64;
+    let order_no = OrderNo::generate(created_at);
+    let order_id: i64 = sqlx::query_scalar(
+        "INSERT INTO orders (order_no, user_id, status, total_fee, ship_name, ship_phone, \
+         ship_region, ship_detail, remark, created_at, expires_at) \
+         VALUES ($1, $2, 'unpaid', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(&order_no.0)
+    .bind(user)
+    .bind(total_fee)
+    .bind(&address.name)
+    .bind(&address.phone)
+    .bind(&address.region)
+    .bind(&address.detail)
+    .bind(&remark)
+    .bind(created_at)
+    .bind(expires_at)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    for (line_no, line) in lines.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO order_lines (order_id, line_no, sku_id, product_id, product_name, \
+             sku_name, image, unit_price_fen, quantity) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+        )
+        .bind(order_id)
+        .bind(line_no as i64)
+        .bind(line.sku_id)
+        .bind(line.product_id)
+        .bind(&line.product_name)
+        .bind(&line.sku_name)
+        .bind(&line.image)
+        .bind(line.price_fen)
+        .bind(line.quantity)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if clear_cart {
+            sqlx::query("DELETE FROM cart_lines WHERE user_id = $1 AND sku_id = $2")
+                .bind(user)
+                .bind(line.sku_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO addresses (user_id, name, phone, region, detail, last_used_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (user_id, name, phone, region, detail) \
+         DO UPDATE SET last_used_at = excluded.last_used_at",
+    )
+    .bind(user)
+    .bind(&address.name)
+    .bind(&address.phone)
+    .bind(&address.region)
+    .bind(&address.detail)
+    .bind(created_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
+    tracing::info!(order_id, order_no = %order_no.0, total_fee, "order created");
+    Ok(CreatedOrder {
+        order_id,
+        total_fee,
+    })
+}
+
+pub async fn addresses(pool: &SqlitePool, user: i64) -> Result<Vec<Address>> {
+    let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+        "SELECT id, name, phone, region, detail FROM addresses WHERE user_id = $1 \
+         ORDER BY last_used_at DESC, id DESC LIMIT 10",
+    )
+    .bind(user)
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, phone, region, detail)| Address {
+            id,
+            name,
+            phone,
+            region,
+            detail,
+        })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: i64,
+    order_no: String,
+    status: String,
+    total_fee: i64,
+    ship_name: String,
+    ship_phone: String,
+    ship_region: String,
+    ship_detail: String,
+    remark: String,
+    created_at: i64,
+    expires_at: i64,
+    paid_at: Option<i64>,
+    closed_at: Option<i64>,
+}
+
+fn parse_status(s: &str) -> OrderStatus {
+    // The CHECK constraint guarantees one of the four.
+    OrderStatus::parse(s).unwrap_or(OrderStatus::Closed)
+}
+
+/// An order of `user`'s; anybody else's order is "not found", never "forbidden",
+/// so order ids cannot be probed.
+async fn order_row(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result<OrderRow> {
+    let Some(user) = user else {
+        return Err(ApiError::not_found("订单"));
+    };
+    sqlx::query_as::<_, OrderRow>(
+        "SELECT id, order_no, status, total_fee, ship_name, ship_phone, ship_region, \
+         ship_detail, remark, created_at, expires_at, paid_at, closed_at \
+         FROM orders WHERE id = $1 AND user_id = $2",
+    )
+    .bind(order_id)
+    .bind(user)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| ApiError::not_found("订单"))
+}
+
+pub async fn load(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result<Order> {
+    let row = order_row(pool, user, order_id).await?;
+    let lines: Vec<(i64, i64, String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT sku_id, product_id, product_name, sku_name, image, unit_price_fen, quantity \
+         FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(Order {
+        order_id: row.id,
+        order_no: row.order_no,
+        status: parse_status(&row.status),
+        total_fee: row.total_fee,
+        lines: lines
+            .into_iter()
+            .map(
+                |(sku_id, product_id, product_name, sku_name, image, unit_price_fen, quantity)| {
+                    OrderLine {
+                        sku_id,
+                        product_id,
+                        product_name,
+                        sku_name,
+                        image,
+                        unit_price_fen,
+                        quantity,
+                    }
+                },
+            )
+            .collect(),
+        address: AddressInput {
+            name: row.ship_name,
+            phone: row.ship_phone,
+            region: row.ship_region,
+            detail: row.ship_detail,
+        },
+        remark: row.remark,
+        created_at: row.created_at,
+        paid_at: row.paid_at,
+        closed_at: row.closed_at,
+        expires_at: row.expires_at,
+    })
+}
+
+pub async fn status(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result<OrderStatusView> {
+    let row = order_row(pool, user, order_id).await?;
+    Ok(OrderStatusView {
+        order_id: row.id,
+        status: parse_status(&row.status),
+        total_fee: row.total_fee,
+    })
+}
+
+pub async fn list(
+    pool: &SqlitePool,
+    user: i64,
+    status: Option<OrderStatus>,
+) -> Result<Vec<OrderSummary>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: i64,
+        order_no: String,
+        status: String,
+        total_fee: i64,
+        created_at: i64,
+        item_count: i64,
+        first_image: String,
+        title: String,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT o.id, o.order_no, o.status, o.total_fee, o.created_at, \
+           (SELECT SUM(quantity) FROM order_lines WHERE order_id = o.id) AS item_count, \
+           (SELECT image FROM order_lines WHERE order_id = o.id AND line_no = 0) AS first_image, \
+           (SELECT product_name FROM order_lines WHERE order_id = o.id AND line_no = 0) AS title \
+         FROM orders o WHERE o.user_id = $1 AND ($2 IS NULL OR o.status = $2) \
+         ORDER BY o.created_at DESC, o.id DESC LIMIT 100",
+    )
+    .bind(user)
+    .bind(status.map(OrderStatus::as_str))
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| OrderSummary {
+            order_id: r.id,
+            order_no: r.order_no,
+            status: parse_status(&r.status),
+            total_fee: r.total_fee,
+            item_count: r.item_count,
+            first_image: r.first_image,
+            title: r.title,
+            created_at: r.created_at,
+        })
+        .collect())
+}
+
+/// Moves an unpaid order to closed and puts its stock back, atomically. Returns whether this
+/// call made the transition (false: it was no longer unpaid).
+pub async fn close_and_release(pool: &SqlitePool, order_id: i64, reason: &str) -> Result<bool> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let done = sqlx::query(
+        "UPDATE orders SET status = 'closed', closed_at = $1 WHERE id = $2 AND status = 'unpaid'",
+    )
+    .bind(now())
+    .bind(order_id)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE skus SET stock = stock + (SELECT SUM(quantity) FROM order_lines l \
+           WHERE l.order_id = $1 AND l.sku_id = skus.id) \
+         WHERE id IN (SELECT sku_id FROM order_lines WHERE order_id = $1)",
+    )
+    .bind(order_id)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
+    tracing::info!(order_id, reason, "order closed, stock released");
+    Ok(true)
+}
+
+pub async fn cancel(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result<OrderStatusView> {
+    let row = order_row(pool, user, order_id).await?;
+    if parse_status(&row.status) != OrderStatus::Unpaid {
+        return Err(ApiError::new(ErrorCode::InvalidState, "只有待支付的订单可以取消"));
+    }
+    if !close_and_release(pool, order_id, "cancelled by shopper").await? {
+        return Err(ApiError::new(ErrorCode::InvalidState, "订单状态已变化，请刷新"));
+    }
+    status(pool, user, order_id).await
+}
+

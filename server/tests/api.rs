@@ -1,0 +1,295 @@
+//! The JSON API and the plain-form endpoints, driven over HTTP against a fresh shop.
+
+mod common;
+
+use common::{address, order_body, TestShop};
+use serde_json::{json, Value};
+
+// Demo catalogue SKUs used below.
+const ORANGE_SMALL: i64 = 1; // ¥39.90, stock 120
+const ORANGE_LARGE: i64 = 2; // ¥69.90, stock 80
+const PINEAPPLE: i64 = 6; // sold out
+const MUG_BLACK: i64 = 17; // ¥52.00, stock 5
+
+#[tokio::test]
+async fn list_products_gives_the_catalogue_in_fen() {
+    let shop = TestShop::spawn().await;
+    let (status, body) = shop.shopper().api("list_products", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let products = body.as_array().expect("array");
+    assert_eq!(products.len(), 20);
+    let orange = &products[0];
+    assert_eq!(orange["name"], "赣南脐橙");
+    assert_eq!(orange["category"], "水果生鲜");
+    assert_eq!(orange["image"], "/images/products/orange.svg");
+    assert_eq!(orange["skus"][0], json!({"id": 1, "name": "2.5kg 中果", "price_fen": 3990, "stock": 120}));
+    for p in products {
+        for sku in p["skus"].as_array().unwrap() {
+            assert!(sku["price_fen"].is_i64(), "prices are integer fen: {sku}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn create_order_prices_from_the_database_and_reserves_stock() {
+    let shop = TestShop::spawn().await;
+    let alice = shop.shopper();
+    // A client that sends its own prices is ignored: only sku_id and quantity count.
+    let mut body = order_body(&[(ORANGE_SMALL, 2), (ORANGE_LARGE, 1)]);
+    body["items"][0]["price_fen"] = json!(1);
+    body["total_fee"] = json!(1);
+    let (status, created) = alice.api("create_order", body).await;
+    assert_eq!(status, 200, "{created}");
+    let expected = 2 * shop.price(ORANGE_SMALL).await + shop.price(ORANGE_LARGE).await;
+    assert_eq!(created["total_fee"], json!(expected));
+    assert_eq!(expected, 2 * 3990 + 6990);
+    assert_eq!(shop.stock(ORANGE_SMALL).await, 118);
+    assert_eq!(shop.stock(ORANGE_LARGE).await, 79);
+
+    let id = created["order_id"].clone();
+    let (status, st) = alice.api("order_status", json!({"order_id": id})).await;
+    assert_eq!(status, 200);
+    assert_eq!(st, json!({"order_id": id, "status": "unpaid", "total_fee": expected}));
+
+    let (_, order) = alice.api("get_order", json!({"order_id": id})).await;
+    assert_eq!(order["lines"].as_array().unwrap().len(), 2);
+    assert_eq!(order["lines"][0]["unit_price_fen"], 3990);
+    assert_eq!(order["address"]["phone"], "13800138000");
+    assert_eq!(order["order_no"].as_str().unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn invalid_address_is_a_400_naming_every_field_and_changes_nothing() {
+    let shop = TestShop::spawn().await;
+    let mut body = order_body(&[(ORANGE_SMALL, 1)]);
+    body["address"] = json!({"name": "", "phone": "12345", "region": "广东省", "detail": "短"});
+    let (status, err) = shop.shopper().api("create_order", body).await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["code"], "validation");
+    let fields: Vec<&str> = err["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["name", "phone", "detail"]);
+    assert_eq!(shop.stock(ORANGE_SMALL).await, 120);
+    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(&shop.pool).await.unwrap();
+    assert_eq!(orders, 0);
+}
+
+#[tokio::test]
+async fn bad_quantities_and_unknown_skus_are_refused() {
+    let shop = TestShop::spawn().await;
+    let s = shop.shopper();
+    for (items, code, status) in [
+        (vec![(ORANGE_SMALL, 0)], "validation", 400),
+        (vec![(ORANGE_SMALL, -3)], "validation", 400),
+        (vec![(ORANGE_SMALL, 100)], "validation", 400),
+        (vec![], "validation", 400),
+        (vec![(99_999, 1)], "not_found", 404),
+        (vec![(PINEAPPLE, 1)], "out_of_stock", 409),
+        (vec![(MUG_BLACK, 6)], "out_of_stock", 409),
+    ] {
+        let (st, err) = s.api("create_order", order_body(&items)).await;
+        assert_eq!((st, err["code"].as_str().unwrap()), (status, code), "{items:?}: {err}");
+        assert!(!err["message"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(shop.stock(MUG_BLACK).await, 5, "a refused order reserves nothing");
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_400_with_a_code() {
+    let shop = TestShop::spawn().await;
+    let s = shop.shopper();
+    let (status, err) = s.api("create_order", json!({"items": "lots"})).await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["code"], "bad_request");
+    let (status, err) = s.api("order_status", json!({"order_id": "x"})).await;
+    assert_eq!(status, 400, "{err}");
+}
+
+#[tokio::test]
+async fn an_order_is_visible_only_to_its_owner() {
+    let shop = TestShop::spawn().await;
+    let alice = shop.shopper();
+    let bob = shop.shopper();
+    let (_, created) = alice.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    let id = created["order_id"].clone();
+    for endpoint in ["order_status", "get_order", "cancel_order"] {
+        let (status, err) = bob.api(endpoint, json!({"order_id": id})).await;
+        assert_eq!(status, 404, "{endpoint}: {err}");
+        assert_eq!(err["code"], "not_found");
+    }
+    let (_, list) = bob.api("list_orders", json!({})).await;
+    assert_eq!(list, json!([]));
+    let (_, list) = alice.api("list_orders", json!({})).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (status, page) = bob.get(&format!("/orders/{id}")).await;
+    assert_eq!(status, 404);
+    assert!(!page.contains("13800138000"), "another shopper's address never renders");
+}
+
+#[tokio::test]
+async fn cancelling_releases_stock_once() {
+    let shop = TestShop::spawn().await;
+    let s = shop.shopper();
+    let (_, created) = s.api("create_order", order_body(&[(MUG_BLACK, 3)])).await;
+    assert_eq!(shop.stock(MUG_BLACK).await, 2);
+    let id = created["order_id"].clone();
+    let (status, st) = s.api("cancel_order", json!({"order_id": id})).await;
+    assert_eq!(status, 200, "{st}");
+    assert_eq!(st["status"], "closed");
+    assert_eq!(shop.stock(MUG_BLACK).await, 5);
+    let (status, err) = s.api("cancel_order", json!({"order_id": id})).await;
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(err["code"], "invalid_state");
+    assert_eq!(shop.stock(MUG_BLACK).await, 5, "a second cancel releases nothing");
+    let (_, closed) = s.api("list_orders", json!({"status": "closed"})).await;
+    assert_eq!(closed.as_array().unwrap().len(), 1);
+    let (_, unpaid) = s.api("list_orders", json!({"status": "unpaid"})).await;
+    assert_eq!(unpaid, json!([]));
+}
+
+#[tokio::test]
+async fn concurrent_orders_never_oversell() {
+    let shop = TestShop::spawn().await;
+    shop.set_stock(ORANGE_SMALL, 5).await;
+    let shoppers: Vec<_> = (0..24).map(|_| shop.shopper()).collect();
+    let results = futures_util::future::join_all(
+        shoppers.iter().map(|s| s.api("create_order", order_body(&[(ORANGE_SMALL, 1)]))),
+    )
+    .await;
+    let ok = results.iter().filter(|(st, _)| *st == 200).count();
+    let sold_out = results
+        .iter()
+        .filter(|(st, e)| *st == 409 && e["code"] == "out_of_stock")
+        .count();
+    assert_eq!(ok, 5, "exactly the stock is sold: {results:?}");
+    assert_eq!(sold_out, 19, "everyone else is told it is sold out: {results:?}");
+    assert_eq!(shop.stock(ORANGE_SMALL).await, 0);
+    let reserved: i64 = sqlx::query_scalar("SELECT SUM(quantity) FROM order_lines WHERE sku_id = $1")
+        .bind(ORANGE_SMALL)
+        .fetch_one(&shop.pool)
+        .await
+        .unwrap();
+    assert_eq!(reserved, 5);
+}
+
+#[tokio::test]
+async fn cart_totals_follow_selection_and_quantities() {
+    let shop = TestShop::spawn().await;
+    let s = shop.shopper();
+    let (_, cart) = s.api("get_cart", json!({})).await;
+    assert_eq!(cart["lines"], json!([]));
+    let (status, cart) = s.api("add_to_cart", json!({"sku_id": ORANGE_SMALL, "quantity": 2})).await;
+    assert_eq!(status, 200, "{cart}");
+    let (_, cart) = s.api("add_to_cart", json!({"sku_id": ORANGE_SMALL, "quantity": 1})).await;
+    assert_eq!(cart["lines"][0]["quantity"], 3, "adding again adds up");
+    let (_, cart) = s.api("add_to_cart", json!({"sku_id": ORANGE_LARGE, "quantity": 1})).await;
+    assert_eq!(cart["selected_total_fen"], 3 * 3990 + 6990);
+    let (_, cart) = s.api("select_cart_line", json!({"sku_id": ORANGE_LARGE, "selected": false})).await;
+    assert_eq!(cart["selected_total_fen"], 3 * 3990);
+    assert_eq!(cart["selected_count"], 3);
+    let (_, cart) = s.api("update_cart", json!({"sku_id": ORANGE_SMALL, "quantity": 1})).await;
+    assert_eq!(cart["selected_total_fen"], 3990);
+    let (status, err) = s.api("update_cart", json!({"sku_id": MUG_BLACK, "quantity": 6})).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("out_of_stock")), "{err}");
+    let (status, err) = s.api("add_to_cart", json!({"sku_id": PINEAPPLE, "quantity": 1})).await;
+    assert_eq!(status, 409, "{err}");
+    let (_, cart) = s.api("update_cart", json!({"sku_id": ORANGE_SMALL, "quantity": 0})).await;
+    assert_eq!(cart["lines"].as_array().unwrap().len(), 1, "quantity 0 removes the line");
+
+    // Ordering from the cart takes the ordered SKUs out of it.
+    let mut body = order_body(&[(ORANGE_LARGE, 1)]);
+    body["from_cart"] = json!(true);
+    let (status, _) = s.api("create_order", body).await;
+    assert_eq!(status, 200);
+    let (_, cart) = s.api("get_cart", json!({})).await;
+    assert_eq!(cart["lines"], json!([]));
+}
+
+#[tokio::test]
+async fn saved_addresses_are_remembered_per_shopper() {
+    let shop = TestShop::spawn().await;
+    let s = shop.shopper();
+    s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    let (_, list) = s.api("list_addresses", json!({})).await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "the same address is saved once");
+    assert_eq!(list[0]["name"], address()["name"]);
+    let (_, other) = shop.shopper().api("list_addresses", json!({})).await;
+    assert_eq!(other, json!([]));
+}
+
+#[tokio::test]
+async fn plain_forms_work_without_javascript() {
+    let shop = TestShop::spawn().await;
+    let s = shop.shopper();
+    // The first page view starts the session (as a browser would).
+    let (status, _) = s.get("/").await;
+    assert_eq!(status, 200);
+    let (status, location) = s
+        .form("add_to_cart", &[("sku_id", "1"), ("quantity", "2"), ("intent", "cart")], "/product/1")
+        .await;
+    assert_eq!((status, location.as_str()), (302, "/cart"));
+    let (status, page) = s.get("/cart").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("赣南脐橙") && page.contains("79.80"), "cart page lists the line and total");
+
+    // 立即购买 goes to checkout with the item and leaves the cart alone.
+    let (_, location) = s
+        .form("add_to_cart", &[("sku_id", "2"), ("quantity", "1"), ("intent", "buy")], "/product/1")
+        .await;
+    assert_eq!(location, "/checkout?sku=2&qty=1");
+
+    // A wrong phone number comes back to the form with the error in the URL.
+    let bad = [("address_id", "new"), ("name", "李四"), ("phone", "123"), ("province", "浙江省"), ("city", "杭州市 西湖区"), ("detail", "文三路 100 号")];
+    let (status, location) = s.form("checkout", &bad, "/checkout").await;
+    assert_eq!(status, 302);
+    assert!(location.starts_with(&format!("{}/checkout?", shop.base)) && location.contains("__err="), "{location}");
+    let (status, page) = s.get(location.trim_start_matches(&shop.base)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("请输入正确的 11 位手机号"), "the checkout page shows the server's message");
+
+    let good = [("address_id", "new"), ("name", "李四"), ("phone", "13912345678"), ("province", "浙江省"), ("city", "杭州市 西湖区"), ("detail", "文三路 100 号"), ("remark", "请放门口")];
+    let (status, location) = s.form("checkout", &good, "/checkout").await;
+    assert_eq!(status, 302);
+    let id: i64 = location.strip_prefix("/orders/").and_then(|i| i.parse().ok()).unwrap_or_else(|| panic!("{location}"));
+    let (_, order) = s.api("get_order", json!({"order_id": id})).await;
+    assert_eq!(order["total_fee"], 2 * 3990);
+    assert_eq!(order["address"]["region"], "浙江省 杭州市 西湖区");
+    assert_eq!(order["remark"], "请放门口");
+    let (_, page) = s.get(&format!("/orders/{id}")).await;
+    assert!(page.contains("待支付"));
+    let (_, cart) = s.api("get_cart", json!({})).await;
+    assert_eq!(cart["lines"], json!([]), "checked-out lines leave the cart");
+}
+
+#[tokio::test]
+async fn pages_answer_with_real_status_codes() {
+    let shop = TestShop::spawn().await;
+    let s = shop.shopper();
+    let (status, page) = s.get("/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("赣南脐橙") && page.contains("已售罄"));
+    let (status, page) = s.get("/product/1").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("2.5kg 中果") && page.contains("39.90"));
+    for path in ["/product/99999", "/product/abc", "/orders/99999", "/no/such/page"] {
+        let (status, page) = s.get(path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(page.contains("返回首页"), "{path} offers a way back");
+    }
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_signed_httponly_and_lax() {
+    let shop = TestShop::spawn().await;
+    let res = reqwest::get(format!("{}/", shop.base)).await.unwrap();
+    let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+    assert!(cookie.starts_with("wxmall_sid="), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    // A forged (unsigned) session id is ignored: a fresh session is issued instead.
+    let client = reqwest::Client::new();
+    let forged = format!("wxmall_sid={}", "ab".repeat(24));
+    let res = client.get(format!("{}/cart", shop.base)).header("cookie", &forged).send().await.unwrap();
+    assert!(res.headers().get("set-cookie").is_some(), "forged cookie replaced");
+    let _: Value = Value::Null;
+}
