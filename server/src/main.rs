@@ -1,5 +1,7 @@
 //! The `wxmall` command line: `serve` (the default) runs the shop.
 
+mod sign_cmd;
+
 use clap::{Parser, Subcommand};
 use server::config::Settings;
 use std::process::ExitCode;
@@ -15,6 +17,9 @@ struct Cli {
 enum Command {
     /// Run the shop (the default).
     Serve,
+    /// Compute a WeChat signature and show the exact string signed (for chasing
+    /// "invalid signature"); the last line printed is the signature alone.
+    Sign(sign_cmd::SignArgs),
 }
 
 fn init_tracing() {
@@ -60,6 +65,16 @@ async fn serve() -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Sign(args)) = &cli.command {
+        // No logging, no runtime: the output is meant to be read (and parsed) by people.
+        return match sign_cmd::run(args, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -70,6 +85,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve()),
+        Command::Sign(_) => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

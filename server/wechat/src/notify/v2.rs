@@ -1,0 +1,120 @@
+//! v2 notifications: XML, `sign` with the API key.
+//!
+//! Order of checks: size → XML (no DOCTYPE/entities) → `return_code` → `sign` present and valid →
+//! `result_code` → appid/mch_id ours → required fields. The signature is checked before any field is
+//! believed.
+use std::collections::BTreeMap;
+
+use crate::notify::{ApiVersion, NotifyAnswer, NotifyError, PaymentNotice, MAX_NOTIFY_BYTES};
+use crate::pay::{parse_fen, v2_time_to_rfc3339, TradeState};
+use crate::pay_v2::PayV2Config;
+use crate::sign::SignType;
+use crate::xml::{cdata, parse_flat};
+
+/// The exact success answer.
+pub const SUCCESS_XML: &str =
+    "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>";
+
+/// Success answer (HTTP 200, XML).
+pub fn success() -> NotifyAnswer {
+    NotifyAnswer {
+        status: 200,
+        content_type: "text/xml; charset=utf-8",
+        body: SUCCESS_XML.to_owned(),
+    }
+}
+
+/// Failure answer: `return_code FAIL` (WeChat retries later).
+pub fn failure(message: &str) -> NotifyAnswer {
+    let msg: String = message.chars().take(128).collect();
+    NotifyAnswer {
+        status: 200,
+        content_type: "text/xml; charset=utf-8",
+        body: format!(
+            "<xml><return_code><![CDATA[FAIL]]></return_code><return_msg>{}</return_msg></xml>",
+            cdata(&msg)
+        ),
+    }
+}
+
+fn field<'a>(m: &'a BTreeMap<String, String>, k: &'static str) -> Result<&'a str, NotifyError> {
+    match m.get(k).map(String::as_str) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(NotifyError::Malformed(format!("missing field {k}"))),
+    }
+}
+
+fn opt(m: &BTreeMap<String, String>, k: &str) -> Option<String> {
+    m.get(k).filter(|v| !v.is_empty()).cloned()
+}
+
+/// Parses and verifies a v2 payment notification.
+pub fn parse(body: &[u8], cfg: &PayV2Config) -> Result<PaymentNotice, NotifyError> {
+    if body.len() > MAX_NOTIFY_BYTES {
+        return Err(NotifyError::TooLarge {
+            size: body.len(),
+            limit: MAX_NOTIFY_BYTES,
+        });
+    }
+    let m = parse_flat(body, MAX_NOTIFY_BYTES)?;
+    let return_code = m.get("return_code").map(String::as_str).unwrap_or("");
+    if return_code != "SUCCESS" {
+        let msg = m.get("return_msg").cloned().unwrap_or_default();
+        return Err(NotifyError::ReturnFail(msg.chars().take(128).collect()));
+    }
+    if m.get("sign").is_none_or(|s| s.is_empty()) {
+        return Err(NotifyError::MissingSignature);
+    }
+    // WeChat signs with the sign_type the order used; both types need the API key, so honouring the
+    // field is no downgrade. Unknown values are refused.
+    let sign_type = match m.get("sign_type").filter(|s| !s.is_empty()) {
+        Some(s) => s
+            .parse::<SignType>()
+            .map_err(|_| NotifyError::Malformed("unknown sign_type".into()))?,
+        None => cfg.sign_type,
+    };
+    let pairs = m.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    if !crate::sign::v2_verify(pairs, cfg.key.expose_str(), sign_type) {
+        return Err(NotifyError::BadSignature);
+    }
+    if m.get("result_code").map(String::as_str) != Some("SUCCESS") {
+        return Err(NotifyError::PaymentFailed {
+            err_code: m.get("err_code").cloned().unwrap_or_default(),
+            err_code_des: m.get("err_code_des").cloned().unwrap_or_default(),
+        });
+    }
+    let appid = field(&m, "appid")?;
+    if appid != cfg.appid {
+        return Err(NotifyError::AppIdMismatch(appid.chars().take(64).collect()));
+    }
+    let mchid = field(&m, "mch_id")?;
+    if mchid != cfg.mchid {
+        return Err(NotifyError::MchIdMismatch(mchid.chars().take(64).collect()));
+    }
+    let total_fee = parse_fen(field(&m, "total_fee")?)
+        .ok_or_else(|| NotifyError::Malformed("total_fee is not an integer amount".into()))?;
+    let payer_total =
+        match m.get("cash_fee").filter(|s| !s.is_empty()) {
+            Some(s) => Some(parse_fen(s).ok_or_else(|| {
+                NotifyError::Malformed("cash_fee is not an integer amount".into())
+            })?),
+            None => None,
+        };
+    Ok(PaymentNotice {
+        api: ApiVersion::V2,
+        appid: appid.to_owned(),
+        mchid: mchid.to_owned(),
+        out_trade_no: field(&m, "out_trade_no")?.to_owned(),
+        transaction_id: field(&m, "transaction_id")?.to_owned(),
+        openid: field(&m, "openid")?.to_owned(),
+        total_fee,
+        payer_total,
+        currency: opt(&m, "fee_type").unwrap_or_else(|| "CNY".to_owned()),
+        trade_state: TradeState::Success,
+        paid_at: m.get("time_end").and_then(|t| v2_time_to_rfc3339(t)),
+        trade_type: opt(&m, "trade_type"),
+        bank_type: opt(&m, "bank_type"),
+        attach: opt(&m, "attach"),
+        notification_id: None,
+    })
+}

@@ -1,0 +1,428 @@
+//! WeChat Pay API v2 (XML, MD5 / HMAC-SHA256): unifiedorder (JSAPI), orderquery, closeorder, refund
+//! (mutual TLS), and the page's pay parameters.
+//!
+//! Each answer is checked in this order: HTTP 200 → size cap → XML (no DOCTYPE/entities) →
+//! `return_code` → `sign` present and valid → appid/mch_id ours → `result_code` (typed
+//! [`PayErrCode`]). Nothing from an answer is used before its signature verified.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tracing::instrument;
+
+use crate::config::{BaseUrl, ConfigError};
+use crate::http::{read_capped, HttpError, CONNECT_TIMEOUT, DEFAULT_TIMEOUT, USER_AGENT};
+use crate::jsapi::PayParams;
+use crate::notify::{NotifyError, PaymentNotice};
+use crate::pay::{
+    beijing_compact, parse_fen, v2_time_to_rfc3339, OrderStatus, PayErrCode, PrepayId,
+    PrepayRequest, RefundRequest, RefundResult, RefundStatus, TradeState,
+};
+use crate::secret::Secret;
+use crate::sign::{self, SignType};
+use crate::xml::{parse_flat, to_xml, XmlError, MAX_XML_BYTES};
+
+/// Configuration of a v2 merchant.
+#[derive(Debug, Clone)]
+pub struct PayV2Config {
+    /// The official account's appid.
+    pub appid: String,
+    /// Merchant id (`mch_id`).
+    pub mchid: String,
+    /// The API key (32 characters, set in the merchant platform).
+    pub key: Secret<String>,
+    /// MD5 (default) or HMAC-SHA256.
+    pub sign_type: SignType,
+    /// Pay base (`https://api.mch.weixin.qq.com`, or the sandbox).
+    pub base: BaseUrl,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl PayV2Config {
+    /// A configuration with the default timeout.
+    pub fn new(
+        appid: impl Into<String>,
+        mchid: impl Into<String>,
+        key: Secret<String>,
+        sign_type: SignType,
+        base: BaseUrl,
+    ) -> Self {
+        Self {
+            appid: appid.into(),
+            mchid: mchid.into(),
+            key,
+            sign_type,
+            base,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// A failed v2 call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayV2Error {
+    /// Refused locally; nothing was sent.
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// Transport failure.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The answer is not acceptable XML.
+    #[error("answer XML: {0}")]
+    Xml(#[from] XmlError),
+    /// `return_code` FAIL (WeChat refused the call itself: signature, parameters…). Unsigned.
+    #[error("return_code FAIL: {0}")]
+    ReturnFail(String),
+    /// The answer carries no `sign`.
+    #[error("answer is not signed")]
+    MissingSignature,
+    /// The answer's `sign` does not verify: it must not be trusted.
+    #[error("answer signature invalid")]
+    BadSignature,
+    /// `result_code` FAIL: a business error.
+    #[error("WeChat Pay error {err_code}: {err_code_des}")]
+    Business {
+        /// Typed code.
+        code: PayErrCode,
+        /// WeChat's `err_code`.
+        err_code: String,
+        /// WeChat's `err_code_des`.
+        err_code_des: String,
+    },
+    /// The answer is for another appid.
+    #[error("answer is for another appid")]
+    AppIdMismatch,
+    /// The answer is for another merchant.
+    #[error("answer is for another mch_id")]
+    MchIdMismatch,
+    /// A field is missing or invalid.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+    /// Refund needs the merchant certificate: see [`PayV2Client::with_refund_identity`].
+    #[error("refunds need the merchant client certificate, which is not configured")]
+    RefundNotConfigured,
+}
+
+impl PayV2Error {
+    /// The typed business code, if WeChat answered with one.
+    pub fn code(&self) -> Option<&PayErrCode> {
+        match self {
+            Self::Business { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Builds a client identity from the merchant certificate and key in PEM (`apiclient_cert.pem`,
+/// `apiclient_key.pem`).
+pub fn identity_from_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<reqwest::Identity, ConfigError> {
+    let mut buf = Vec::with_capacity(cert_pem.len() + key_pem.len() + 1);
+    buf.extend_from_slice(key_pem);
+    buf.push(b'\n');
+    buf.extend_from_slice(cert_pem);
+    let id = reqwest::Identity::from_pem(&buf).map_err(|e| ConfigError::InvalidKey {
+        what: "merchant client certificate",
+        reason: e.without_url().to_string(),
+    });
+    zeroize::Zeroize::zeroize(&mut buf);
+    id
+}
+
+/// Builds a client identity from `apiclient_cert.p12` (its password is the mchid).
+#[cfg(feature = "pkcs12")]
+pub fn identity_from_pkcs12(der: &[u8], password: &str) -> Result<reqwest::Identity, ConfigError> {
+    use base64::Engine as _;
+    let bad = |reason: String| ConfigError::InvalidKey {
+        what: "merchant PKCS#12 bundle",
+        reason,
+    };
+    let ks = p12_keystore::KeyStore::from_pkcs12(
+        der,
+        password,
+        p12_keystore::Pkcs12ImportPolicy::Relaxed,
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    let (_, chain) = ks
+        .private_key_chain()
+        .ok_or_else(|| bad("no private key in the bundle".into()))?;
+    if chain.certs().is_empty() {
+        return Err(bad("no certificate in the bundle".into()));
+    }
+    fn pem(label: &str, der: &[u8]) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let mut s = format!("-----BEGIN {label}-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            s.push_str(std::str::from_utf8(line).unwrap_or_default());
+            s.push('\n');
+        }
+        s.push_str(&format!("-----END {label}-----\n"));
+        s
+    }
+    let mut key = pem("PRIVATE KEY", chain.key().as_der());
+    let certs: String = chain
+        .certs()
+        .iter()
+        .map(|c| pem("CERTIFICATE", c.as_der()))
+        .collect();
+    let id = identity_from_pem(certs.as_bytes(), key.as_bytes());
+    zeroize::Zeroize::zeroize(&mut key);
+    id
+}
+
+/// The v2 client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PayV2Client {
+    cfg: PayV2Config,
+    http: reqwest::Client,
+    refund_http: Option<reqwest::Client>,
+}
+
+impl PayV2Client {
+    /// A client without refund capability (add it with [`PayV2Client::with_refund_identity`]).
+    pub fn new(cfg: PayV2Config, http: reqwest::Client) -> Self {
+        Self {
+            cfg,
+            http,
+            refund_http: None,
+        }
+    }
+
+    /// Enables refunds: builds a mutual-TLS client with the merchant certificate.
+    pub fn with_refund_identity(
+        mut self,
+        identity: reqwest::Identity,
+    ) -> Result<Self, ConfigError> {
+        let c = reqwest::Client::builder()
+            .use_rustls_tls()
+            .identity(identity)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|e| ConfigError::InvalidKey {
+                what: "merchant client certificate",
+                reason: e.without_url().to_string(),
+            })?;
+        self.refund_http = Some(c);
+        Ok(self)
+    }
+
+    /// Enables refunds with a ready client (must present the merchant certificate).
+    pub fn with_refund_client(mut self, client: reqwest::Client) -> Self {
+        self.refund_http = Some(client);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PayV2Config {
+        &self.cfg
+    }
+
+    /// Signs `params` (adding appid, mch_id, nonce_str, sign_type, sign), posts them, verifies the answer.
+    async fn call(
+        &self,
+        path: &str,
+        mut params: BTreeMap<String, String>,
+        client: &reqwest::Client,
+    ) -> Result<BTreeMap<String, String>, PayV2Error> {
+        params.insert("appid".into(), self.cfg.appid.clone());
+        params.insert("mch_id".into(), self.cfg.mchid.clone());
+        params.insert("nonce_str".into(), crate::nonce());
+        params.insert("sign_type".into(), self.cfg.sign_type.as_str().into());
+        let sign = sign::v2_sign(
+            params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            self.cfg.key.expose_str(),
+            self.cfg.sign_type,
+        );
+        params.insert("sign".into(), sign);
+        let xml = to_xml(&params)?;
+        let resp = client
+            .post(self.cfg.base.join(path))
+            .timeout(self.cfg.timeout)
+            .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .body(xml)
+            .send()
+            .await
+            .map_err(HttpError::from)?;
+        if resp.status() != http::StatusCode::OK {
+            return Err(HttpError::Status {
+                status: resp.status().as_u16(),
+            }
+            .into());
+        }
+        let body = read_capped(resp, MAX_XML_BYTES).await?;
+        self.check_answer(&body)
+    }
+
+    /// Verifies a v2 answer body (public for tests and the sandbox).
+    pub fn check_answer(&self, body: &[u8]) -> Result<BTreeMap<String, String>, PayV2Error> {
+        let m = parse_flat(body, MAX_XML_BYTES)?;
+        if m.get("return_code").map(String::as_str) != Some("SUCCESS") {
+            let msg = m.get("return_msg").cloned().unwrap_or_default();
+            return Err(PayV2Error::ReturnFail(msg.chars().take(200).collect()));
+        }
+        if m.get("sign").is_none_or(|s| s.is_empty()) {
+            return Err(PayV2Error::MissingSignature);
+        }
+        if !sign::v2_verify(
+            m.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            self.cfg.key.expose_str(),
+            self.cfg.sign_type,
+        ) {
+            return Err(PayV2Error::BadSignature);
+        }
+        if m.get("appid").is_some_and(|a| *a != self.cfg.appid) {
+            return Err(PayV2Error::AppIdMismatch);
+        }
+        if m.get("mch_id").is_some_and(|a| *a != self.cfg.mchid) {
+            return Err(PayV2Error::MchIdMismatch);
+        }
+        if m.get("result_code").map(String::as_str) != Some("SUCCESS") {
+            let err_code = m.get("err_code").cloned().unwrap_or_default();
+            return Err(PayV2Error::Business {
+                code: PayErrCode::from_wire(&err_code),
+                err_code,
+                err_code_des: m.get("err_code_des").cloned().unwrap_or_default(),
+            });
+        }
+        Ok(m)
+    }
+
+    /// `POST /pay/unifiedorder` with `trade_type=JSAPI` → `prepay_id`.
+    #[instrument(skip(self, req), fields(out_trade_no = %req.out_trade_no, total_fee = req.total_fee))]
+    pub async fn unified_order(&self, req: &PrepayRequest) -> Result<PrepayId, PayV2Error> {
+        req.validate().map_err(PayV2Error::InvalidRequest)?;
+        if req.client_ip.is_empty() {
+            return Err(PayV2Error::InvalidRequest(
+                "client_ip (spbill_create_ip) is required by v2",
+            ));
+        }
+        let mut p = BTreeMap::new();
+        p.insert("body".into(), req.description.clone());
+        p.insert("out_trade_no".into(), req.out_trade_no.clone());
+        p.insert("total_fee".into(), req.total_fee.to_string());
+        p.insert("spbill_create_ip".into(), req.client_ip.clone());
+        p.insert("notify_url".into(), req.notify_url.clone());
+        p.insert("trade_type".into(), "JSAPI".into());
+        p.insert("openid".into(), req.openid.clone());
+        if let Some(t) = req.time_expire {
+            p.insert("time_expire".into(), beijing_compact(t));
+        }
+        if let Some(a) = req.attach.as_ref().filter(|a| !a.is_empty()) {
+            p.insert("attach".into(), a.clone());
+        }
+        let m = self.call("/pay/unifiedorder", p, &self.http).await?;
+        match m.get("prepay_id") {
+            Some(id) if !id.is_empty() => Ok(PrepayId(id.clone())),
+            _ => Err(PayV2Error::Malformed("missing prepay_id".into())),
+        }
+    }
+
+    /// `POST /pay/orderquery` by out_trade_no.
+    #[instrument(skip(self))]
+    pub async fn order_query(&self, out_trade_no: &str) -> Result<OrderStatus, PayV2Error> {
+        crate::pay::validate_out_no(out_trade_no, "out_trade_no")
+            .map_err(PayV2Error::InvalidRequest)?;
+        let mut p = BTreeMap::new();
+        p.insert("out_trade_no".into(), out_trade_no.to_owned());
+        let m = self.call("/pay/orderquery", p, &self.http).await?;
+        let get = |k: &str| m.get(k).filter(|v| !v.is_empty()).cloned();
+        let state = get("trade_state")
+            .ok_or_else(|| PayV2Error::Malformed("missing trade_state".into()))?;
+        if get("out_trade_no").as_deref() != Some(out_trade_no) {
+            return Err(PayV2Error::Malformed(
+                "answer is for another out_trade_no".into(),
+            ));
+        }
+        let total_fee = match get("total_fee") {
+            Some(s) => Some(
+                parse_fen(&s)
+                    .ok_or_else(|| PayV2Error::Malformed("total_fee is not an amount".into()))?,
+            ),
+            None => None,
+        };
+        Ok(OrderStatus {
+            appid: self.cfg.appid.clone(),
+            mchid: self.cfg.mchid.clone(),
+            out_trade_no: out_trade_no.to_owned(),
+            transaction_id: get("transaction_id"),
+            trade_state: TradeState::from_wire(&state),
+            trade_state_desc: get("trade_state_desc"),
+            total_fee,
+            openid: get("openid"),
+            paid_at: get("time_end").and_then(|t| v2_time_to_rfc3339(&t)),
+        })
+    }
+
+    /// `POST /pay/closeorder`.
+    #[instrument(skip(self))]
+    pub async fn close_order(&self, out_trade_no: &str) -> Result<(), PayV2Error> {
+        crate::pay::validate_out_no(out_trade_no, "out_trade_no")
+            .map_err(PayV2Error::InvalidRequest)?;
+        let mut p = BTreeMap::new();
+        p.insert("out_trade_no".into(), out_trade_no.to_owned());
+        self.call("/pay/closeorder", p, &self.http).await?;
+        Ok(())
+    }
+
+    /// `POST /secapi/pay/refund` over mutual TLS. WeChat processes refunds asynchronously: the result
+    /// is [`RefundStatus::Processing`].
+    #[instrument(skip(self, req), fields(out_trade_no = %req.out_trade_no, out_refund_no = %req.out_refund_no, refund_fee = req.refund_fee))]
+    pub async fn refund(&self, req: &RefundRequest) -> Result<RefundResult, PayV2Error> {
+        req.validate().map_err(PayV2Error::InvalidRequest)?;
+        let client = self
+            .refund_http
+            .as_ref()
+            .ok_or(PayV2Error::RefundNotConfigured)?;
+        let mut p = BTreeMap::new();
+        p.insert("out_trade_no".into(), req.out_trade_no.clone());
+        p.insert("out_refund_no".into(), req.out_refund_no.clone());
+        p.insert("total_fee".into(), req.total_fee.to_string());
+        p.insert("refund_fee".into(), req.refund_fee.to_string());
+        if let Some(r) = req.reason.as_ref().filter(|r| !r.is_empty()) {
+            p.insert("refund_desc".into(), r.clone());
+        }
+        if let Some(u) = req.notify_url.as_ref().filter(|u| !u.is_empty()) {
+            p.insert("notify_url".into(), u.clone());
+        }
+        let m = self.call("/secapi/pay/refund", p, client).await?;
+        let refund_id = m
+            .get("refund_id")
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .ok_or_else(|| PayV2Error::Malformed("missing refund_id".into()))?;
+        let refund_fee = m
+            .get("refund_fee")
+            .and_then(|s| parse_fen(s))
+            .ok_or_else(|| PayV2Error::Malformed("missing refund_fee".into()))?;
+        if m.get("out_refund_no").map(String::as_str) != Some(req.out_refund_no.as_str()) {
+            return Err(PayV2Error::Malformed(
+                "answer is for another out_refund_no".into(),
+            ));
+        }
+        Ok(RefundResult {
+            out_refund_no: req.out_refund_no.clone(),
+            refund_id,
+            status: RefundStatus::Processing,
+            refund_fee,
+        })
+    }
+
+    /// `getBrandWCPayRequest` parameters, freshly signed with the API key.
+    pub fn jsapi_pay_params(&self, prepay_id: &PrepayId) -> PayParams {
+        PayParams::v2(
+            &self.cfg.appid,
+            prepay_id,
+            self.cfg.key.expose_str(),
+            self.cfg.sign_type,
+        )
+    }
+
+    /// Verifies and parses a payment notification (see [`crate::notify::v2::parse`]).
+    pub fn parse_notification(&self, body: &[u8]) -> Result<PaymentNotice, NotifyError> {
+        crate::notify::v2::parse(body, &self.cfg)
+    }
+}
