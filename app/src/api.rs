@@ -29,8 +29,27 @@ pub(crate) mod ssr {
         use_context::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<SessionId>().cloned())
             .ok_or_else(|| {
-                ApiError::new(crate::error::ErrorCode::Unauthorized, "请开启 Cookie 后重试")
+                ApiError::new(
+                    crate::error::ErrorCode::Unauthorized,
+                    "请开启 Cookie 后重试",
+                )
             })
+    }
+
+    /// The shopper's IP for WeChat Pay's `spbill_create_ip`: the first `X-Forwarded-For` hop
+    /// (set by the reverse proxy in front of the shop), else `X-Real-IP`, else loopback.
+    pub fn client_ip() -> String {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| {
+                let h = &parts.headers;
+                h.get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(',').next())
+                    .or_else(|| h.get("x-real-ip").and_then(|v| v.to_str().ok()))
+                    .map(|s| s.trim().to_string())
+            })
+            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+            .unwrap_or_else(|| "127.0.0.1".to_string())
     }
 
     /// Runs a port call with the shop and the session. (The server maps an error's `code`
@@ -40,7 +59,7 @@ pub(crate) mod ssr {
         F: FnOnce(SharedShop, SessionId) -> Fut,
         Fut: std::future::Future<Output = Result<T, ApiError>>,
     {
-            let shop = shop()?;
+        let shop = shop()?;
         let session = session()?;
         f(shop, session).await
     }
@@ -134,6 +153,20 @@ pub async fn list_orders(
 #[server(prefix = "/api", endpoint = "cancel_order", input = Json)]
 pub async fn cancel_order(order_id: i64) -> Result<OrderStatusView, ApiError> {
     ssr::with_session(|shop, s| async move { shop.cancel_order(&s, order_id).await }).await
+}
+
+/// Signs `wx.config` for `url` (the page's URL without `#…`; it must be one of the shop's pages).
+#[server(prefix = "/api", endpoint = "jssdk_config", input = Json)]
+pub async fn sign_jssdk_config(url: String) -> Result<JssdkConfig, ApiError> {
+    ssr::shop()?.jssdk_config(&url).await
+}
+
+/// The parameters for `wx.chooseWXPay` / `getBrandWCPayRequest` for one of the shopper's unpaid
+/// orders. Amount and description come from the database.
+#[server(prefix = "/api", endpoint = "pay_order", input = Json)]
+pub async fn pay_order(order_id: i64) -> Result<WxPayParams, ApiError> {
+    let ip = ssr::client_ip();
+    ssr::with_session(|shop, s| async move { shop.pay_order(&s, order_id, &ip).await }).await
 }
 
 // ------------------------------------------------- plain HTML forms (no JavaScript needed)

@@ -14,6 +14,8 @@ pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod port;
+#[cfg(feature = "hydrate")]
+pub mod wx;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
@@ -24,6 +26,8 @@ use leptos_router::{
 
 /// The HTML document around the app (server side).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let env = components::wx_env();
+    let jssdk = env.jssdk_url.clone();
     view! {
         <!DOCTYPE html>
         <html lang="zh-CN">
@@ -33,7 +37,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="format-detection" content="telephone=no" />
                 <meta name="theme-color" content="#07c160" />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                <meta name="wxmall-jssdk" content=env.jssdk_url.clone() />
+                <meta name="wxmall-sandbox" content=if env.sandbox { "1" } else { "0" } />
                 <HashedStylesheet options=options.clone() id="leptos" />
+                // The JS-SDK (WeChat's, or the sandbox's shim): its URL comes from the server.
+                {(!jssdk.is_empty()).then(|| view! { <script src=jssdk defer></script> })}
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -50,6 +58,8 @@ pub fn App() -> impl IntoView {
     view! {
         <Title formatter=|t: String| if t.is_empty() { "wxmall".to_string() } else { format!("{t} · wxmall") } />
         <Router>
+            <components::SandboxBanner />
+            <components::WxSdk />
             <main class="page">
                 <Routes fallback=pages::not_found::NotFound>
                     <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async />
@@ -69,6 +79,8 @@ pub fn App() -> impl IntoView {
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
+    // iOS WeChat signs wx.config against this URL for the page's whole life.
+    wx::remember_landing_url();
     leptos::mount::hydrate_body(App);
     // Controls that only work with JavaScript (`.js-only`) are shown from now on.
     if let Some(root) = web_sys::window()

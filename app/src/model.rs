@@ -223,6 +223,44 @@ pub struct OrderSummary {
     pub created_at: i64,
 }
 
+/// What pages need to know about WeChat: where the JS-SDK comes from and whether the shop runs
+/// against the embedded sandbox. Rendered into the page's `<head>`; never holds a secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WxEnv {
+    pub sandbox: bool,
+    /// `https://res.wx.qq.com/open/js/jweixin-1.6.0.js`, or `/sandbox/jweixin.js`.
+    pub jssdk_url: String,
+}
+
+/// `POST /api/jssdk_config` output: the signed fields of `wx.config`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JssdkConfig {
+    #[serde(rename = "appId")]
+    pub app_id: String,
+    /// Unix seconds.
+    pub timestamp: i64,
+    #[serde(rename = "nonceStr")]
+    pub nonce_str: String,
+    pub signature: String,
+}
+
+/// `POST /api/pay_order` output: the six fields of `getBrandWCPayRequest`, signed afresh.
+/// (`wx.chooseWXPay` takes the same values with `timestamp` for `timeStamp` and no `appId`.)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WxPayParams {
+    #[serde(rename = "appId")]
+    pub app_id: String,
+    #[serde(rename = "timeStamp")]
+    pub time_stamp: String,
+    #[serde(rename = "nonceStr")]
+    pub nonce_str: String,
+    pub package: String,
+    #[serde(rename = "signType")]
+    pub sign_type: String,
+    #[serde(rename = "paySign")]
+    pub pay_sign: String,
+}
+
 /// Formats fen as yuan with two decimals: `1990` → `"19.90"`, `-5` → `"-0.05"`.
 pub fn format_fen(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
@@ -316,10 +354,37 @@ impl AddressInput {
 
 /// The provinces offered by the checkout form's 省 selector.
 pub const PROVINCES: &[&str] = &[
-    "北京市", "天津市", "河北省", "山西省", "内蒙古自治区", "辽宁省", "吉林省", "黑龙江省",
-    "上海市", "江苏省", "浙江省", "安徽省", "福建省", "江西省", "山东省", "河南省", "湖北省",
-    "湖南省", "广东省", "广西壮族自治区", "海南省", "重庆市", "四川省", "贵州省", "云南省",
-    "西藏自治区", "陕西省", "甘肃省", "青海省", "宁夏回族自治区", "新疆维吾尔自治区",
+    "北京市",
+    "天津市",
+    "河北省",
+    "山西省",
+    "内蒙古自治区",
+    "辽宁省",
+    "吉林省",
+    "黑龙江省",
+    "上海市",
+    "江苏省",
+    "浙江省",
+    "安徽省",
+    "福建省",
+    "江西省",
+    "山东省",
+    "河南省",
+    "湖北省",
+    "湖南省",
+    "广东省",
+    "广西壮族自治区",
+    "海南省",
+    "重庆市",
+    "四川省",
+    "贵州省",
+    "云南省",
+    "西藏自治区",
+    "陕西省",
+    "甘肃省",
+    "青海省",
+    "宁夏回族自治区",
+    "新疆维吾尔自治区",
 ];
 
 #[cfg(test)]
@@ -337,14 +402,31 @@ mod tests {
 
     #[test]
     fn phone_numbers() {
-        assert_eq!(normalize_phone("13800138000").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_phone("+86 138-0013-8000").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_phone("8613800138000").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_phone("12800138000"), None, "second digit 2 is not a mobile prefix");
+        assert_eq!(
+            normalize_phone("13800138000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_phone("+86 138-0013-8000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_phone("8613800138000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_phone("12800138000"),
+            None,
+            "second digit 2 is not a mobile prefix"
+        );
         assert_eq!(normalize_phone("1380013800"), None, "10 digits");
         assert_eq!(normalize_phone("138001380000"), None, "12 digits");
         assert_eq!(normalize_phone("1380013800a"), None);
-        assert_eq!(normalize_phone("２3800138000"), None, "full-width digits are not accepted");
+        assert_eq!(
+            normalize_phone("２3800138000"),
+            None,
+            "full-width digits are not accepted"
+        );
     }
 
     #[test]

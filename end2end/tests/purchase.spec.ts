@@ -1,12 +1,10 @@
 import { expect, Page, test } from "@playwright/test";
+import { gotoSignedIn, hydrated } from "./helpers";
 
-/** Waits until the wasm bundle has hydrated the page (the app marks <html class="hydrated">). */
-async function hydrated(page: Page) {
-  await expect(page.locator("html.hydrated")).toHaveCount(1, { timeout: 20_000 });
-}
-
-async function openProduct(page: Page, name: string) {
-  await page.goto("/");
+async function openProduct(page: Page, name: string, user = 1) {
+  // In sandbox mode a first visit passes WeChat's authorization (the sandbox's user picker).
+  // Each scenario signs in as its own WeChat user so saved addresses don't carry over.
+  await gotoSignedIn(page, "/", user);
   await expect(page.getByTestId("product-card").first()).toBeVisible();
   await page.getByTestId("product-card").filter({ hasText: name }).click();
   await expect(page.getByRole("heading", { name })).toBeVisible();
@@ -79,9 +77,9 @@ test.describe("with JavaScript (hydrated)", () => {
     const card = page.getByTestId("order-card").first();
     await expect(card).toContainText("日式陶瓷马克杯");
     await expect(card).toContainText("待支付");
-    await page.getByRole("link", { name: "待支付" }).click();
+    await page.getByRole("link", { name: "待支付", exact: true }).click();
     await expect(page.getByTestId("order-card")).toHaveCount(1);
-    await page.getByRole("link", { name: "已关闭" }).click();
+    await page.getByRole("link", { name: "已关闭", exact: true }).click();
     await expect(page.getByText("暂无订单")).toBeVisible();
 
     // The cart no longer holds what was ordered.
@@ -90,6 +88,7 @@ test.describe("with JavaScript (hydrated)", () => {
   });
 
   test("unknown pages answer 404 with a way back", async ({ page }) => {
+    await gotoSignedIn(page, "/");
     const res = await page.goto("/product/424242");
     expect(res?.status()).toBe(404);
     await expect(page.getByRole("link", { name: "返回首页" })).toBeVisible();
@@ -100,7 +99,7 @@ test.describe("without JavaScript (old in-app browsers)", () => {
   test.use({ javaScriptEnabled: false });
 
   test("the same purchase works as plain form posts", async ({ page }) => {
-    await openProduct(page, "帆布托特包");
+    await openProduct(page, "帆布托特包", 2);
     await page.locator("label.sku-option", { hasText: "黑色" }).click();
     await page.locator('input[name="quantity"]').fill("2");
     await page.getByRole("button", { name: "加入购物车" }).click();

@@ -29,6 +29,10 @@ pub struct Settings {
     pub demo_catalogue: bool,
     /// `WXMALL_PUBLIC_URL`: the shop's public origin. Default `http://{addr}`.
     pub public_url: String,
+    /// `WECHAT_*`: the official account and merchant, or the embedded sandbox.
+    pub wechat: crate::wechat_config::WechatSettings,
+    /// `WXMALL_SWEEP_INTERVAL`: how often unpaid orders are expired and reconciled. Default `60s`.
+    pub sweep_interval: Duration,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -52,7 +56,7 @@ pub fn parse_duration(raw: &str) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
 }
 
-fn parse_bool(name: &'static str, raw: &str) -> Result<bool, ConfigError> {
+pub(crate) fn parse_bool(name: &'static str, raw: &str) -> Result<bool, ConfigError> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
@@ -97,11 +101,22 @@ impl Settings {
                 message: format!("{public_url:?} must start with http:// or https://"),
             });
         }
+        let sweep_interval = match var("WXMALL_SWEEP_INTERVAL") {
+            Some(raw) => parse_duration(&raw).ok_or_else(|| ConfigError::Invalid {
+                name: "WXMALL_SWEEP_INTERVAL",
+                message: format!("{raw:?} is not a duration like 60s or 5m"),
+            })?,
+            None => Duration::from_secs(60),
+        };
         Ok(Self {
+            wechat: crate::wechat_config::WechatSettings::from_env()?,
+            sweep_interval,
             addr,
             database_url,
             data_dir,
-            site_root: PathBuf::from(var("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into())),
+            site_root: PathBuf::from(
+                var("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into()),
+            ),
             order_ttl,
             demo_catalogue,
             public_url,
@@ -118,6 +133,10 @@ impl Settings {
             order_ttl: Duration::from_secs(30 * 60),
             demo_catalogue: true,
             public_url: "http://127.0.0.1:3000".into(),
+            wechat: crate::wechat_config::WechatSettings::embedded(
+                crate::wechat_config::PayVersion::V3,
+            ),
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }

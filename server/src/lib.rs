@@ -3,9 +3,13 @@
 
 pub mod assets;
 pub mod config;
+pub mod notify;
+pub mod oauth;
 pub mod routes;
 pub mod session;
 pub mod shop;
+pub mod wechat_config;
+pub mod wx;
 
 use app::port::SharedShop;
 use config::Settings;
@@ -17,6 +21,9 @@ pub struct Built {
     pub router: axum::Router,
     pub pool: sqlx::SqlitePool,
     pub shop: Arc<shop::SqlShop>,
+    pub wechat: Arc<wx::Wechat>,
+    /// Expiry and reconciliation of unpaid orders; `main` spawns it, tests call `run_once`.
+    pub sweeper: shop::sweeper::Sweeper,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +34,8 @@ pub enum StartError {
     Db(#[from] shop::db::DbError),
     #[error("cannot load the demo catalogue: {0}")]
     Seed(sqlx::Error),
+    #[error(transparent)]
+    Wechat(#[from] wx::WechatStartError),
     #[error("cannot prepare the session key in {dir}: {source}")]
     SessionKey { dir: String, source: std::io::Error },
 }
@@ -54,17 +63,40 @@ pub fn leptos_options(settings: &Settings) -> LeptosOptions {
 pub async fn build(settings: &Settings) -> Result<Built, StartError> {
     let pool = shop::db::connect(&settings.database_url).await?;
     if settings.demo_catalogue {
-        let added = shop::demo::seed_if_empty(&pool).await.map_err(StartError::Seed)?;
+        let added = shop::demo::seed_if_empty(&pool)
+            .await
+            .map_err(StartError::Seed)?;
         if added > 0 {
             tracing::info!(products = added, "loaded the demo catalogue");
         }
     }
-    let shop = Arc::new(shop::SqlShop::new(
-        pool.clone(),
-        shop::ShopSettings {
-            order_ttl: settings.order_ttl,
-        },
-    ));
+    let wechat = Arc::new(
+        wx::Wechat::start(&settings.wechat, &settings.public_url, &settings.data_dir).await?,
+    );
+    if wechat.embedded.is_some() {
+        tracing::warn!(
+            appid = %wechat.appid,
+            "WeChat sandbox mode: no WECHAT_APPID, so WeChat (OAuth, JS-SDK, Pay {:?}) is emulated at {}/sandbox; no real payments",
+            wechat.pay_version,
+            settings.public_url
+        );
+    } else {
+        tracing::info!(appid = %wechat.appid, pay = ?wechat.pay_version, sandbox = wechat.sandbox, "WeChat configured");
+    }
+    let shop = Arc::new(
+        shop::SqlShop::new(
+            pool.clone(),
+            shop::ShopSettings {
+                order_ttl: settings.order_ttl,
+            },
+        )
+        .with_wechat(wechat.clone()),
+    );
+    let sweeper = shop::sweeper::Sweeper {
+        pool: pool.clone(),
+        wechat: Some(wechat.clone()),
+        reconcile_after: std::time::Duration::from_secs(120),
+    };
     let key = session::load_key(
         std::env::var("WXMALL_SESSION_SECRET").ok().as_deref(),
         &settings.data_dir,
@@ -80,7 +112,18 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
     let state = routes::AppState {
         leptos: leptos_options(settings),
         shop: shop.clone() as SharedShop,
+        wx_env: wechat.env(),
     };
-    let router = routes::router(state, sessions, &settings.site_root);
-    Ok(Built { router, pool, shop })
+    let wechat_routes = routes::WechatRoutes {
+        wx: wechat.clone(),
+        pool: pool.clone(),
+    };
+    let router = routes::router(state, sessions, &settings.site_root, Some(wechat_routes));
+    Ok(Built {
+        router,
+        pool,
+        shop,
+        wechat,
+        sweeper,
+    })
 }

@@ -34,7 +34,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -53,6 +54,7 @@ async fn serve() -> Result<(), String> {
         Err(e) => tracing::warn!(error = %e, "could not precompress static assets"),
     });
     let built = server::build(&settings).await.map_err(|e| e.to_string())?;
+    let _sweep = built.sweeper.clone().spawn(settings.sweep_interval);
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;

@@ -20,6 +20,15 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub struct AppState {
     pub leptos: LeptosOptions,
     pub shop: SharedShop,
+    /// What pages need to know about WeChat (JS-SDK URL, sandbox banner).
+    pub wx_env: app::model::WxEnv,
+}
+
+/// The WeChat side of the router: OAuth entry and callback, notifications, the sandbox.
+#[derive(Clone)]
+pub struct WechatRoutes {
+    pub wx: std::sync::Arc<crate::wx::Wechat>,
+    pub pool: sqlx::SqlitePool,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -35,7 +44,10 @@ async fn health() -> impl IntoResponse {
 /// Server functions answer every error with status 500; this gives each API error the status
 /// its stable `code` stands for (400 validation, 404 not found, 409 out of stock …).
 /// Redirects of plain form posts are left alone.
-pub async fn api_error_status(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+pub async fn api_error_status(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let is_api = req.uri().path().starts_with("/api/");
     let res = next.run(req).await;
     if !is_api || res.status() != axum::http::StatusCode::INTERNAL_SERVER_ERROR {
@@ -54,10 +66,19 @@ pub async fn api_error_status(req: axum::extract::Request, next: axum::middlewar
     axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
-pub fn router(state: AppState, sessions: SessionConfig, site_root: &Path) -> Router {
+pub fn router(
+    state: AppState,
+    sessions: SessionConfig,
+    site_root: &Path,
+    wechat: Option<WechatRoutes>,
+) -> Router {
     let options = state.leptos.clone();
     let shop = state.shop.clone();
-    let context = move || provide_context(shop.clone());
+    let wx_env = state.wx_env.clone();
+    let context = move || {
+        provide_context(shop.clone());
+        provide_context(wx_env.clone());
+    };
     let app_shell = {
         let options = options.clone();
         move || shell(options.clone())
@@ -65,7 +86,8 @@ pub fn router(state: AppState, sessions: SessionConfig, site_root: &Path) -> Rou
 
     // Unknown paths that are no file render the app, whose router answers 404.
     let not_found = {
-        let handler = leptos_axum::render_app_to_stream_with_context(context.clone(), app_shell.clone());
+        let handler =
+            leptos_axum::render_app_to_stream_with_context(context.clone(), app_shell.clone());
         axum::routing::any(move |req| handler(req))
     };
     let static_files = ServeDir::new(site_root)
@@ -73,13 +95,46 @@ pub fn router(state: AppState, sessions: SessionConfig, site_root: &Path) -> Rou
         .precompressed_gzip()
         .fallback(not_found);
 
-    let pages_and_api = Router::new()
-        .leptos_routes_with_context(&state, generate_route_list(App), context, app_shell)
-        .layer(axum::middleware::from_fn_with_state(sessions, session::middleware))
+    let mut pages_and_api = Router::new().leptos_routes_with_context(
+        &state,
+        generate_route_list(App),
+        context,
+        app_shell,
+    );
+    let mut wechat_only: Router<AppState> = Router::new();
+    if let Some(w) = wechat {
+        let oauth_state = crate::oauth::OAuthState {
+            wx: w.wx.clone(),
+            pool: w.pool.clone(),
+            sessions: sessions.clone(),
+        };
+        pages_and_api = pages_and_api
+            .route(
+                "/wechat/oauth/callback",
+                get(crate::oauth::callback).with_state(oauth_state.clone()),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                oauth_state,
+                crate::oauth::entry,
+            ));
+        wechat_only = wechat_only.merge(crate::notify::router(crate::notify::NotifyState {
+            wx: w.wx.clone(),
+            pool: w.pool.clone(),
+        }));
+        if let Some(sb) = &w.wx.embedded {
+            wechat_only = wechat_only.nest_service("/sandbox", wechat_sandbox::router(sb.clone()));
+        }
+    }
+    let pages_and_api = pages_and_api
+        .layer(axum::middleware::from_fn_with_state(
+            sessions,
+            session::middleware,
+        ))
         .layer(axum::middleware::from_fn(api_error_status));
 
     Router::new()
         .route("/healthz", get(health))
+        .merge(wechat_only)
         .merge(pages_and_api)
         .fallback_service(
             Router::new()

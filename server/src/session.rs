@@ -67,7 +67,11 @@ fn is_well_formed(id: &str) -> bool {
 }
 
 /// Reads the session from the signed cookie, or starts a new one and sets its cookie.
-pub async fn middleware(State(config): State<SessionConfig>, mut req: Request, next: Next) -> Response {
+pub async fn middleware(
+    State(config): State<SessionConfig>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let jar = SignedCookieJar::from_headers(req.headers(), config.key.clone());
     let existing = jar
         .get(COOKIE_NAME)
@@ -80,16 +84,19 @@ pub async fn middleware(State(config): State<SessionConfig>, mut req: Request, n
     req.extensions_mut().insert(session.clone());
     let res = next.run(req).await;
     if is_new {
-        let cookie = Cookie::build((COOKIE_NAME, session.0))
-            .path("/")
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .secure(config.secure)
-            .max_age(time::Duration::days(365))
-            .build();
-        // The jar signs the value as it becomes a Set-Cookie header.
-        let jar = SignedCookieJar::new(config.key.clone()).add(cookie);
-        return (jar, res).into_response();
+        return (issue(&config, &session), res).into_response();
     }
     res
+}
+
+/// The signed Set-Cookie for `session` (the jar signs the value as it becomes a header).
+pub fn issue(config: &SessionConfig, session: &SessionId) -> SignedCookieJar {
+    let cookie = Cookie::build((COOKIE_NAME, session.0.clone()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(config.secure)
+        .max_age(time::Duration::days(365))
+        .build();
+    SignedCookieJar::new(config.key.clone()).add(cookie)
 }

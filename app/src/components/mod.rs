@@ -2,13 +2,17 @@
 
 mod price;
 mod product_card;
+mod sandbox_banner;
 mod status;
 mod tab_bar;
+mod wx_sdk;
 
 pub use price::Price;
 pub use product_card::ProductCard;
+pub use sandbox_banner::{wx_env, SandboxBanner};
 pub use status::{ErrorView, FieldMessage, PageSkeleton, ServerFormError};
 pub use tab_bar::TabBar;
+pub use wx_sdk::{WxReady, WxSdk};
 
 /// `2026-11-22 14:05` in China time (UTC+8) from unix seconds. Written by hand so the wasm
 /// bundle carries no date library.
@@ -26,7 +30,11 @@ pub fn format_time(unix: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 #[cfg(test)]

@@ -11,14 +11,17 @@ use leptos_router::hooks::use_params_map;
 pub fn OrderPage() -> impl IntoView {
     let params = use_params_map();
     let cancel = Action::new(|id: &i64| cancel_order(*id));
+    // Bumped when a payment is confirmed, to reload the order.
+    let refresh = RwSignal::new(0u32);
     let order = Resource::new(
         move || {
             (
                 params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok())),
                 cancel.version().get(),
+                refresh.get(),
             )
         },
-        |(id, _)| async move {
+        |(id, _, _)| async move {
             match id {
                 Some(id) => get_order(id).await,
                 None => Err(ApiError::not_found("订单")),
@@ -31,20 +34,110 @@ pub fn OrderPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match order.await {
                     Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(o) => view! { <OrderView order=o cancel /> }.into_any(),
+                    Ok(o) => view! { <OrderView order=o cancel refresh /> }.into_any(),
                 }
             })}
         </Transition>
     }
 }
 
+/// Where a payment started on this page stands.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PayState {
+    Idle,
+    /// Asking the server for the pay parameters / the pay sheet is open.
+    Paying,
+    /// WeChat said ok; waiting for the server to see the payment.
+    Confirming,
+}
+
+/// 去支付: pay_order → chooseWXPay (or getBrandWCPayRequest) → poll order_status until paid.
+#[cfg(feature = "hydrate")]
+fn start_payment(
+    id: i64,
+    state: RwSignal<PayState>,
+    notice: RwSignal<Option<String>>,
+    error: RwSignal<Option<String>>,
+    refresh: RwSignal<u32>,
+) {
+    use crate::wx::PayOutcome;
+    let configured = use_context::<crate::components::WxReady>()
+        .map(|r| r.0.get_untracked())
+        .unwrap_or(false);
+    state.set(PayState::Paying);
+    error.set(None);
+    notice.set(None);
+    leptos::task::spawn_local(async move {
+        let params = match crate::api::pay_order(id).await {
+            Ok(p) => p,
+            Err(e) => {
+                error.set(Some(e.message));
+                state.set(PayState::Idle);
+                return;
+            }
+        };
+        match crate::wx::pay(&params, configured).await {
+            PayOutcome::Ok => {
+                state.set(PayState::Confirming);
+                notice.set(Some("支付结果确认中…".into()));
+                // The page's "ok" is only a hint: the order is paid when the server says so.
+                for attempt in 0..40 {
+                    if let Ok(st) = crate::api::get_order_status(id).await {
+                        if st.status != OrderStatus::Unpaid {
+                            notice.set(None);
+                            refresh.update(|n| *n += 1);
+                            return;
+                        }
+                    }
+                    crate::wx::sleep_ms(if attempt < 10 { 500 } else { 1500 }).await;
+                }
+                notice.set(Some("支付结果确认中，请稍后刷新查看".into()));
+                state.set(PayState::Idle);
+            }
+            PayOutcome::Cancel => {
+                notice.set(Some("已取消支付，订单仍可继续支付".into()));
+                state.set(PayState::Idle);
+            }
+            PayOutcome::Fail(msg) => {
+                error.set(Some(if msg.is_empty() {
+                    "支付失败，请重试".into()
+                } else {
+                    msg
+                }));
+                state.set(PayState::Idle);
+            }
+        }
+    });
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn start_payment(
+    _id: i64,
+    _state: RwSignal<PayState>,
+    _notice: RwSignal<Option<String>>,
+    _error: RwSignal<Option<String>>,
+    _refresh: RwSignal<u32>,
+) {
+}
+
 #[component]
-fn OrderView(order: Order, cancel: Action<i64, Result<crate::model::OrderStatusView, ApiError>>) -> impl IntoView {
+fn OrderView(
+    order: Order,
+    cancel: Action<i64, Result<crate::model::OrderStatusView, ApiError>>,
+    refresh: RwSignal<u32>,
+) -> impl IntoView {
     let id = order.order_id;
     let unpaid = order.status == OrderStatus::Unpaid;
-    let goods_total: i64 = order.lines.iter().map(|l| l.unit_price_fen * l.quantity).sum();
+    let goods_total: i64 = order
+        .lines
+        .iter()
+        .map(|l| l.unit_price_fen * l.quantity)
+        .sum();
     let pay_notice = RwSignal::new(None::<String>);
-    let error = RwSignal::new(ServerFormError::from_query("/api/form/cancel_order").map(|e| e.message));
+    let pay_state = RwSignal::new(PayState::Idle);
+    let error =
+        RwSignal::new(ServerFormError::from_query("/api/form/cancel_order").map(|e| e.message));
     Effect::new(move |_| {
         if let Some(Err(e)) = cancel.value().get() {
             error.set(Some(e.message));
@@ -106,9 +199,14 @@ fn OrderView(order: Order, cancel: Action<i64, Result<crate::model::OrderStatusV
                         {move || if cancel.pending().get() { "取消中…" } else { "取消订单" }}
                     </button>
                 </form>
-                <button type="button" class="btn btn-primary" data-testid="pay"
-                    on:click=move |_| pay_notice.set(Some("微信支付尚未开通，请联系商家".into()))>
-                    "去支付"
+                <button type="button" class="btn btn-primary js-only" data-testid="pay"
+                    disabled=move || pay_state.get() != PayState::Idle
+                    on:click=move |_| start_payment(id, pay_state, pay_notice, error, refresh)>
+                    {move || match pay_state.get() {
+                        PayState::Idle => "去支付",
+                        PayState::Paying => "支付中…",
+                        PayState::Confirming => "确认中…",
+                    }}
                 </button>
             </div>
         })}

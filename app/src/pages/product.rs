@@ -51,7 +51,9 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
     let price = Signal::derive(move || sku().map(|s| s.price_fen).unwrap_or(0));
     let sold_out = move || stock() <= 0;
 
-    let notice = RwSignal::new(ServerFormError::from_query("/api/form/add_to_cart").map(|e| (false, e.message)));
+    let notice = RwSignal::new(
+        ServerFormError::from_query("/api/form/add_to_cart").map(|e| (false, e.message)),
+    );
     let add = Action::new(move |(sku_id, qty): &(i64, i64)| add_to_cart(*sku_id, *qty));
     Effect::new(move |_| {
         if let Some(result) = add.value().get() {
@@ -72,11 +74,20 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
     let on_buy = move |ev: leptos::ev::MouseEvent| {
         ev.prevent_default();
         if let Some(id) = selected.get_untracked() {
-            navigate(&format!("/checkout?sku={id}&qty={}", quantity.get_untracked()), Default::default());
+            navigate(
+                &format!("/checkout?sku={id}&qty={}", quantity.get_untracked()),
+                Default::default(),
+            );
         }
     };
     let name = product.name.clone();
-    let max_stock_any = product.skus.iter().map(|s| s.stock).max().unwrap_or(0).clamp(1, MAX_LINE_QUANTITY);
+    let max_stock_any = product
+        .skus
+        .iter()
+        .map(|s| s.stock)
+        .max()
+        .unwrap_or(0)
+        .clamp(1, MAX_LINE_QUANTITY);
 
     view! {
         <Title text=name.clone() />
@@ -126,7 +137,7 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
                             }
                         } />
                     <button type="button" class="js-only" aria-label="增加"
-                        disabled=move || quantity.get() >= max_qty()
+                        disabled=move || { quantity.get() >= max_qty() }
                         on:click=move |_| quantity.update(|q| *q = (*q + 1).min(max_qty()))>"+"</button>
                 </div>
             </div>

@@ -9,13 +9,16 @@ mod catalog;
 pub mod db;
 pub mod demo;
 mod orders;
-mod sessions;
+pub mod payments;
+pub mod sessions;
+pub mod sweeper;
 
 use app::error::{ApiError, ErrorCode};
 use app::model::*;
 use app::port::{Result, SessionId, ShopPort};
 use async_trait::async_trait;
 use sqlx::SqlitePool;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use orders::OrderNo;
@@ -39,11 +42,31 @@ impl Default for ShopSettings {
 pub struct SqlShop {
     pool: SqlitePool,
     settings: ShopSettings,
+    wechat: Option<Arc<crate::wx::Wechat>>,
 }
 
 impl SqlShop {
     pub fn new(pool: SqlitePool, settings: ShopSettings) -> Self {
-        Self { pool, settings }
+        Self {
+            pool,
+            settings,
+            wechat: None,
+        }
+    }
+
+    /// Pays through WeChat (without it, paying answers `payment_unavailable`).
+    pub fn with_wechat(mut self, wechat: Arc<crate::wx::Wechat>) -> Self {
+        self.wechat = Some(wechat);
+        self
+    }
+
+    fn wechat(&self) -> Result<&crate::wx::Wechat> {
+        self.wechat.as_deref().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PaymentUnavailable,
+                "微信支付尚未开通，请联系商家",
+            )
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -176,7 +199,19 @@ impl ShopPort for SqlShop {
 
     async fn order_status(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView> {
         let user = sessions::user(&self.pool, session).await?;
-        orders::status(&self.pool, user, order_id).await
+        let view = orders::status(&self.pool, user, order_id).await?;
+        // Still unpaid but sent to WeChat: the page polls this after 支付, so ask WeChat rather
+        // than wait for the notification.
+        if view.status == OrderStatus::Unpaid {
+            if let Some(wx) = &self.wechat {
+                if let Some(order_no) = orders::prepaid_order_no(&self.pool, order_id).await? {
+                    if payments::sync_with_wechat(&self.pool, wx, &order_no).await? {
+                        return orders::status(&self.pool, user, order_id).await;
+                    }
+                }
+            }
+        }
+        Ok(view)
     }
 
     async fn orders(
@@ -193,5 +228,43 @@ impl ShopPort for SqlShop {
     async fn cancel_order(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView> {
         let user = sessions::user(&self.pool, session).await?;
         orders::cancel(&self.pool, user, order_id).await
+    }
+
+    async fn jssdk_config(&self, url: &str) -> Result<JssdkConfig> {
+        let wx = self.wechat()?;
+        // Only the shop's own pages: the signature is no oracle for other sites' URLs.
+        let own = url
+            .strip_prefix(wx.public_url.as_str())
+            .is_some_and(|rest| rest.starts_with('/'));
+        if !own || url.len() > 2048 {
+            return Err(ApiError::validation(vec![FieldError {
+                field: "url".into(),
+                message: "只能为本站页面签名".into(),
+            }]));
+        }
+        let cfg = wx.tokens.jssdk_config(url).await.map_err(|e| {
+            tracing::error!(error = %e, "jsapi_ticket unavailable");
+            ApiError::new(
+                ErrorCode::PaymentUnavailable,
+                "微信接口暂时不可用，请稍后再试",
+            )
+        })?;
+        Ok(JssdkConfig {
+            app_id: cfg.app_id,
+            timestamp: cfg.timestamp,
+            nonce_str: cfg.nonce_str,
+            signature: cfg.signature,
+        })
+    }
+
+    async fn pay_order(
+        &self,
+        session: &SessionId,
+        order_id: i64,
+        client_ip: &str,
+    ) -> Result<WxPayParams> {
+        let wx = self.wechat()?;
+        let user = sessions::user(&self.pool, session).await?;
+        payments::pay_order(&self.pool, wx, user, order_id, client_ip).await
     }
 }

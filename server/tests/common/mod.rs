@@ -4,11 +4,28 @@
 
 use serde_json::{json, Value};
 use server::config::Settings;
+use server::wechat_config::{PayVersion, WechatSettings, WechatSource};
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+/// A phone inside WeChat (Android).
+pub const WECHAT_UA: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 7; wv) AppleWebKit/537.36 \
+(KHTML, like Gecko) Version/4.0 Chrome/130.0 Mobile Safari/537.36 MicroMessenger/8.0.55.2780 NetType/WIFI";
+
+/// Sandbox credentials, generated once per test binary (RSA key generation is slow in debug).
+pub fn sandbox_credentials() -> wechat_sandbox::SandboxCredentials {
+    static CREDS: OnceLock<wechat_sandbox::SandboxCredentials> = OnceLock::new();
+    CREDS
+        .get_or_init(|| wechat_sandbox::SandboxCredentials::from_seed(20261122))
+        .clone()
+}
 
 pub struct TestShop {
     pub base: String,
     pub pool: sqlx::SqlitePool,
+    pub sandbox: wechat_sandbox::Sandbox,
+    pub wechat: Arc<server::wx::Wechat>,
+    pub sweeper: server::shop::sweeper::Sweeper,
     _dir: tempfile::TempDir,
     server: tokio::task::JoinHandle<()>,
 }
@@ -21,21 +38,96 @@ impl Drop for TestShop {
 
 impl TestShop {
     pub async fn spawn() -> Self {
+        Self::spawn_with(PayVersion::V3, |_| {}).await
+    }
+
+    /// A shop on the embedded sandbox speaking Pay `version`; `tweak` adjusts the settings.
+    pub async fn spawn_with(version: PayVersion, tweak: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-        let settings = Settings::for_tests(db, dir.path().to_path_buf());
-        let built = server::build(&settings).await.expect("shop builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut settings = Settings::for_tests(db, dir.path().to_path_buf());
+        // The shop calls its own sandbox and WeChat posts notifications back: the public URL
+        // must be the real address, so bind first.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("addr");
+        settings.public_url = format!("http://{addr}");
+        settings.wechat = WechatSettings {
+            sandbox: true,
+            source: WechatSource::Embedded {
+                pay_version: version,
+                credentials: Some(Box::new(sandbox_credentials())),
+            },
+            redis_url: None,
+        };
+        tweak(&mut settings);
+        let built = server::build(&settings).await.expect("shop builds");
+        // (With external credentials, a detached sandbox stands in so the field is always there.)
+        let sandbox = built
+            .wechat
+            .embedded
+            .clone()
+            .unwrap_or_else(|| wechat_sandbox::Sandbox::new(sandbox_credentials()));
+        let mut sweeper = built.sweeper.clone();
+        sweeper.reconcile_after = std::time::Duration::ZERO;
+        let wechat = built.wechat.clone();
         let server = tokio::spawn(async move {
             axum::serve(listener, built.router).await.expect("serve");
         });
         Self {
             base: format!("http://{addr}"),
             pool: built.pool,
+            sandbox,
+            wechat,
+            sweeper,
             _dir: dir,
             server,
         }
+    }
+
+    /// A shopper inside WeChat, signed in as sandbox user `index` (0-based) through the real
+    /// OAuth redirect and callback.
+    pub async fn wechat_shopper(&self, index: usize) -> Shopper {
+        let s = self.shopper_with_ua(WECHAT_UA);
+        s.login(&self.sandbox, index).await;
+        s
+    }
+
+    pub fn shopper_with_ua(&self, ua: &str) -> Shopper {
+        Shopper {
+            base: self.base.clone(),
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .user_agent(ua)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    pub async fn order_row(&self, order_id: i64) -> (String, Option<String>, Option<i64>) {
+        sqlx::query_as("SELECT status, transaction_id, paid_at FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("order")
+    }
+
+    pub async fn order_no(&self, order_id: i64) -> String {
+        sqlx::query_scalar("SELECT order_no FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("order_no")
+    }
+
+    /// `(kind, outcome, detail)` of every payment event, oldest first.
+    pub async fn events(&self) -> Vec<(String, String, String)> {
+        sqlx::query_as("SELECT kind, outcome, detail FROM payment_events ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .expect("events")
     }
 
     /// A browser-like client with its own cookie jar, i.e. its own session.
@@ -81,7 +173,58 @@ pub struct Shopper {
     pub http: reqwest::Client,
 }
 
+/// The `Location` of a redirect.
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The `state` parameter of an authorize URL.
+pub fn state_of(authorize_url: &str) -> String {
+    let u = url::Url::parse(authorize_url.split('#').next().unwrap()).expect("authorize url");
+    u.query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state")
+}
+
 impl Shopper {
+    pub async fn raw_get(&self, path_or_url: &str) -> reqwest::Response {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_string()
+        } else {
+            format!("{}{path_or_url}", self.base)
+        };
+        self.http
+            .get(url)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Page GET → 302 to WeChat's authorize URL → sandbox code for user `index` → callback → 302
+    /// back. Returns the final Location.
+    pub async fn login(&self, sb: &wechat_sandbox::Sandbox, index: usize) -> String {
+        let res = self.raw_get("/").await;
+        assert_eq!(
+            res.status(),
+            302,
+            "a first visit inside WeChat goes to OAuth"
+        );
+        let authorize = location(&res);
+        let state = state_of(&authorize);
+        let code = sb.issue_oauth_code(index, "snsapi_base");
+        let res = self
+            .raw_get(&format!("/wechat/oauth/callback?code={code}&state={state}"))
+            .await;
+        assert_eq!(res.status(), 302, "callback redirects back");
+        location(&res)
+    }
+
     /// POSTs JSON to `/api/{endpoint}`; returns the status and the JSON answer.
     pub async fn api(&self, endpoint: &str, body: Value) -> (u16, Value) {
         let res = self
@@ -109,7 +252,12 @@ impl Shopper {
     }
 
     /// Posts a plain HTML form (as a browser without JavaScript does); returns status and Location.
-    pub async fn form(&self, endpoint: &str, fields: &[(&str, &str)], referer: &str) -> (u16, String) {
+    pub async fn form(
+        &self,
+        endpoint: &str,
+        fields: &[(&str, &str)],
+        referer: &str,
+    ) -> (u16, String) {
         let res = self
             .http
             .post(format!("{}/api/form/{endpoint}", self.base))

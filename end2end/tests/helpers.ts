@@ -1,0 +1,39 @@
+import { expect, Page } from "@playwright/test";
+
+/** Waits until the wasm bundle has hydrated the page (the app marks <html class="hydrated">). */
+export async function hydrated(page: Page) {
+  await expect(page.locator("html.hydrated")).toHaveCount(1, { timeout: 20_000 });
+}
+
+/**
+ * Opens `path` as a WeChat user. In sandbox mode a first visit goes through WeChat's (emulated)
+ * authorization: the sandbox's user picker appears once, then WeChat remembers the user.
+ */
+export async function gotoSignedIn(page: Page, path: string, user = 1) {
+  const res = await page.goto(path);
+  if (page.url().includes("/sandbox/open/connect/oauth2/")) {
+    await page.locator(`#wx-user-${user}`).click();
+    await page.waitForURL((u) => !u.pathname.startsWith("/sandbox/") && !u.pathname.startsWith("/wechat/"));
+  }
+  return res;
+}
+
+/**
+ * Signs in, orders one of SKU `skuId` through the JSON API (with the page's own session) and opens
+ * the new order's page.
+ */
+export async function orderOne(page: Page, skuId: number) {
+  await gotoSignedIn(page, "/");
+  const res = await page.request.post("/api/create_order", {
+    data: {
+      items: [{ sku_id: skuId, quantity: 1 }],
+      address: { name: "张三", phone: "13800138000", region: "广东省 深圳市 南山区", detail: "科技园南区 1 栋 101" },
+      remark: "",
+    },
+  });
+  expect(res.status()).toBe(200);
+  const { order_id } = await res.json();
+  await page.goto(`/orders/${order_id}`);
+  await expect(page.getByTestId("order-status")).toHaveText("待支付");
+  await hydrated(page);
+}

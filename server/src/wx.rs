@@ -1,0 +1,205 @@
+//! The shop's live WeChat handles, built once at start from [`WechatSettings`]: the OAuth
+//! client, the token manager (JS-SDK signatures), the pay gateway (v2 or v3 behind one trait)
+//! and, in sandbox mode, the embedded sandbox itself.
+
+use crate::config::ConfigError;
+use crate::wechat_config::{
+    sandbox_credentials, sandbox_seed, Credentials, PayCredentials, PayVersion, WechatSettings,
+    WechatSource,
+};
+use std::path::Path;
+use std::sync::Arc;
+use wechat::oauth::OAuthClient;
+use wechat::token::{MemoryTokenCache, TokenCache, TokenManager};
+use wechat::PayGateway;
+
+/// The production JS-SDK.
+pub const JSSDK_URL: &str = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js";
+
+pub struct Wechat {
+    pub appid: String,
+    pub mchid: String,
+    /// Sandbox behaviour (banner; any browser counts as WeChat's).
+    pub sandbox: bool,
+    /// The shop's public origin, without trailing slash.
+    pub public_url: String,
+    pub oauth: OAuthClient,
+    pub tokens: TokenManager,
+    pub pay: Arc<dyn PayGateway>,
+    pub pay_version: PayVersion,
+    /// The embedded sandbox, when there is one (nested at `/sandbox`).
+    pub embedded: Option<wechat_sandbox::Sandbox>,
+    /// Where pages load the JS-SDK from.
+    pub jssdk_url: String,
+}
+
+impl std::fmt::Debug for Wechat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wechat")
+            .field("appid", &self.appid)
+            .field("mchid", &self.mchid)
+            .field("sandbox", &self.sandbox)
+            .field("pay_version", &self.pay_version)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WechatStartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("WeChat client: {0}")]
+    Client(String),
+    #[error("cannot keep the sandbox seed in {dir}: {source}")]
+    Seed { dir: String, source: std::io::Error },
+    #[error("cannot reach the token cache at WXMALL_REDIS_URL: {0}")]
+    Redis(String),
+}
+
+impl Wechat {
+    pub async fn start(
+        settings: &WechatSettings,
+        public_url: &str,
+        data_dir: &Path,
+    ) -> Result<Self, WechatStartError> {
+        let http =
+            wechat::http::default_client().map_err(|e| WechatStartError::Client(e.to_string()))?;
+        let (creds, embedded, version) = match &settings.source {
+            WechatSource::Embedded {
+                pay_version,
+                credentials,
+            } => {
+                let sb_creds = match credentials {
+                    Some(c) => (**c).clone(),
+                    None => {
+                        let seed =
+                            sandbox_seed(data_dir).map_err(|source| WechatStartError::Seed {
+                                dir: data_dir.display().to_string(),
+                                source,
+                            })?;
+                        // Three RSA-2048 keys: seconds in a debug build, so off the async workers.
+                        tokio::task::spawn_blocking(move || {
+                            wechat_sandbox::SandboxCredentials::from_seed(seed)
+                        })
+                        .await
+                        .map_err(|e| WechatStartError::Client(e.to_string()))?
+                    }
+                };
+                let creds = sandbox_credentials(&sb_creds, public_url, *pay_version)?;
+                let sandbox = wechat_sandbox::Sandbox::new(sb_creds);
+                (creds, Some(sandbox), *pay_version)
+            }
+            WechatSource::External(c) => {
+                let c: Credentials = (**c).clone();
+                let v = c.pay.version();
+                (c, None, v)
+            }
+        };
+        let cache: Arc<dyn TokenCache> = match &settings.redis_url {
+            Some(url) => Arc::new(
+                wechat::token::RedisTokenCache::connect(url)
+                    .await
+                    .map_err(|e| WechatStartError::Redis(e.to_string()))?,
+            ),
+            None => Arc::new(MemoryTokenCache::new()),
+        };
+        let oauth = OAuthClient::new(
+            &creds.appid,
+            creds.appsecret.clone(),
+            &creds.hosts,
+            http.clone(),
+        );
+        let tokens = TokenManager::new(
+            &creds.appid,
+            creds.appsecret.clone(),
+            &creds.hosts,
+            http.clone(),
+            cache,
+        );
+        let pay: Arc<dyn PayGateway> = match &creds.pay {
+            PayCredentials::V2 { key, sign_type } => Arc::new(wechat::pay_v2::PayV2Client::new(
+                wechat::pay_v2::PayV2Config::new(
+                    &creds.appid,
+                    &creds.mchid,
+                    key.clone(),
+                    *sign_type,
+                    creds.hosts.pay.clone(),
+                ),
+                http.clone(),
+            )),
+            PayCredentials::V3 {
+                apiv3_key,
+                merchant_serial,
+                private_key,
+                public_key,
+            } => {
+                let cfg = wechat::pay_v3::PayV3Config::new(
+                    &creds.appid,
+                    &creds.mchid,
+                    merchant_serial,
+                    private_key.clone(),
+                    apiv3_key.clone(),
+                    creds.hosts.pay.clone(),
+                );
+                let pk = public_key
+                    .as_ref()
+                    .map(|(id, pem)| (id.as_str(), pem.as_str()));
+                Arc::new(
+                    wechat::pay_v3::PayV3Client::with_downloaded_certificates(
+                        cfg,
+                        http.clone(),
+                        pk,
+                    )
+                    .map_err(ConfigError::from_wechat)?,
+                )
+            }
+        };
+        let sandbox = settings.sandbox || embedded.is_some();
+        let jssdk_url = if embedded.is_some() {
+            "/sandbox/jweixin.js".to_string()
+        } else {
+            JSSDK_URL.to_string()
+        };
+        Ok(Self {
+            appid: creds.appid.clone(),
+            mchid: creds.mchid.clone(),
+            sandbox,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            oauth,
+            tokens,
+            pay,
+            pay_version: version,
+            embedded,
+            jssdk_url,
+        })
+    }
+
+    /// Where WeChat Pay posts notifications (the route matching the configured version).
+    pub fn notify_url(&self) -> String {
+        match self.pay_version {
+            PayVersion::V2 => format!("{}/wechat/notify/v2", self.public_url),
+            PayVersion::V3 => format!("{}/wechat/notify/v3", self.public_url),
+        }
+    }
+
+    pub fn oauth_redirect_uri(&self) -> String {
+        format!("{}/wechat/oauth/callback", self.public_url)
+    }
+
+    /// What the pages need to know (no secret in it).
+    pub fn env(&self) -> app::model::WxEnv {
+        app::model::WxEnv {
+            sandbox: self.sandbox,
+            jssdk_url: self.jssdk_url.clone(),
+        }
+    }
+}
+
+impl ConfigError {
+    fn from_wechat(e: wechat::ConfigError) -> Self {
+        ConfigError::Invalid {
+            name: "WECHAT_PAY_PUBLIC_KEY",
+            message: e.to_string(),
+        }
+    }
+}
