@@ -29,7 +29,10 @@ pub(crate) mod ssr {
         use_context::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<SessionId>().cloned())
             .ok_or_else(|| {
-                ApiError::new(crate::error::ErrorCode::Unauthorized, "请开启 Cookie 后重试")
+                ApiError::new(
+                    crate::error::ErrorCode::Unauthorized,
+                    "请开启 Cookie 后重试",
+                )
             })
     }
 
@@ -40,7 +43,7 @@ pub(crate) mod ssr {
         F: FnOnce(SharedShop, SessionId) -> Fut,
         Fut: std::future::Future<Output = Result<T, ApiError>>,
     {
-            let shop = shop()?;
+        let shop = shop()?;
         let session = session()?;
         f(shop, session).await
     }

@@ -316,10 +316,37 @@ impl AddressInput {
 
 /// The provinces offered by the checkout form's 省 selector.
 pub const PROVINCES: &[&str] = &[
-    "北京市", "天津市", "河北省", "山西省", "内蒙古自治区", "辽宁省", "吉林省", "黑龙江省",
-    "上海市", "江苏省", "浙江省", "安徽省", "福建省", "江西省", "山东省", "河南省", "湖北省",
-    "湖南省", "广东省", "广西壮族自治区", "海南省", "重庆市", "四川省", "贵州省", "云南省",
-    "西藏自治区", "陕西省", "甘肃省", "青海省", "宁夏回族自治区", "新疆维吾尔自治区",
+    "北京市",
+    "天津市",
+    "河北省",
+    "山西省",
+    "内蒙古自治区",
+    "辽宁省",
+    "吉林省",
+    "黑龙江省",
+    "上海市",
+    "江苏省",
+    "浙江省",
+    "安徽省",
+    "福建省",
+    "江西省",
+    "山东省",
+    "河南省",
+    "湖北省",
+    "湖南省",
+    "广东省",
+    "广西壮族自治区",
+    "海南省",
+    "重庆市",
+    "四川省",
+    "贵州省",
+    "云南省",
+    "西藏自治区",
+    "陕西省",
+    "甘肃省",
+    "青海省",
+    "宁夏回族自治区",
+    "新疆维吾尔自治区",
 ];
 
 #[cfg(test)]
@@ -337,14 +364,31 @@ mod tests {
 
     #[test]
     fn phone_numbers() {
-        assert_eq!(normalize_phone("13800138000").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_phone("+86 138-0013-8000").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_phone("8613800138000").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_phone("12800138000"), None, "second digit 2 is not a mobile prefix");
+        assert_eq!(
+            normalize_phone("13800138000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_phone("+86 138-0013-8000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_phone("8613800138000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_phone("12800138000"),
+            None,
+            "second digit 2 is not a mobile prefix"
+        );
         assert_eq!(normalize_phone("1380013800"), None, "10 digits");
         assert_eq!(normalize_phone("138001380000"), None, "12 digits");
         assert_eq!(normalize_phone("1380013800a"), None);
-        assert_eq!(normalize_phone("２3800138000"), None, "full-width digits are not accepted");
+        assert_eq!(
+            normalize_phone("２3800138000"),
+            None,
+            "full-width digits are not accepted"
+        );
     }
 
     #[test]

@@ -26,8 +26,18 @@ pub trait ShopPort: Send + Sync + 'static {
     /// Adds `quantity` to the line of `sku_id` (creating it), capped by stock.
     async fn add_to_cart(&self, session: &SessionId, sku_id: i64, quantity: i64) -> Result<Cart>;
     /// Sets a line's quantity; 0 removes the line.
-    async fn set_cart_quantity(&self, session: &SessionId, sku_id: i64, quantity: i64) -> Result<Cart>;
-    async fn set_cart_selected(&self, session: &SessionId, sku_id: i64, selected: bool) -> Result<Cart>;
+    async fn set_cart_quantity(
+        &self,
+        session: &SessionId,
+        sku_id: i64,
+        quantity: i64,
+    ) -> Result<Cart>;
+    async fn set_cart_selected(
+        &self,
+        session: &SessionId,
+        sku_id: i64,
+        selected: bool,
+    ) -> Result<Cart>;
 
     /// Prices a would-be order from the database (checkout shows this); fails like
     /// `create_order` would on unknown SKUs, bad quantities or missing stock.
@@ -37,12 +47,21 @@ pub trait ShopPort: Send + Sync + 'static {
 
     /// Creates an unpaid order from explicit items, reserving stock. Prices come from the
     /// database. When `clear_cart` is set, the ordered SKUs leave the shopper's cart.
-    async fn create_order(&self, session: &SessionId, order: NewOrder, clear_cart: bool) -> Result<CreatedOrder>;
+    async fn create_order(
+        &self,
+        session: &SessionId,
+        order: NewOrder,
+        clear_cart: bool,
+    ) -> Result<CreatedOrder>;
     /// One of the shopper's saved addresses.
     async fn address(&self, session: &SessionId, address_id: i64) -> Result<Address>;
     async fn order(&self, session: &SessionId, order_id: i64) -> Result<Order>;
     async fn order_status(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView>;
-    async fn orders(&self, session: &SessionId, status: Option<OrderStatus>) -> Result<Vec<OrderSummary>>;
+    async fn orders(
+        &self,
+        session: &SessionId,
+        status: Option<OrderStatus>,
+    ) -> Result<Vec<OrderSummary>>;
     /// Cancels an unpaid order and releases its stock.
     async fn cancel_order(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView>;
 }

@@ -79,9 +79,11 @@ test.describe("with JavaScript (hydrated)", () => {
     const card = page.getByTestId("order-card").first();
     await expect(card).toContainText("日式陶瓷马克杯");
     await expect(card).toContainText("待支付");
-    await page.getByRole("link", { name: "待支付" }).click();
+    const tabs = page.getByRole("navigation", { name: "订单状态" });
+    await tabs.getByRole("link", { name: "待支付" }).click();
+    await expect(page).toHaveURL(/status=unpaid/);
     await expect(page.getByTestId("order-card")).toHaveCount(1);
-    await page.getByRole("link", { name: "已关闭" }).click();
+    await tabs.getByRole("link", { name: "已关闭" }).click();
     await expect(page.getByText("暂无订单")).toBeVisible();
 
     // The cart no longer holds what was ordered.

@@ -93,7 +93,15 @@ fn is_hashed_bundle(path: &str) -> bool {
     let Some(name) = path.strip_prefix("/pkg/") else {
         return false;
     };
-    name.split('.').any(|part| part.len() >= 16 && part.bytes().all(|b| b.is_ascii_alphanumeric()) && part.bytes().any(|b| b.is_ascii_digit()))
+    // The hash is 22 characters of URL-safe base64 between two dots.
+    let parts: Vec<&str> = name.split('.').collect();
+    parts.len() >= 3
+        && parts[1..parts.len() - 1].iter().any(|part| {
+            part.len() >= 16
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 #[cfg(test)]
@@ -103,6 +111,8 @@ mod tests {
     #[test]
     fn hashed_bundle_names() {
         assert!(is_hashed_bundle("/pkg/wxmall.8kfzd1rX2DqvHGRk2t1O7A.js"));
+        assert!(is_hashed_bundle("/pkg/wxmall.0gR2lMmQET-IJW7jysJV1Q.js"));
+        assert!(is_hashed_bundle("/pkg/wxmall.CMh4elFyd_6F5j9vN33N7Q.wasm"));
         assert!(!is_hashed_bundle("/pkg/wxmall.js"));
         assert!(!is_hashed_bundle("/images/products/orange.svg"));
     }
@@ -115,10 +125,15 @@ mod tests {
         std::fs::write(&js, &body).unwrap();
         std::fs::write(dir.path().join("photo.png"), b"not compressible").unwrap();
         assert_eq!(precompress(dir.path()).unwrap(), 1);
-        assert_eq!(precompress(dir.path()).unwrap(), 0, "fresh siblings are kept");
+        assert_eq!(
+            precompress(dir.path()).unwrap(),
+            0,
+            "fresh siblings are kept"
+        );
         let gz = std::fs::read(dir.path().join("app.js.gz")).unwrap();
         let mut out = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut out).unwrap();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut out)
+            .unwrap();
         assert_eq!(out, body);
         let br = std::fs::read(dir.path().join("app.js.br")).unwrap();
         let mut out = Vec::new();

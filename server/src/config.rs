@@ -101,7 +101,9 @@ impl Settings {
             addr,
             database_url,
             data_dir,
-            site_root: PathBuf::from(var("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into())),
+            site_root: PathBuf::from(
+                var("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into()),
+            ),
             order_ttl,
             demo_catalogue,
             public_url,

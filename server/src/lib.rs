@@ -54,7 +54,9 @@ pub fn leptos_options(settings: &Settings) -> LeptosOptions {
 pub async fn build(settings: &Settings) -> Result<Built, StartError> {
     let pool = shop::db::connect(&settings.database_url).await?;
     if settings.demo_catalogue {
-        let added = shop::demo::seed_if_empty(&pool).await.map_err(StartError::Seed)?;
+        let added = shop::demo::seed_if_empty(&pool)
+            .await
+            .map_err(StartError::Seed)?;
         if added > 0 {
             tracing::info!(products = added, "loaded the demo catalogue");
         }

@@ -35,7 +35,10 @@ async fn health() -> impl IntoResponse {
 /// Server functions answer every error with status 500; this gives each API error the status
 /// its stable `code` stands for (400 validation, 404 not found, 409 out of stock …).
 /// Redirects of plain form posts are left alone.
-pub async fn api_error_status(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+pub async fn api_error_status(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let is_api = req.uri().path().starts_with("/api/");
     let res = next.run(req).await;
     if !is_api || res.status() != axum::http::StatusCode::INTERNAL_SERVER_ERROR {
@@ -65,7 +68,8 @@ pub fn router(state: AppState, sessions: SessionConfig, site_root: &Path) -> Rou
 
     // Unknown paths that are no file render the app, whose router answers 404.
     let not_found = {
-        let handler = leptos_axum::render_app_to_stream_with_context(context.clone(), app_shell.clone());
+        let handler =
+            leptos_axum::render_app_to_stream_with_context(context.clone(), app_shell.clone());
         axum::routing::any(move |req| handler(req))
     };
     let static_files = ServeDir::new(site_root)
@@ -75,7 +79,10 @@ pub fn router(state: AppState, sessions: SessionConfig, site_root: &Path) -> Rou
 
     let pages_and_api = Router::new()
         .leptos_routes_with_context(&state, generate_route_list(App), context, app_shell)
-        .layer(axum::middleware::from_fn_with_state(sessions, session::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            sessions,
+            session::middleware,
+        ))
         .layer(axum::middleware::from_fn(api_error_status));
 
     Router::new()

@@ -67,7 +67,11 @@ fn is_well_formed(id: &str) -> bool {
 }
 
 /// Reads the session from the signed cookie, or starts a new one and sets its cookie.
-pub async fn middleware(State(config): State<SessionConfig>, mut req: Request, next: Next) -> Response {
+pub async fn middleware(
+    State(config): State<SessionConfig>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let jar = SignedCookieJar::from_headers(req.headers(), config.key.clone());
     let existing = jar
         .get(COOKIE_NAME)

@@ -22,7 +22,10 @@ async fn list_products_gives_the_catalogue_in_fen() {
     assert_eq!(orange["name"], "赣南脐橙");
     assert_eq!(orange["category"], "水果生鲜");
     assert_eq!(orange["image"], "/images/products/orange.svg");
-    assert_eq!(orange["skus"][0], json!({"id": 1, "name": "2.5kg 中果", "price_fen": 3990, "stock": 120}));
+    assert_eq!(
+        orange["skus"][0],
+        json!({"id": 1, "name": "2.5kg 中果", "price_fen": 3990, "stock": 120})
+    );
     for p in products {
         for sku in p["skus"].as_array().unwrap() {
             assert!(sku["price_fen"].is_i64(), "prices are integer fen: {sku}");
@@ -49,7 +52,10 @@ async fn create_order_prices_from_the_database_and_reserves_stock() {
     let id = created["order_id"].clone();
     let (status, st) = alice.api("order_status", json!({"order_id": id})).await;
     assert_eq!(status, 200);
-    assert_eq!(st, json!({"order_id": id, "status": "unpaid", "total_fee": expected}));
+    assert_eq!(
+        st,
+        json!({"order_id": id, "status": "unpaid", "total_fee": expected})
+    );
 
     let (_, order) = alice.api("get_order", json!({"order_id": id})).await;
     assert_eq!(order["lines"].as_array().unwrap().len(), 2);
@@ -66,10 +72,18 @@ async fn invalid_address_is_a_400_naming_every_field_and_changes_nothing() {
     let (status, err) = shop.shopper().api("create_order", body).await;
     assert_eq!(status, 400, "{err}");
     assert_eq!(err["code"], "validation");
-    let fields: Vec<&str> = err["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = err["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["name", "phone", "detail"]);
     assert_eq!(shop.stock(ORANGE_SMALL).await, 120);
-    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(&shop.pool).await.unwrap();
+    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(&shop.pool)
+        .await
+        .unwrap();
     assert_eq!(orders, 0);
 }
 
@@ -87,10 +101,18 @@ async fn bad_quantities_and_unknown_skus_are_refused() {
         (vec![(MUG_BLACK, 6)], "out_of_stock", 409),
     ] {
         let (st, err) = s.api("create_order", order_body(&items)).await;
-        assert_eq!((st, err["code"].as_str().unwrap()), (status, code), "{items:?}: {err}");
+        assert_eq!(
+            (st, err["code"].as_str().unwrap()),
+            (status, code),
+            "{items:?}: {err}"
+        );
         assert!(!err["message"].as_str().unwrap().is_empty());
     }
-    assert_eq!(shop.stock(MUG_BLACK).await, 5, "a refused order reserves nothing");
+    assert_eq!(
+        shop.stock(MUG_BLACK).await,
+        5,
+        "a refused order reserves nothing"
+    );
 }
 
 #[tokio::test]
@@ -109,7 +131,9 @@ async fn an_order_is_visible_only_to_its_owner() {
     let shop = TestShop::spawn().await;
     let alice = shop.shopper();
     let bob = shop.shopper();
-    let (_, created) = alice.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    let (_, created) = alice
+        .api("create_order", order_body(&[(ORANGE_SMALL, 1)]))
+        .await;
     let id = created["order_id"].clone();
     for endpoint in ["order_status", "get_order", "cancel_order"] {
         let (status, err) = bob.api(endpoint, json!({"order_id": id})).await;
@@ -122,7 +146,10 @@ async fn an_order_is_visible_only_to_its_owner() {
     assert_eq!(list.as_array().unwrap().len(), 1);
     let (status, page) = bob.get(&format!("/orders/{id}")).await;
     assert_eq!(status, 404);
-    assert!(!page.contains("13800138000"), "another shopper's address never renders");
+    assert!(
+        !page.contains("13800138000"),
+        "another shopper's address never renders"
+    );
 }
 
 #[tokio::test]
@@ -139,7 +166,11 @@ async fn cancelling_releases_stock_once() {
     let (status, err) = s.api("cancel_order", json!({"order_id": id})).await;
     assert_eq!(status, 409, "{err}");
     assert_eq!(err["code"], "invalid_state");
-    assert_eq!(shop.stock(MUG_BLACK).await, 5, "a second cancel releases nothing");
+    assert_eq!(
+        shop.stock(MUG_BLACK).await,
+        5,
+        "a second cancel releases nothing"
+    );
     let (_, closed) = s.api("list_orders", json!({"status": "closed"})).await;
     assert_eq!(closed.as_array().unwrap().len(), 1);
     let (_, unpaid) = s.api("list_orders", json!({"status": "unpaid"})).await;
@@ -152,7 +183,9 @@ async fn concurrent_orders_never_oversell() {
     shop.set_stock(ORANGE_SMALL, 5).await;
     let shoppers: Vec<_> = (0..24).map(|_| shop.shopper()).collect();
     let results = futures_util::future::join_all(
-        shoppers.iter().map(|s| s.api("create_order", order_body(&[(ORANGE_SMALL, 1)]))),
+        shoppers
+            .iter()
+            .map(|s| s.api("create_order", order_body(&[(ORANGE_SMALL, 1)]))),
     )
     .await;
     let ok = results.iter().filter(|(st, _)| *st == 200).count();
@@ -161,13 +194,17 @@ async fn concurrent_orders_never_oversell() {
         .filter(|(st, e)| *st == 409 && e["code"] == "out_of_stock")
         .count();
     assert_eq!(ok, 5, "exactly the stock is sold: {results:?}");
-    assert_eq!(sold_out, 19, "everyone else is told it is sold out: {results:?}");
+    assert_eq!(
+        sold_out, 19,
+        "everyone else is told it is sold out: {results:?}"
+    );
     assert_eq!(shop.stock(ORANGE_SMALL).await, 0);
-    let reserved: i64 = sqlx::query_scalar("SELECT SUM(quantity) FROM order_lines WHERE sku_id = $1")
-        .bind(ORANGE_SMALL)
-        .fetch_one(&shop.pool)
-        .await
-        .unwrap();
+    let reserved: i64 =
+        sqlx::query_scalar("SELECT SUM(quantity) FROM order_lines WHERE sku_id = $1")
+            .bind(ORANGE_SMALL)
+            .fetch_one(&shop.pool)
+            .await
+            .unwrap();
     assert_eq!(reserved, 5);
 }
 
@@ -177,23 +214,65 @@ async fn cart_totals_follow_selection_and_quantities() {
     let s = shop.shopper();
     let (_, cart) = s.api("get_cart", json!({})).await;
     assert_eq!(cart["lines"], json!([]));
-    let (status, cart) = s.api("add_to_cart", json!({"sku_id": ORANGE_SMALL, "quantity": 2})).await;
+    let (status, cart) = s
+        .api(
+            "add_to_cart",
+            json!({"sku_id": ORANGE_SMALL, "quantity": 2}),
+        )
+        .await;
     assert_eq!(status, 200, "{cart}");
-    let (_, cart) = s.api("add_to_cart", json!({"sku_id": ORANGE_SMALL, "quantity": 1})).await;
+    let (_, cart) = s
+        .api(
+            "add_to_cart",
+            json!({"sku_id": ORANGE_SMALL, "quantity": 1}),
+        )
+        .await;
     assert_eq!(cart["lines"][0]["quantity"], 3, "adding again adds up");
-    let (_, cart) = s.api("add_to_cart", json!({"sku_id": ORANGE_LARGE, "quantity": 1})).await;
+    let (_, cart) = s
+        .api(
+            "add_to_cart",
+            json!({"sku_id": ORANGE_LARGE, "quantity": 1}),
+        )
+        .await;
     assert_eq!(cart["selected_total_fen"], 3 * 3990 + 6990);
-    let (_, cart) = s.api("select_cart_line", json!({"sku_id": ORANGE_LARGE, "selected": false})).await;
+    let (_, cart) = s
+        .api(
+            "select_cart_line",
+            json!({"sku_id": ORANGE_LARGE, "selected": false}),
+        )
+        .await;
     assert_eq!(cart["selected_total_fen"], 3 * 3990);
     assert_eq!(cart["selected_count"], 3);
-    let (_, cart) = s.api("update_cart", json!({"sku_id": ORANGE_SMALL, "quantity": 1})).await;
+    let (_, cart) = s
+        .api(
+            "update_cart",
+            json!({"sku_id": ORANGE_SMALL, "quantity": 1}),
+        )
+        .await;
     assert_eq!(cart["selected_total_fen"], 3990);
-    let (status, err) = s.api("update_cart", json!({"sku_id": MUG_BLACK, "quantity": 6})).await;
-    assert_eq!((status, err["code"].as_str()), (409, Some("out_of_stock")), "{err}");
-    let (status, err) = s.api("add_to_cart", json!({"sku_id": PINEAPPLE, "quantity": 1})).await;
+    let (status, err) = s
+        .api("update_cart", json!({"sku_id": MUG_BLACK, "quantity": 6}))
+        .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (409, Some("out_of_stock")),
+        "{err}"
+    );
+    let (status, err) = s
+        .api("add_to_cart", json!({"sku_id": PINEAPPLE, "quantity": 1}))
+        .await;
     assert_eq!(status, 409, "{err}");
-    let (_, cart) = s.api("update_cart", json!({"sku_id": ORANGE_SMALL, "quantity": 0})).await;
-    assert_eq!(cart["lines"].as_array().unwrap().len(), 1, "quantity 0 removes the line");
+    let (_, cart) = s
+        .api(
+            "update_cart",
+            json!({"sku_id": ORANGE_SMALL, "quantity": 0}),
+        )
+        .await;
+    assert_eq!(
+        cart["lines"].as_array().unwrap().len(),
+        1,
+        "quantity 0 removes the line"
+    );
 
     // Ordering from the cart takes the ordered SKUs out of it.
     let mut body = order_body(&[(ORANGE_LARGE, 1)]);
@@ -208,8 +287,10 @@ async fn cart_totals_follow_selection_and_quantities() {
 async fn saved_addresses_are_remembered_per_shopper() {
     let shop = TestShop::spawn().await;
     let s = shop.shopper();
-    s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
-    s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    s.api("create_order", order_body(&[(ORANGE_SMALL, 1)]))
+        .await;
+    s.api("create_order", order_body(&[(ORANGE_SMALL, 1)]))
+        .await;
     let (_, list) = s.api("list_addresses", json!({})).await;
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 1, "the same address is saved once");
@@ -226,32 +307,67 @@ async fn plain_forms_work_without_javascript() {
     let (status, _) = s.get("/").await;
     assert_eq!(status, 200);
     let (status, location) = s
-        .form("add_to_cart", &[("sku_id", "1"), ("quantity", "2"), ("intent", "cart")], "/product/1")
+        .form(
+            "add_to_cart",
+            &[("sku_id", "1"), ("quantity", "2"), ("intent", "cart")],
+            "/product/1",
+        )
         .await;
     assert_eq!((status, location.as_str()), (302, "/cart"));
     let (status, page) = s.get("/cart").await;
     assert_eq!(status, 200);
-    assert!(page.contains("赣南脐橙") && page.contains("79.80"), "cart page lists the line and total");
+    assert!(
+        page.contains("赣南脐橙") && page.contains("79.80"),
+        "cart page lists the line and total"
+    );
 
     // 立即购买 goes to checkout with the item and leaves the cart alone.
     let (_, location) = s
-        .form("add_to_cart", &[("sku_id", "2"), ("quantity", "1"), ("intent", "buy")], "/product/1")
+        .form(
+            "add_to_cart",
+            &[("sku_id", "2"), ("quantity", "1"), ("intent", "buy")],
+            "/product/1",
+        )
         .await;
     assert_eq!(location, "/checkout?sku=2&qty=1");
 
     // A wrong phone number comes back to the form with the error in the URL.
-    let bad = [("address_id", "new"), ("name", "李四"), ("phone", "123"), ("province", "浙江省"), ("city", "杭州市 西湖区"), ("detail", "文三路 100 号")];
+    let bad = [
+        ("address_id", "new"),
+        ("name", "李四"),
+        ("phone", "123"),
+        ("province", "浙江省"),
+        ("city", "杭州市 西湖区"),
+        ("detail", "文三路 100 号"),
+    ];
     let (status, location) = s.form("checkout", &bad, "/checkout").await;
     assert_eq!(status, 302);
-    assert!(location.starts_with(&format!("{}/checkout?", shop.base)) && location.contains("__err="), "{location}");
+    assert!(
+        location.starts_with(&format!("{}/checkout?", shop.base)) && location.contains("__err="),
+        "{location}"
+    );
     let (status, page) = s.get(location.trim_start_matches(&shop.base)).await;
     assert_eq!(status, 200);
-    assert!(page.contains("请输入正确的 11 位手机号"), "the checkout page shows the server's message");
+    assert!(
+        page.contains("请输入正确的 11 位手机号"),
+        "the checkout page shows the server's message"
+    );
 
-    let good = [("address_id", "new"), ("name", "李四"), ("phone", "13912345678"), ("province", "浙江省"), ("city", "杭州市 西湖区"), ("detail", "文三路 100 号"), ("remark", "请放门口")];
+    let good = [
+        ("address_id", "new"),
+        ("name", "李四"),
+        ("phone", "13912345678"),
+        ("province", "浙江省"),
+        ("city", "杭州市 西湖区"),
+        ("detail", "文三路 100 号"),
+        ("remark", "请放门口"),
+    ];
     let (status, location) = s.form("checkout", &good, "/checkout").await;
     assert_eq!(status, 302);
-    let id: i64 = location.strip_prefix("/orders/").and_then(|i| i.parse().ok()).unwrap_or_else(|| panic!("{location}"));
+    let id: i64 = location
+        .strip_prefix("/orders/")
+        .and_then(|i| i.parse().ok())
+        .unwrap_or_else(|| panic!("{location}"));
     let (_, order) = s.api("get_order", json!({"order_id": id})).await;
     assert_eq!(order["total_fee"], 2 * 3990);
     assert_eq!(order["address"]["region"], "浙江省 杭州市 西湖区");
@@ -272,7 +388,12 @@ async fn pages_answer_with_real_status_codes() {
     let (status, page) = s.get("/product/1").await;
     assert_eq!(status, 200);
     assert!(page.contains("2.5kg 中果") && page.contains("39.90"));
-    for path in ["/product/99999", "/product/abc", "/orders/99999", "/no/such/page"] {
+    for path in [
+        "/product/99999",
+        "/product/abc",
+        "/orders/99999",
+        "/no/such/page",
+    ] {
         let (status, page) = s.get(path).await;
         assert_eq!(status, 404, "{path}");
         assert!(page.contains("返回首页"), "{path} offers a way back");
@@ -283,13 +404,30 @@ async fn pages_answer_with_real_status_codes() {
 async fn the_session_cookie_is_signed_httponly_and_lax() {
     let shop = TestShop::spawn().await;
     let res = reqwest::get(format!("{}/", shop.base)).await.unwrap();
-    let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(cookie.starts_with("wxmall_sid="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     // A forged (unsigned) session id is ignored: a fresh session is issued instead.
     let client = reqwest::Client::new();
     let forged = format!("wxmall_sid={}", "ab".repeat(24));
-    let res = client.get(format!("{}/cart", shop.base)).header("cookie", &forged).send().await.unwrap();
-    assert!(res.headers().get("set-cookie").is_some(), "forged cookie replaced");
+    let res = client
+        .get(format!("{}/cart", shop.base))
+        .header("cookie", &forged)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.headers().get("set-cookie").is_some(),
+        "forged cookie replaced"
+    );
     let _: Value = Value::Null;
 }

@@ -74,6 +74,8 @@ impl ServerFormError {
         if query.get("__path")? != endpoint {
             return None;
         }
-        Some(ServerFnUrlError::<ApiError>::decode_err(&query.get("__err")?))
+        Some(ServerFnUrlError::<ApiError>::decode_err(
+            &query.get("__err")?,
+        ))
     }
 }

@@ -1,4 +1,6 @@
-use crate::api::{create_order, get_cart, join_region, list_addresses, quote_order, selected_items};
+use crate::api::{
+    create_order, get_cart, join_region, list_addresses, quote_order, selected_items,
+};
 use crate::components::{ErrorView, FieldMessage, PageSkeleton, Price, ServerFormError};
 use crate::error::ApiError;
 use crate::model::*;
@@ -42,7 +44,10 @@ pub fn CheckoutPage() -> impl IntoView {
         move || {
             query.with(|q| {
                 let sku = q.get("sku")?.parse::<i64>().ok()?;
-                let qty = q.get("qty").and_then(|s| s.parse::<i64>().ok()).unwrap_or(1);
+                let qty = q
+                    .get("qty")
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .unwrap_or(1);
                 Some((sku, qty))
             })
         },

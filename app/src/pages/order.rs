@@ -39,12 +39,20 @@ pub fn OrderPage() -> impl IntoView {
 }
 
 #[component]
-fn OrderView(order: Order, cancel: Action<i64, Result<crate::model::OrderStatusView, ApiError>>) -> impl IntoView {
+fn OrderView(
+    order: Order,
+    cancel: Action<i64, Result<crate::model::OrderStatusView, ApiError>>,
+) -> impl IntoView {
     let id = order.order_id;
     let unpaid = order.status == OrderStatus::Unpaid;
-    let goods_total: i64 = order.lines.iter().map(|l| l.unit_price_fen * l.quantity).sum();
+    let goods_total: i64 = order
+        .lines
+        .iter()
+        .map(|l| l.unit_price_fen * l.quantity)
+        .sum();
     let pay_notice = RwSignal::new(None::<String>);
-    let error = RwSignal::new(ServerFormError::from_query("/api/form/cancel_order").map(|e| e.message));
+    let error =
+        RwSignal::new(ServerFormError::from_query("/api/form/cancel_order").map(|e| e.message));
     Effect::new(move |_| {
         if let Some(Err(e)) = cancel.value().get() {
             error.set(Some(e.message));

@@ -51,7 +51,9 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
     let price = Signal::derive(move || sku().map(|s| s.price_fen).unwrap_or(0));
     let sold_out = move || stock() <= 0;
 
-    let notice = RwSignal::new(ServerFormError::from_query("/api/form/add_to_cart").map(|e| (false, e.message)));
+    let notice = RwSignal::new(
+        ServerFormError::from_query("/api/form/add_to_cart").map(|e| (false, e.message)),
+    );
     let add = Action::new(move |(sku_id, qty): &(i64, i64)| add_to_cart(*sku_id, *qty));
     Effect::new(move |_| {
         if let Some(result) = add.value().get() {
@@ -72,11 +74,20 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
     let on_buy = move |ev: leptos::ev::MouseEvent| {
         ev.prevent_default();
         if let Some(id) = selected.get_untracked() {
-            navigate(&format!("/checkout?sku={id}&qty={}", quantity.get_untracked()), Default::default());
+            navigate(
+                &format!("/checkout?sku={id}&qty={}", quantity.get_untracked()),
+                Default::default(),
+            );
         }
     };
     let name = product.name.clone();
-    let max_stock_any = product.skus.iter().map(|s| s.stock).max().unwrap_or(0).clamp(1, MAX_LINE_QUANTITY);
+    let max_stock_any = product
+        .skus
+        .iter()
+        .map(|s| s.stock)
+        .max()
+        .unwrap_or(0)
+        .clamp(1, MAX_LINE_QUANTITY);
 
     view! {
         <Title text=name.clone() />
@@ -115,7 +126,7 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
                 <span>"数量"</span>
                 <div class="stepper">
                     <button type="button" class="js-only" aria-label="减少"
-                        disabled=move || quantity.get() <= 1
+                        disabled=move || { quantity.get() <= 1 }
                         on:click=move |_| quantity.update(|q| *q = (*q - 1).max(1))>"−"</button>
                     <input type="number" name="quantity" inputmode="numeric" min="1"
                         max=move || if selected.get().is_some() { max_qty() } else { max_stock_any }
@@ -126,7 +137,7 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
                             }
                         } />
                     <button type="button" class="js-only" aria-label="增加"
-                        disabled=move || quantity.get() >= max_qty()
+                        disabled=move || { quantity.get() >= max_qty() }
                         on:click=move |_| quantity.update(|q| *q = (*q + 1).min(max_qty()))>"+"</button>
                 </div>
             </div>
@@ -142,7 +153,7 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
             </section>
             <div class="action-bar">
                 <button type="submit" name="intent" value="cart" class="btn btn-secondary"
-                    disabled=move || sold_out() || add.pending().get()
+                    disabled=move || { sold_out() || add.pending().get() }
                     on:click=on_add>
                     {move || if add.pending().get() { "加入中…" } else { "加入购物车" }}
                 </button>

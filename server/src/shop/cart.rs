@@ -116,15 +116,14 @@ pub async fn set_quantity(pool: &SqlitePool, user: i64, sku_id: i64, quantity: i
 }
 
 pub async fn set_selected(pool: &SqlitePool, user: i64, sku_id: i64, selected: bool) -> Result<()> {
-    let done = sqlx::query(
-        "UPDATE cart_lines SET selected = $1 WHERE user_id = $2 AND sku_id = $3",
-    )
-    .bind(selected)
-    .bind(user)
-    .bind(sku_id)
-    .execute(pool)
-    .await
-    .map_err(db_error)?;
+    let done =
+        sqlx::query("UPDATE cart_lines SET selected = $1 WHERE user_id = $2 AND sku_id = $3")
+            .bind(selected)
+            .bind(user)
+            .bind(sku_id)
+            .execute(pool)
+            .await
+            .map_err(db_error)?;
     if done.rows_affected() == 0 {
         return Err(ApiError::not_found("购物车商品"));
     }

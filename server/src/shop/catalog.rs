@@ -19,7 +19,10 @@ pub async fn categories(pool: &SqlitePool) -> Result<Vec<Category>> {
         .collect())
 }
 
-async fn skus_by_product(pool: &SqlitePool, product_id: Option<i64>) -> Result<HashMap<i64, Vec<Sku>>> {
+async fn skus_by_product(
+    pool: &SqlitePool,
+    product_id: Option<i64>,
+) -> Result<HashMap<i64, Vec<Sku>>> {
     let rows: Vec<(i64, i64, String, i64, i64)> = sqlx::query_as(
         "SELECT s.product_id, s.id, s.name, s.price_fen, s.stock FROM skus s \
          WHERE $1 IS NULL OR s.product_id = $1 ORDER BY s.product_id, s.sort, s.id",
@@ -75,7 +78,12 @@ pub async fn product(pool: &SqlitePool, product_id: i64) -> Result<ProductDetail
         return Err(ApiError::not_found("商品"));
     };
     let mut all_images = vec![image];
-    all_images.extend(images.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned));
+    all_images.extend(
+        images
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned),
+    );
     let skus = skus_by_product(pool, Some(product_id))
         .await?
         .remove(&product_id)
@@ -102,7 +110,8 @@ pub struct SkuInfo {
     pub stock: i64,
 }
 
-pub const SKU_INFO_SELECT: &str = "SELECT s.id AS sku_id, p.id AS product_id, p.name AS product_name, \
+pub const SKU_INFO_SELECT: &str =
+    "SELECT s.id AS sku_id, p.id AS product_id, p.name AS product_name, \
      s.name AS sku_name, p.image AS image, s.price_fen AS price_fen, s.stock AS stock \
      FROM skus s JOIN products p ON p.id = s.product_id";
 

@@ -69,7 +69,9 @@ fn line_of(info: &SkuInfo, quantity: i64) -> CartLine {
 fn total_of(lines: &[CartLine]) -> Result<i64> {
     lines
         .iter()
-        .try_fold(0i64, |acc, l| acc.checked_add(l.price_fen.checked_mul(l.quantity)?))
+        .try_fold(0i64, |acc, l| {
+            acc.checked_add(l.price_fen.checked_mul(l.quantity)?)
+        })
         .ok_or_else(|| ApiError::new(ErrorCode::Validation, "订单金额过大"))
 }
 
@@ -305,7 +307,11 @@ pub async fn load(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result
     })
 }
 
-pub async fn status(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result<OrderStatusView> {
+pub async fn status(
+    pool: &SqlitePool,
+    user: Option<i64>,
+    order_id: i64,
+) -> Result<OrderStatusView> {
     let row = order_row(pool, user, order_id).await?;
     Ok(OrderStatusView {
         order_id: row.id,
@@ -387,14 +393,23 @@ pub async fn close_and_release(pool: &SqlitePool, order_id: i64, reason: &str) -
     Ok(true)
 }
 
-pub async fn cancel(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result<OrderStatusView> {
+pub async fn cancel(
+    pool: &SqlitePool,
+    user: Option<i64>,
+    order_id: i64,
+) -> Result<OrderStatusView> {
     let row = order_row(pool, user, order_id).await?;
     if parse_status(&row.status) != OrderStatus::Unpaid {
-        return Err(ApiError::new(ErrorCode::InvalidState, "只有待支付的订单可以取消"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidState,
+            "只有待支付的订单可以取消",
+        ));
     }
     if !close_and_release(pool, order_id, "cancelled by shopper").await? {
-        return Err(ApiError::new(ErrorCode::InvalidState, "订单状态已变化，请刷新"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidState,
+            "订单状态已变化，请刷新",
+        ));
     }
     status(pool, user, order_id).await
 }
-

@@ -25,7 +25,9 @@ impl TestShop {
         let db = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
         let settings = Settings::for_tests(db, dir.path().to_path_buf());
         let built = server::build(&settings).await.expect("shop builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("addr");
         let server = tokio::spawn(async move {
             axum::serve(listener, built.router).await.expect("serve");
@@ -109,7 +111,12 @@ impl Shopper {
     }
 
     /// Posts a plain HTML form (as a browser without JavaScript does); returns status and Location.
-    pub async fn form(&self, endpoint: &str, fields: &[(&str, &str)], referer: &str) -> (u16, String) {
+    pub async fn form(
+        &self,
+        endpoint: &str,
+        fields: &[(&str, &str)],
+        referer: &str,
+    ) -> (u16, String) {
         let res = self
             .http
             .post(format!("{}/api/form/{endpoint}", self.base))
