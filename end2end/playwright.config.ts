@@ -4,7 +4,12 @@ import * as path from "path";
 
 // The shop under test: the binary `cargo leptos build` made, on its own port and a fresh
 // database for every run, on the embedded defaults (SQLite, demo catalogue).
-const port = Number(process.env.WXMALL_E2E_PORT ?? 3100);
+// A port of its own per run (workers inherit it from the main process through the environment),
+// so a shop already running on this machine never gets in the way.
+if (!process.env.WXMALL_E2E_PORT) {
+  process.env.WXMALL_E2E_PORT = String(31000 + (process.pid % 2000));
+}
+const port = Number(process.env.WXMALL_E2E_PORT);
 const baseURL = `http://127.0.0.1:${port}`;
 const root = path.resolve(__dirname, "..");
 const profile = process.env.WXMALL_E2E_PROFILE ?? "debug";

@@ -16,13 +16,13 @@ pub fn TabBar() -> impl IntoView {
     view! {
         <nav class="tabbar" aria-label="主导航">
             <a href="/" class:active=move || active("/")>
-                <span class="tab-icon">"🏠"</span>"首页"
+                <svg class="tab-icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M3 11l9-7 9 7v9a1 1 0 0 1-1 1h-5v-6h-6v6H4a1 1 0 0 1-1-1z"/></svg>"首页"
             </a>
             <a href="/cart" class:active=move || active("/cart")>
-                <span class="tab-icon">"🛒"</span>"购物车"
+                <svg class="tab-icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M3 4h2l2.4 11.2a1 1 0 0 0 1 .8h9.2a1 1 0 0 0 1-.8L21 8H6.2"/><circle cx="9" cy="20" r="1.5"/><circle cx="18" cy="20" r="1.5"/></svg>"购物车"
             </a>
             <a href="/orders" class:active=move || active("/orders")>
-                <span class="tab-icon">"📋"</span>"我的订单"
+                <svg class="tab-icon" viewBox="0 0 24 24" aria-hidden="true"><rect x="5" y="3" width="14" height="18" rx="2"/><path d="M9 8h6M9 12h6M9 16h4"/></svg>"我的订单"
             </a>
         </nav>
     }

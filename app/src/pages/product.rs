@@ -126,7 +126,7 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
                 <span>"数量"</span>
                 <div class="stepper">
                     <button type="button" class="js-only" aria-label="减少"
-                        disabled=move || quantity.get() <= 1
+                        disabled=move || { quantity.get() <= 1 }
                         on:click=move |_| quantity.update(|q| *q = (*q - 1).max(1))>"−"</button>
                     <input type="number" name="quantity" inputmode="numeric" min="1"
                         max=move || if selected.get().is_some() { max_qty() } else { max_stock_any }
@@ -153,7 +153,7 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
             </section>
             <div class="action-bar">
                 <button type="submit" name="intent" value="cart" class="btn btn-secondary"
-                    disabled=move || sold_out() || add.pending().get()
+                    disabled=move || { sold_out() || add.pending().get() }
                     on:click=on_add>
                     {move || if add.pending().get() { "加入中…" } else { "加入购物车" }}
                 </button>
