@@ -130,7 +130,10 @@ pub fn router(
             sessions,
             session::middleware,
         ))
-        .layer(axum::middleware::from_fn(api_error_status));
+        .layer(axum::middleware::from_fn(api_error_status))
+        // Pages and JSON travel compressed (the home page: 17 KB → 3.4 KB gzip); static files
+        // are precompressed instead, so this layer only wraps the dynamic answers.
+        .layer(tower_http::compression::CompressionLayer::new());
 
     Router::new()
         .route("/healthz", get(health))

@@ -431,3 +431,40 @@ async fn the_session_cookie_is_signed_httponly_and_lax() {
     );
     let _: Value = Value::Null;
 }
+
+#[tokio::test]
+async fn pages_and_json_are_compressed_for_clients_that_accept_it() {
+    let shop = TestShop::spawn().await;
+    let client = reqwest::Client::new();
+    let res = client
+        .get(format!("{}/", shop.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
+    let res = client
+        .post(format!("{}/api/list_products", shop.base))
+        .header("accept-encoding", "br")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("br")
+    );
+    let plain = client.get(format!("{}/", shop.base)).send().await.unwrap();
+    assert!(
+        plain.headers().get("content-encoding").is_none(),
+        "no encoding unless asked"
+    );
+}
