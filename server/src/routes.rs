@@ -130,10 +130,7 @@ pub fn router(
             sessions,
             session::middleware,
         ))
-        .layer(axum::middleware::from_fn(api_error_status))
-        // Pages and JSON travel compressed (the home page: 17 KB → 3.4 KB gzip); static files
-        // are precompressed instead, so this layer only wraps the dynamic answers.
-        .layer(tower_http::compression::CompressionLayer::new());
+        .layer(axum::middleware::from_fn(api_error_status));
 
     Router::new()
         .route("/healthz", get(health))
