@@ -66,6 +66,17 @@ fn malformed(e: &serde_json::Error) -> NotifyError {
     NotifyError::Malformed(crate::http::json_error(e))
 }
 
+/// Refuses a body over [`MAX_NOTIFY_BYTES`] before any verification work is done on it.
+fn check_size(body: &[u8]) -> Result<(), NotifyError> {
+    if body.len() > MAX_NOTIFY_BYTES {
+        return Err(NotifyError::TooLarge {
+            size: body.len(),
+            limit: MAX_NOTIFY_BYTES,
+        });
+    }
+    Ok(())
+}
+
 /// Verifies, decrypts and checks a v3 payment notification.
 pub async fn parse(
     headers: &HeaderMap,
@@ -73,12 +84,7 @@ pub async fn parse(
     verifier: &Verifier,
     cfg: &V3NotifyConfig,
 ) -> Result<PaymentNotice, NotifyError> {
-    if body.len() > MAX_NOTIFY_BYTES {
-        return Err(NotifyError::TooLarge {
-            size: body.len(),
-            limit: MAX_NOTIFY_BYTES,
-        });
-    }
+    check_size(body)?;
     verifier.verify(headers, body).await?;
     decode_verified(body, cfg)
 }
@@ -90,12 +96,7 @@ pub fn parse_cached(
     verifier: &Verifier,
     cfg: &V3NotifyConfig,
 ) -> Result<PaymentNotice, NotifyError> {
-    if body.len() > MAX_NOTIFY_BYTES {
-        return Err(NotifyError::TooLarge {
-            size: body.len(),
-            limit: MAX_NOTIFY_BYTES,
-        });
-    }
+    check_size(body)?;
     verifier.verify_cached(headers, body)?;
     decode_verified(body, cfg)
 }
