@@ -6,14 +6,26 @@ import * as path from "path";
 // database for every run, on the embedded defaults (SQLite, demo catalogue).
 // A port of its own per run (workers inherit it from the main process through the environment),
 // so a shop already running on this machine never gets in the way.
+// The same goes for the data directory: tests read the payment log with `wxmall payments`.
 if (!process.env.WXMALL_E2E_PORT) {
-  process.env.WXMALL_E2E_PORT = String(31000 + (process.pid % 2000));
+  process.env.WXMALL_E2E_PORT = String(31000 + (process.pid % 2000) * 2);
+}
+if (!process.env.WXMALL_E2E_DATA_DIR) {
+  process.env.WXMALL_E2E_DATA_DIR = path.join(os.tmpdir(), `wxmall-e2e-${process.pid}-${Date.now()}`);
 }
 const port = Number(process.env.WXMALL_E2E_PORT);
 const baseURL = `http://127.0.0.1:${port}`;
 const root = path.resolve(__dirname, "..");
 const profile = process.env.WXMALL_E2E_PROFILE ?? "debug";
-const dataDir = path.join(os.tmpdir(), `wxmall-e2e-${process.pid}-${Date.now()}`);
+const dataDir = process.env.WXMALL_E2E_DATA_DIR;
+const binary = path.join(root, "target", profile, "wxmall");
+
+// A second shop configured for the real WeChat (made-up credentials; WeChat's hosts point at
+// a closed local port, and nothing here calls them): browsers outside WeChat get the
+// open-in-WeChat page, WeChat's own browser is sent to WeChat's authorize URL.
+export const REAL_WECHAT_BASE_URL = `http://127.0.0.1:${port + 1}`;
+export const REAL_WECHAT_APPID = "wx0e2e0e2e0e2e0e2e";
+export const REAL_WECHAT_OPEN_BASE = "http://127.0.0.1:9";
 
 // A phone inside WeChat: the user agent WeChat's in-app browser sends on Android.
 export const WECHAT_ANDROID_UA =
@@ -49,20 +61,47 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: path.join(root, "target", profile, "wxmall"),
-    cwd: root,
-    url: `${baseURL}/healthz`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    stdout: "pipe",
-    stderr: "pipe",
-    env: {
-      WXMALL_ADDR: `127.0.0.1:${port}`,
-      WXMALL_PUBLIC_URL: baseURL,
-      WXMALL_DATA_DIR: dataDir,
-      LEPTOS_SITE_ROOT: path.join(root, "target", "site"),
-      RUST_LOG: "warn",
+  webServer: [
+    {
+      // The shop on its embedded defaults: SQLite, demo catalogue, the WeChat sandbox.
+      command: binary,
+      cwd: root,
+      url: `${baseURL}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: "pipe",
+      stderr: "pipe",
+      env: {
+        WXMALL_ADDR: `127.0.0.1:${port}`,
+        WXMALL_PUBLIC_URL: baseURL,
+        WXMALL_DATA_DIR: dataDir,
+        LEPTOS_SITE_ROOT: path.join(root, "target", "site"),
+        RUST_LOG: "warn",
+      },
     },
-  },
+    {
+      command: binary,
+      cwd: root,
+      url: `${REAL_WECHAT_BASE_URL}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: "pipe",
+      stderr: "pipe",
+      env: {
+        WXMALL_ADDR: `127.0.0.1:${port + 1}`,
+        WXMALL_PUBLIC_URL: REAL_WECHAT_BASE_URL,
+        WXMALL_DATA_DIR: `${dataDir}-real`,
+        LEPTOS_SITE_ROOT: path.join(root, "target", "site"),
+        RUST_LOG: "warn",
+        WECHAT_APPID: REAL_WECHAT_APPID,
+        WECHAT_APPSECRET: "e2e-appsecret-never-shown-0123456",
+        WECHAT_MCHID: "1900000109",
+        WECHAT_PAY_VERSION: "v2",
+        WECHAT_PAY_KEY: "e2e0123456789abcdef0123456789abc",
+        WECHAT_OPEN_BASE: REAL_WECHAT_OPEN_BASE,
+        WECHAT_API_BASE: REAL_WECHAT_OPEN_BASE,
+        WECHAT_PAY_BASE: REAL_WECHAT_OPEN_BASE,
+      },
+    },
+  ],
 });

@@ -150,6 +150,11 @@ pub async fn list_orders(
     ssr::with_session(|shop, s| async move { shop.orders(&s, status).await }).await
 }
 
+#[server(prefix = "/api", endpoint = "get_profile", input = Json)]
+pub async fn get_profile() -> Result<Profile, ApiError> {
+    ssr::with_session(|shop, s| async move { shop.profile(&s).await }).await
+}
+
 #[server(prefix = "/api", endpoint = "cancel_order", input = Json)]
 pub async fn cancel_order(order_id: i64) -> Result<OrderStatusView, ApiError> {
     ssr::with_session(|shop, s| async move { shop.cancel_order(&s, order_id).await }).await

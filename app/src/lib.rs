@@ -68,6 +68,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/checkout") view=pages::checkout::CheckoutPage ssr=SsrMode::Async />
                     <Route path=path!("/orders") view=pages::orders::OrdersPage ssr=SsrMode::Async />
                     <Route path=path!("/orders/:id") view=pages::order::OrderPage ssr=SsrMode::Async />
+                    <Route path=path!("/me") view=pages::me::MePage ssr=SsrMode::Async />
                 </Routes>
             </main>
             <components::TabBar />

@@ -223,6 +223,48 @@ pub struct OrderSummary {
     pub created_at: i64,
 }
 
+/// `POST /api/get_profile` output: what the 我的 page shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// The shopper is a WeChat user (an openid is bound to the session).
+    pub wechat: bool,
+    /// From WeChat's `snsapi_userinfo`, when the shopper agreed to share it.
+    pub nickname: Option<String>,
+    /// `https://…` (WeChat's CDN) or, in sandbox mode, a `data:image/…` URL.
+    pub avatar_url: Option<String>,
+    /// How many of the shopper's orders are in each status.
+    pub order_counts: OrderCounts,
+}
+
+/// Orders per status (the 我的 page's shortcuts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCounts {
+    pub unpaid: i64,
+    pub paid: i64,
+    pub closed: i64,
+    pub refunded: i64,
+}
+
+impl OrderCounts {
+    pub fn get(&self, status: OrderStatus) -> i64 {
+        match status {
+            OrderStatus::Unpaid => self.unpaid,
+            OrderStatus::Paid => self.paid,
+            OrderStatus::Closed => self.closed,
+            OrderStatus::Refunded => self.refunded,
+        }
+    }
+
+    pub fn add(&mut self, status: OrderStatus, n: i64) {
+        match status {
+            OrderStatus::Unpaid => self.unpaid += n,
+            OrderStatus::Paid => self.paid += n,
+            OrderStatus::Closed => self.closed += n,
+            OrderStatus::Refunded => self.refunded += n,
+        }
+    }
+}
+
 /// What pages need to know about WeChat: where the JS-SDK comes from and whether the shop runs
 /// against the embedded sandbox. Rendered into the page's `<head>`; never holds a secret.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

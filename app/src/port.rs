@@ -65,6 +65,9 @@ pub trait ShopPort: Send + Sync + 'static {
     /// Cancels an unpaid order and releases its stock.
     async fn cancel_order(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView>;
 
+    /// The 我的 page: WeChat profile (if shared) and order counts.
+    async fn profile(&self, session: &SessionId) -> Result<Profile>;
+
     /// Signs `wx.config` for a page URL of this shop.
     async fn jssdk_config(&self, url: &str) -> Result<JssdkConfig>;
     /// The pay parameters for one of the shopper's unpaid orders (prepays at WeChat, or reuses a

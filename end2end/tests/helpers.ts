@@ -1,4 +1,6 @@
 import { expect, Page } from "@playwright/test";
+import { execFileSync } from "child_process";
+import * as path from "path";
 
 /** Waits until the wasm bundle has hydrated the page (the app marks <html class="hydrated">). */
 export async function hydrated(page: Page) {
@@ -36,4 +38,38 @@ export async function orderOne(page: Page, skuId: number) {
   await page.goto(`/orders/${order_id}`);
   await expect(page.getByTestId("order-status")).toHaveText("待支付");
   await hydrated(page);
+  return order_id as number;
+}
+
+/**
+ * After a link to 我的: the first time a WeChat user opens it, WeChat asks whether to share the
+ * profile (snsapi_userinfo). The sandbox users are shared by every test of a run, so whether
+ * the question comes depends on earlier tests; this answers it if it comes.
+ */
+export async function passProfileConsent(page: Page, decision: "allow" | "deny") {
+  const button = page.locator(`#wx-${decision}`);
+  await expect(button.or(page.getByTestId("profile"))).toBeVisible();
+  if (await button.isVisible()) await button.click();
+  await expect(page.getByTestId("profile")).toBeVisible();
+}
+
+export interface PaymentEvent {
+  created_at: number;
+  kind: string;
+  outcome: string;
+  detail: string;
+}
+
+/**
+ * The order's payment log, read from the shop's database with the merchant's own tool
+ * (`wxmall payments ORDER --json`, read-only) — what the shop recorded, not what a page shows.
+ */
+export function paymentTrail(orderId: number): { status: string; events: PaymentEvent[] } {
+  const root = path.resolve(__dirname, "..", "..");
+  const binary = path.join(root, "target", process.env.WXMALL_E2E_PROFILE ?? "debug", "wxmall");
+  const out = execFileSync(binary, ["payments", String(orderId), "--json"], {
+    env: { ...process.env, WXMALL_DATA_DIR: process.env.WXMALL_E2E_DATA_DIR!, DATABASE_URL: "" },
+    encoding: "utf8",
+  });
+  return JSON.parse(out);
 }

@@ -1,5 +1,5 @@
 import { expect, Page, test } from "@playwright/test";
-import { gotoSignedIn, hydrated } from "./helpers";
+import { gotoSignedIn, hydrated, passProfileConsent } from "./helpers";
 
 async function openProduct(page: Page, name: string, user = 1) {
   // In sandbox mode a first visit passes WeChat's authorization (the sandbox's user picker).
@@ -72,7 +72,11 @@ test.describe("with JavaScript (hydrated)", () => {
     await expect(page.getByTestId("order-total")).toContainText("104.00");
     await expect(page.getByText("广东省 深圳市 南山区 科技园南区 1 栋 101")).toBeVisible();
 
-    await page.getByRole("link", { name: /我的订单/ }).click();
+    // 我的 → 我的订单. The first visit to 我的 asks WeChat for the profile (允许 here).
+    await page.getByRole("link", { name: "我的", exact: true }).click();
+    await passProfileConsent(page, "allow");
+    await expect(page.getByTestId("nickname")).toHaveText("张小明");
+    await page.getByTestId("all-orders").click();
     await expect(page).toHaveURL(/\/orders$/);
     const card = page.getByTestId("order-card").first();
     await expect(card).toContainText("日式陶瓷马克杯");
@@ -135,7 +139,10 @@ test.describe("without JavaScript (old in-app browsers)", () => {
     await expect(page.getByTestId("order-status")).toHaveText("待支付");
     await expect(page.getByTestId("order-total")).toContainText("177.00");
 
-    await page.getByRole("link", { name: /我的订单/ }).click();
+    // 我的 (拒绝 sharing the profile: still 我的) → 我的订单.
+    await page.getByRole("link", { name: "我的", exact: true }).click();
+    await passProfileConsent(page, "deny");
+    await page.getByTestId("all-orders").click();
     await expect(page.getByTestId("order-card").filter({ hasText: "帆布托特包" })).toContainText("待支付");
   });
 });

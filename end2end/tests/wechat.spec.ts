@@ -1,52 +1,70 @@
 import { expect, test } from "@playwright/test";
-import { gotoSignedIn, hydrated, orderOne } from "./helpers";
+import { gotoSignedIn, hydrated, orderOne, passProfileConsent, paymentTrail } from "./helpers";
+import { REAL_WECHAT_APPID, REAL_WECHAT_BASE_URL, REAL_WECHAT_OPEN_BASE } from "../playwright.config";
 
 // WeChat's in-app browser on an iPhone (the config's default user agent is Android's).
 const WECHAT_IOS_UA =
   "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) " +
   "Mobile/15E148 MicroMessenger/8.0.50(0x1800322c) NetType/WIFI Language/zh_CN";
 
-test("a first visit goes through WeChat authorization and comes back signed in", async ({ page, context }) => {
-  await page.goto("/orders");
-  await expect(page).toHaveURL(/\/sandbox\/open\/connect\/oauth2\/authorize\?/);
-  await page.locator("#wx-user-1").click();
-  await expect(page).toHaveURL(/\/orders(#wechat_redirect)?$/);
-  await expect(page.getByTestId("sandbox-banner")).toHaveText("沙箱模式：未连接真实微信支付");
-  const cookies = await context.cookies();
-  expect(cookies.some((c) => c.name === "wxmall_sid")).toBeTruthy();
-  // WeChat remembers the user: the next new session is authorized silently.
-  await context.clearCookies({ name: "wxmall_sid" });
-  await page.goto("/cart");
-  await expect(page).toHaveURL(/\/cart(#wechat_redirect)?$/);
-});
-
-test("cart → checkout → 去支付 → 支付 → 已支付", async ({ page }) => {
-  await orderOne(page, 1);
-  await page.getByTestId("pay").click();
-  await expect(page.locator("#wx-pay-sheet")).toBeVisible();
-  await expect(page.locator("#wx-pay-amount")).toContainText("39.90");
-  await page.locator("#wx-pay-confirm").click();
-  await expect(page.getByTestId("order-status")).toHaveText("已支付", { timeout: 20_000 });
-});
-
-test("取消 leaves the order payable", async ({ page }) => {
-  await orderOne(page, 1);
-  await page.getByTestId("pay").click();
-  await page.locator("#wx-pay-cancel").click();
-  await expect(page.getByRole("status")).toContainText("已取消支付");
-  await expect(page.getByTestId("order-status")).toHaveText("待支付");
-  await expect(page.getByTestId("pay")).toBeEnabled();
-  // And it can still be paid.
-  await page.getByTestId("pay").click();
-  await page.locator("#wx-pay-confirm").click();
-  await expect(page.getByTestId("order-status")).toHaveText("已支付", { timeout: 20_000 });
-});
+// A desktop browser: not WeChat.
+const DESKTOP_UA =
+  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
 
 for (const platform of ["android", "ios"] as const) {
-  test.describe(`wx.config on ${platform}`, () => {
+  test.describe(`in WeChat on ${platform}`, () => {
     if (platform === "ios") test.use({ userAgent: WECHAT_IOS_UA });
 
-    test("stays configured after client-side navigation", async ({ page }) => {
+    test("a first visit goes through WeChat authorization and comes back signed in", async ({ page, context }) => {
+      await page.goto("/orders");
+      await expect(page).toHaveURL(/\/sandbox\/open\/connect\/oauth2\/authorize\?/);
+      expect(new URL(page.url()).searchParams.get("scope")).toBe("snsapi_base");
+      await page.locator("#wx-user-1").click();
+      await expect(page).toHaveURL(/\/orders(#wechat_redirect)?$/);
+      await expect(page.getByTestId("sandbox-banner")).toHaveText("沙箱模式：未连接真实微信支付");
+      const cookies = await context.cookies();
+      expect(cookies.some((c) => c.name === "wxmall_sid")).toBeTruthy();
+      // WeChat remembers the user: the next new session is authorized silently.
+      await context.clearCookies({ name: "wxmall_sid" });
+      await page.goto("/cart");
+      await expect(page).toHaveURL(/\/cart(#wechat_redirect)?$/);
+    });
+
+    test("cart → checkout → 去支付 → 支付 → 已支付, paid exactly once", async ({ page }) => {
+      const orderId = await orderOne(page, 1);
+      await page.getByTestId("pay").click();
+      await expect(page.locator("#wx-pay-sheet")).toBeVisible();
+      await expect(page.locator("#wx-pay-amount")).toContainText("39.90");
+      await page.locator("#wx-pay-confirm").click();
+      await expect(page.getByTestId("order-status")).toHaveText("已支付", { timeout: 20_000 });
+
+      // The shop's own log: WeChat's notification, its duplicate a second later, and the page's
+      // order query may all report the payment; exactly one of them moved the order.
+      const reports = () =>
+        paymentTrail(orderId).events.filter((e) => e.outcome === "accepted" || e.outcome === "duplicate");
+      await expect.poll(() => reports().filter((e) => e.kind.startsWith("notify")).length, { timeout: 15_000 })
+        .toBeGreaterThanOrEqual(2);
+      const trail = paymentTrail(orderId);
+      expect(trail.status).toBe("paid");
+      expect(trail.events.filter((e) => e.outcome === "accepted")).toHaveLength(1);
+      expect(trail.events.filter((e) => e.outcome === "refused")).toHaveLength(0);
+    });
+
+    test("取消 leaves the order payable", async ({ page }) => {
+      const orderId = await orderOne(page, 1);
+      await page.getByTestId("pay").click();
+      await page.locator("#wx-pay-cancel").click();
+      await expect(page.getByRole("status")).toContainText("已取消支付");
+      await expect(page.getByTestId("order-status")).toHaveText("待支付");
+      await expect(page.getByTestId("pay")).toBeEnabled();
+      expect(paymentTrail(orderId).events.filter((e) => e.outcome === "accepted")).toHaveLength(0);
+      // And it can still be paid.
+      await page.getByTestId("pay").click();
+      await page.locator("#wx-pay-confirm").click();
+      await expect(page.getByTestId("order-status")).toHaveText("已支付", { timeout: 20_000 });
+    });
+
+    test("wx.config stays valid after client-side navigation", async ({ page }) => {
       await gotoSignedIn(page, "/");
       await hydrated(page);
       const configured = () => page.evaluate(() => (window as any).__wxSandbox?.configured === true);
@@ -63,3 +81,99 @@ for (const platform of ["android", "ios"] as const) {
     });
   });
 }
+
+// Back on 我的 (a redirect chain through WeChat keeps its `#wechat_redirect`).
+const ME = /\/me(#wechat_redirect)?$/;
+
+// Sandbox user 3 and 2 are used by nobody else, so their first visit is a first visit.
+test.describe("我的 (snsapi_userinfo)", () => {
+  test("a first visit asks for the profile once, then shows it", async ({ page }) => {
+    await page.goto("/me");
+    await expect(page).toHaveURL(/\/sandbox\/open\/connect\/oauth2\/authorize\?/);
+    expect(new URL(page.url()).searchParams.get("scope")).toBe("snsapi_userinfo");
+    await page.locator("#wx-user-3").click();
+    // WeChat's consent page for the profile.
+    await expect(page.locator("#wx-current-user")).toHaveText("王大锤");
+    await page.locator("#wx-allow").click();
+    await expect(page).toHaveURL(ME);
+    await expect(page.getByTestId("nickname")).toHaveText("王大锤");
+    await expect(page.getByTestId("avatar")).toBeVisible();
+    await expect(page.getByTestId("share-profile")).toHaveText("更新头像昵称");
+    // Known now: no second trip to WeChat.
+    await page.reload();
+    await expect(page).toHaveURL(ME);
+    await expect(page.getByTestId("nickname")).toHaveText("王大锤");
+  });
+
+  test("拒绝 still signs in, never loops, and the button asks again", async ({ page }) => {
+    await page.goto("/me");
+    await page.locator("#wx-user-2").click();
+    await page.locator("#wx-deny").click();
+    // Signed in silently (snsapi_base) and back on 我的, without the profile.
+    await expect(page).toHaveURL(ME);
+    await expect(page.getByTestId("nickname")).toHaveText("微信用户");
+    await page.reload();
+    await expect(page).toHaveURL(ME);
+    await page.getByTestId("share-profile").click();
+    await page.locator("#wx-allow").click();
+    await expect(page).toHaveURL(ME);
+    await expect(page.getByTestId("nickname")).toHaveText("李小红");
+  });
+
+  test("order counts link into 我的订单", async ({ page }) => {
+    await orderOne(page, 2);
+    const unpaid = await page.request.post("/api/list_orders", { data: { status: "unpaid" } });
+    const count = (await unpaid.json()).length;
+    expect(count).toBeGreaterThanOrEqual(1);
+    await page.getByRole("link", { name: "我的", exact: true }).click();
+    await passProfileConsent(page, "allow");
+    await expect(page.getByTestId("count-unpaid")).toContainText(String(count));
+    await page.getByTestId("count-unpaid").click();
+    await expect(page).toHaveURL(/\/orders\?status=unpaid$/);
+    await expect(page.getByTestId("order-card")).toHaveCount(count);
+  });
+});
+
+test.describe("a shop on the real WeChat", () => {
+  test.use({ baseURL: REAL_WECHAT_BASE_URL });
+
+  test.describe("outside WeChat", () => {
+    test.use({ userAgent: DESKTOP_UA });
+
+    test("a browser outside WeChat gets the open-in-WeChat page with a QR code", async ({ page }) => {
+      await page.goto("/product/3?from=poster");
+      await expect(page.locator("#open-in-wechat")).toHaveText("请在微信中打开");
+      await expect(page.getByTestId("qr").locator("svg")).toBeVisible();
+      await expect(page.locator(".url")).toHaveText(`${REAL_WECHAT_BASE_URL}/product/3?from=poster`);
+    });
+  });
+
+  test("WeChat's browser is sent to WeChat's authorize URL", async ({ request }) => {
+    for (const [pagePath, scope] of [
+      ["/cart", "snsapi_base"],
+      ["/me", "snsapi_userinfo"],
+    ]) {
+      const res = await request.get(pagePath, { maxRedirects: 0 });
+      expect(res.status()).toBe(302);
+      const location = res.headers()["location"];
+      expect(location.startsWith(`${REAL_WECHAT_OPEN_BASE}/connect/oauth2/authorize?appid=${REAL_WECHAT_APPID}&redirect_uri=`)).toBeTruthy();
+      expect(location).toContain(`&response_type=code&scope=${scope}&state=`);
+      expect(location.endsWith("#wechat_redirect")).toBeTruthy();
+    }
+  });
+
+  test("no page or API answer carries the appsecret or the pay key", async ({ playwright }) => {
+    // Not a browser: pages render as they are (no OAuth redirect), as a crawler would see them.
+    const api = await playwright.request.newContext({ baseURL: REAL_WECHAT_BASE_URL, userAgent: "e2e-scan/1" });
+    const bodies: string[] = [];
+    for (const p of ["/", "/product/1", "/cart", "/me"]) bodies.push(await (await api.get(p)).text());
+    bodies.push(await (await api.post("/api/list_products", { data: {} })).text());
+    bodies.push(await (await api.post("/api/jssdk_config", { data: { url: `${REAL_WECHAT_BASE_URL}/` } })).text());
+    expect(bodies[0]).toContain("wxmall-jssdk");
+    for (const b of bodies) {
+      expect(b).not.toContain("e2e-appsecret-never-shown-0123456");
+      expect(b).not.toContain("e2e0123456789abcdef0123456789abc");
+    }
+    await api.dispose();
+  });
+});

@@ -67,6 +67,21 @@ pub(crate) fn parse_bool(name: &'static str, raw: &str) -> Result<bool, ConfigEr
     }
 }
 
+/// `WXMALL_DATA_DIR`, default `data`.
+pub fn data_dir_from_env() -> PathBuf {
+    PathBuf::from(var("WXMALL_DATA_DIR").unwrap_or_else(|| "data".into()))
+}
+
+/// `DATABASE_URL`, default the SQLite file `wxmall.db` in the data directory.
+pub fn database_url_from_env() -> String {
+    var("DATABASE_URL").unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir_from_env().join("wxmall.db").display()
+        )
+    })
+}
+
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let addr_raw = var("WXMALL_ADDR")
@@ -76,10 +91,8 @@ impl Settings {
             name: "WXMALL_ADDR",
             message: format!("{addr_raw:?} is not a socket address: {e}"),
         })?;
-        let data_dir = PathBuf::from(var("WXMALL_DATA_DIR").unwrap_or_else(|| "data".into()));
-        let database_url = var("DATABASE_URL").unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", data_dir.join("wxmall.db").display())
-        });
+        let data_dir = data_dir_from_env();
+        let database_url = database_url_from_env();
         let order_ttl = match var("WXMALL_ORDER_TTL") {
             Some(raw) => parse_duration(&raw).ok_or_else(|| ConfigError::Invalid {
                 name: "WXMALL_ORDER_TTL",

@@ -1,5 +1,7 @@
-//! The `wxmall` command line: `serve` (the default) runs the shop.
+//! The `wxmall` command line: `serve` (the default) runs the shop; `sign` and `payments` help
+//! people chase payment problems.
 
+mod payments_cmd;
 mod sign_cmd;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,9 @@ enum Command {
     /// Compute a WeChat signature and show the exact string signed (for chasing
     /// "invalid signature"); the last line printed is the signature alone.
     Sign(sign_cmd::SignArgs),
+    /// Show an order's payment history (notifications, queries, closes) from the database
+    /// named by DATABASE_URL / WXMALL_DATA_DIR. Read-only.
+    Payments(payments_cmd::PaymentsArgs),
 }
 
 fn init_tracing() {
@@ -77,7 +82,9 @@ fn main() -> ExitCode {
             }
         };
     }
-    init_tracing();
+    if matches!(cli.command, None | Some(Command::Serve)) {
+        init_tracing();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -87,6 +94,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve()),
+        Command::Payments(args) => {
+            runtime.block_on(payments_cmd::run(&args, &mut std::io::stdout()))
+        }
         Command::Sign(_) => unreachable!("handled above"),
     };
     match result {

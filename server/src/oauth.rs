@@ -7,6 +7,11 @@
 //! fresh session and goes back. An openid is only ever taken from WeChat's answer to that
 //! exchange, never from a query string or form.
 //!
+//! Pages that show the shopper's WeChat profile (the 我的 page) ask for `snsapi_userinfo`
+//! instead, when the profile is missing and the shopper has not just declined it; a "no"
+//! there still signs the shopper in (silently, through `snsapi_base`) and is remembered, so the
+//! page never loops back to the consent screen.
+//!
 //! Outside WeChat (real credentials), pages ask to be opened in WeChat, with a QR code. In
 //! sandbox mode any browser counts as WeChat's. Clients that are no browser at all (no
 //! `Mozilla/` user agent: API clients, health checks, crawlers' fetchers) are left alone, as is
@@ -32,6 +37,37 @@ pub struct OAuthState {
     pub wx: Arc<Wechat>,
     pub pool: SqlitePool,
     pub sessions: SessionConfig,
+}
+
+/// Pages that show the WeChat profile (and so ask for `snsapi_userinfo`).
+const PROFILE_PAGES: [&str; 1] = ["/me"];
+
+/// What one trip to WeChat's authorize page is for (stored with its `state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Flow {
+    scope: Scope,
+    /// This flow is the one restart allowed after "code been used" (40163).
+    restarted: bool,
+    /// The shopper declined `snsapi_userinfo` just before; remember it once signed in.
+    profile_declined: bool,
+}
+
+impl Flow {
+    fn new(scope: Scope) -> Self {
+        Self {
+            scope,
+            restarted: false,
+            profile_declined: false,
+        }
+    }
+}
+
+fn parse_scope(s: &str) -> Scope {
+    if s == Scope::UserInfo.as_str() {
+        Scope::UserInfo
+    } else {
+        Scope::Base
+    }
 }
 
 /// Paths that are never pages.
@@ -85,11 +121,19 @@ pub async fn entry(State(st): State<OAuthState>, req: Request, next: Next) -> Re
     let Some(session) = req.extensions().get::<SessionId>().cloned() else {
         return next.run(req).await;
     };
-    match sessions::openid(&st.pool, &session).await {
-        Ok(Some(_)) => return next.run(req).await,
-        Ok(None) => {}
+    let wants_profile = PROFILE_PAGES.contains(&req.uri().path());
+    let scope = match sessions::identity(&st.pool, &session).await {
+        Ok(Some(id)) => {
+            if wants_profile && in_wechat && id.should_ask_profile(crate::shop::now()) {
+                Scope::UserInfo
+            } else {
+                return next.run(req).await;
+            }
+        }
+        Ok(None) if wants_profile => Scope::UserInfo,
+        Ok(None) => Scope::Base,
         Err(_) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, "服务器开小差了", "/"),
-    }
+    };
     let path_and_query = req
         .uri()
         .path_and_query()
@@ -98,9 +142,27 @@ pub async fn entry(State(st): State<OAuthState>, req: Request, next: Next) -> Re
     if !in_wechat {
         return open_in_wechat(&st.wx, &safe_return_path(&path_and_query));
     }
-    match start(&st, &session, &safe_return_path(&path_and_query), false).await {
+    match start(
+        &st,
+        &session,
+        &safe_return_path(&path_and_query),
+        Flow::new(scope),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(r) => r,
+    }
+}
+
+/// `GET /wechat/oauth/profile`: the 我的 page's 授权 button — ask WeChat for the profile now
+/// (`snsapi_userinfo`), then come back to the 我的 page.
+pub async fn ask_profile(State(st): State<OAuthState>, req: Request) -> Response {
+    let Some(session) = req.extensions().get::<SessionId>().cloned() else {
+        return error_page(StatusCode::BAD_REQUEST, "请开启 Cookie 后重试", "/me");
+    };
+    match start(&st, &session, "/me", Flow::new(Scope::UserInfo)).await {
+        Ok(r) | Err(r) => r,
     }
 }
 
@@ -109,7 +171,7 @@ async fn start(
     st: &OAuthState,
     session: &SessionId,
     return_to: &str,
-    restarted: bool,
+    flow: Flow,
 ) -> Result<Response, Response> {
     let state = wechat::oauth::new_state();
     let now = crate::shop::now();
@@ -119,14 +181,17 @@ async fn start(
             .execute(&st.pool)
             .await?;
         sqlx::query(
-            "INSERT INTO oauth_states (state, session_id, return_to, restarted, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO oauth_states \
+             (state, session_id, return_to, restarted, expires_at, scope, profile_declined) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&state)
         .bind(&session.0)
         .bind(return_to)
-        .bind(restarted)
+        .bind(flow.restarted)
         .bind(now + STATE_TTL_SECS)
+        .bind(flow.scope.as_str())
+        .bind(flow.profile_declined)
         .execute(&st.pool)
         .await
     }
@@ -142,7 +207,7 @@ async fn start(
     let url = st
         .wx
         .oauth
-        .authorize_url(&st.wx.oauth_redirect_uri(), Scope::Base, &state)
+        .authorize_url(&st.wx.oauth_redirect_uri(), flow.scope, &state)
         .map_err(|e| {
             tracing::error!(error = %e, "cannot build the authorize URL");
             error_page(
@@ -176,8 +241,9 @@ pub async fn callback(
         return error_page(StatusCode::BAD_REQUEST, "登录链接无效，请重新进入", "/");
     }
     // Single use: whoever deletes the row owns it.
-    let row: Option<(String, String, bool, i64)> = match sqlx::query_as(
-        "DELETE FROM oauth_states WHERE state = $1 RETURNING session_id, return_to, restarted, expires_at",
+    let row: Option<(String, String, bool, i64, String, bool)> = match sqlx::query_as(
+        "DELETE FROM oauth_states WHERE state = $1 \
+         RETURNING session_id, return_to, restarted, expires_at, scope, profile_declined",
     )
     .bind(&state)
     .fetch_optional(&st.pool)
@@ -186,10 +252,14 @@ pub async fn callback(
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the OAuth state");
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "服务器开小差了，请稍后再试", "/");
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "服务器开小差了，请稍后再试",
+                "/",
+            );
         }
     };
-    let Some((owner, return_to, restarted, expires_at)) = row else {
+    let Some((owner, return_to, restarted, expires_at, scope, profile_declined)) = row else {
         tracing::warn!("OAuth callback with an unknown or used state");
         return error_page(StatusCode::BAD_REQUEST, "登录链接已失效，请重新进入", "/");
     };
@@ -205,7 +275,15 @@ pub async fn callback(
             &return_to,
         );
     }
+    let flow = Flow {
+        scope: parse_scope(&scope),
+        restarted,
+        profile_declined,
+    };
     let Some(code) = q.code.filter(|c| !c.is_empty()) else {
+        if flow.scope == Scope::UserInfo {
+            return profile_declined_by(&st, &session, &return_to).await;
+        }
         return error_page(
             StatusCode::FORBIDDEN,
             "需要微信授权才能继续购物",
@@ -215,7 +293,7 @@ pub async fn callback(
     match st.wx.oauth.exchange_code(&code).await {
         Ok(token) => {
             let fresh = session::new_session_id();
-            if let Err(e) = sessions::bind_openid(
+            let user = match sessions::bind_openid(
                 &st.pool,
                 &session,
                 &fresh,
@@ -224,14 +302,51 @@ pub async fn callback(
             )
             .await
             {
-                tracing::error!(error = %e, "cannot bind the openid");
-                return error_page(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "服务器开小差了，请稍后再试",
-                    &return_to,
-                );
+                Ok(user) => user,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot bind the openid");
+                    return error_page(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "服务器开小差了，请稍后再试",
+                        &return_to,
+                    );
+                }
+            };
+            tracing::info!(scope = %token.scope, "WeChat user signed in");
+            // The profile is a nicety: without it the shopper is still signed in. Not getting
+            // it counts as a "no" for a while, or the 我的 page would send the shopper back to
+            // WeChat on every visit while WeChat fails.
+            let mut got_profile = false;
+            if flow.scope == Scope::UserInfo && token.has_userinfo_scope() {
+                match st
+                    .wx
+                    .oauth
+                    .userinfo(&token.access_token, &token.openid)
+                    .await
+                {
+                    Ok(info) => {
+                        match sessions::save_profile(
+                            &st.pool,
+                            user,
+                            &info.nickname,
+                            &info.headimgurl,
+                        )
+                        .await
+                        {
+                            Ok(()) => got_profile = true,
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot store the WeChat profile")
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "WeChat userinfo failed"),
+                }
             }
-            tracing::info!("WeChat user signed in");
+            if !got_profile && (flow.scope == Scope::UserInfo || flow.profile_declined) {
+                if let Err(e) = sessions::decline_profile(&st.pool, user).await {
+                    tracing::error!(error = %e, "cannot remember the declined profile");
+                }
+            }
             let jar = session::issue(&st.sessions, &fresh);
             no_store((jar, found(&return_to)).into_response())
         }
@@ -242,7 +357,11 @@ pub async fn callback(
                 return error_page(StatusCode::BAD_REQUEST, "微信授权失败，请重试", &return_to);
             }
             tracing::info!(error = %e, "OAuth code unusable; restarting the flow once");
-            match start(&st, &session, &return_to, true).await {
+            let again = Flow {
+                restarted: true,
+                ..flow
+            };
+            match start(&st, &session, &return_to, again).await {
                 Ok(r) | Err(r) => r,
             }
         }
@@ -254,6 +373,35 @@ pub async fn callback(
                 &return_to,
             )
         }
+    }
+}
+
+/// The shopper pressed 拒绝 on WeChat's profile consent (WeChat comes back without a code).
+/// Signed in already: remember the "no" and go back. Not yet: sign in silently with
+/// `snsapi_base`, carrying the "no" along.
+async fn profile_declined_by(st: &OAuthState, session: &SessionId, return_to: &str) -> Response {
+    match sessions::identity(&st.pool, session).await {
+        Ok(Some(id)) => {
+            if let Err(e) = sessions::decline_profile(&st.pool, id.user_id).await {
+                tracing::error!(error = %e, "cannot remember the declined profile");
+            }
+            tracing::info!("WeChat profile declined");
+            no_store(found(return_to))
+        }
+        Ok(None) => {
+            let flow = Flow {
+                profile_declined: true,
+                ..Flow::new(Scope::Base)
+            };
+            match start(st, session, return_to, flow).await {
+                Ok(r) | Err(r) => r,
+            }
+        }
+        Err(_) => error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "服务器开小差了，请稍后再试",
+            return_to,
+        ),
     }
 }
 

@@ -113,6 +113,10 @@ pub fn router(
                 "/wechat/oauth/callback",
                 get(crate::oauth::callback).with_state(oauth_state.clone()),
             )
+            .route(
+                "/wechat/oauth/profile",
+                get(crate::oauth::ask_profile).with_state(oauth_state.clone()),
+            )
             .layer(axum::middleware::from_fn_with_state(
                 oauth_state,
                 crate::oauth::entry,

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_location;
 
-/// The bottom navigation: 首页 / 购物车 / 我的订单.
+/// The bottom navigation: 首页 / 购物车 / 我的 (which holds 我的订单).
 #[component]
 pub fn TabBar() -> impl IntoView {
     let location = use_location();
@@ -9,6 +9,8 @@ pub fn TabBar() -> impl IntoView {
         let path = location.pathname.get();
         if prefix == "/" {
             path == "/" || path.starts_with("/product")
+        } else if prefix == "/me" {
+            path == "/me" || path.starts_with("/orders")
         } else {
             path.starts_with(prefix)
         }
@@ -21,8 +23,10 @@ pub fn TabBar() -> impl IntoView {
             <a href="/cart" class:active=move || active("/cart")>
                 <svg class="tab-icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M3 4h2l2.4 11.2a1 1 0 0 0 1 .8h9.2a1 1 0 0 0 1-.8L21 8H6.2"/><circle cx="9" cy="20" r="1.5"/><circle cx="18" cy="20" r="1.5"/></svg>"购物车"
             </a>
-            <a href="/orders" class:active=move || active("/orders")>
-                <svg class="tab-icon" viewBox="0 0 24 24" aria-hidden="true"><rect x="5" y="3" width="14" height="18" rx="2"/><path d="M9 8h6M9 12h6M9 16h4"/></svg>"我的订单"
+            // A full page load, not client-side routing: the server may first send the shopper
+            // to WeChat for the profile (snsapi_userinfo), see server/src/oauth.rs.
+            <a href="/me" rel="external" class:active=move || active("/me")>
+                <svg class="tab-icon" viewBox="0 0 24 24" aria-hidden="true"><circle cx="12" cy="8" r="4"/><path d="M4 21c0-4.4 3.6-7 8-7s8 2.6 8 7"/></svg>"我的"
             </a>
         </nav>
     }

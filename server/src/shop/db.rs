@@ -49,3 +49,21 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
     MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
+
+/// Opens an existing database read-only, for tools that look without touching (`wxmall
+/// payments`): no file is created, no migration runs, nothing can be written.
+pub async fn open_read_only(url: &str) -> Result<SqlitePool, DbError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|source| DbError::Url {
+            url: url.to_string(),
+            source,
+        })?
+        .create_if_missing(false)
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(10));
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .map_err(DbError::Open)
+}

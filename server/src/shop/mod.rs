@@ -230,6 +230,16 @@ impl ShopPort for SqlShop {
         orders::cancel(&self.pool, user, order_id).await
     }
 
+    async fn profile(&self, session: &SessionId) -> Result<Profile> {
+        match sessions::profile(&self.pool, session).await? {
+            Some((user, mut profile)) => {
+                profile.order_counts = orders::counts(&self.pool, user).await?;
+                Ok(profile)
+            }
+            None => Ok(Profile::default()),
+        }
+    }
+
     async fn jssdk_config(&self, url: &str) -> Result<JssdkConfig> {
         let wx = self.wechat()?;
         // Only the shop's own pages: the signature is no oracle for other sites' URLs.

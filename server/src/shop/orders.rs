@@ -320,6 +320,21 @@ pub async fn status(
     })
 }
 
+/// How many of `user`'s orders are in each status.
+pub async fn counts(pool: &SqlitePool, user: i64) -> Result<OrderCounts> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM orders WHERE user_id = $1 GROUP BY status")
+            .bind(user)
+            .fetch_all(pool)
+            .await
+            .map_err(db_error)?;
+    let mut counts = OrderCounts::default();
+    for (status, n) in rows {
+        counts.add(parse_status(&status), n);
+    }
+    Ok(counts)
+}
+
 pub async fn list(
     pool: &SqlitePool,
     user: i64,

@@ -343,3 +343,81 @@ pub async fn pay_order(
     .await?;
     Ok(to_view(params))
 }
+
+/// One order's payment history, for people answering "I paid, why is it unpaid?"
+/// (`wxmall payments ORDER`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PaymentTrail {
+    pub order_id: i64,
+    pub order_no: String,
+    pub status: String,
+    pub total_fee: i64,
+    pub transaction_id: Option<String>,
+    pub created_at: i64,
+    pub paid_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    /// Oldest first.
+    pub events: Vec<PaymentEvent>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+pub struct PaymentEvent {
+    pub created_at: i64,
+    pub kind: String,
+    pub outcome: String,
+    pub detail: String,
+}
+
+/// The trail of the order with number (out_trade_no) or id `order`; `None` if there is none.
+pub async fn trail(
+    pool: &SqlitePool,
+    order: &str,
+) -> std::result::Result<Option<PaymentTrail>, sqlx::Error> {
+    type Row = (
+        i64,
+        String,
+        String,
+        i64,
+        Option<String>,
+        i64,
+        Option<i64>,
+        Option<i64>,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, order_no, status, total_fee, transaction_id, created_at, paid_at, closed_at \
+         FROM orders WHERE order_no = $1 OR (CAST(id AS TEXT) = $1) ORDER BY order_no = $1 DESC LIMIT 1",
+    )
+    .bind(order)
+    .fetch_optional(pool)
+    .await?;
+    let Some((
+        order_id,
+        order_no,
+        status,
+        total_fee,
+        transaction_id,
+        created_at,
+        paid_at,
+        closed_at,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let events = sqlx::query_as::<_, PaymentEvent>(
+        "SELECT created_at, kind, outcome, detail FROM payment_events WHERE order_id = $1 ORDER BY id",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(PaymentTrail {
+        order_id,
+        order_no,
+        status,
+        total_fee,
+        transaction_id,
+        created_at,
+        paid_at,
+        closed_at,
+        events,
+    }))
+}

@@ -2,6 +2,7 @@
 //! on the first write so that browsing alone never writes to the database.
 
 use super::{db_error, now};
+use app::model::{OrderCounts, Profile};
 use app::port::{Result, SessionId};
 use sqlx::SqlitePool;
 
@@ -48,18 +49,6 @@ pub async fn user_or_create(pool: &SqlitePool, session: &SessionId) -> Result<i6
     }
     tx.commit().await.map_err(db_error)?;
     Ok(bound)
-}
-
-/// The openid bound to the session's user, if any.
-pub async fn openid(pool: &SqlitePool, session: &SessionId) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar::<_, Option<String>>(
-        "SELECT u.openid FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
-    )
-    .bind(&session.0)
-    .fetch_optional(pool)
-    .await
-    .map_err(db_error)?
-    .flatten())
 }
 
 /// After a verified OAuth callback: the WeChat user with `openid` (created if new) is bound to
@@ -137,4 +126,205 @@ pub async fn bind_openid(
     .map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;
     Ok(user)
+}
+
+/// After a "no" to sharing the profile, the 我的 page asks again only after this long (the
+/// page's 授权 button asks at once).
+pub const PROFILE_ASK_AGAIN_SECS: i64 = 7 * 24 * 3600;
+
+/// A session's WeChat identity, as the OAuth entry needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: i64,
+    pub openid: String,
+    /// The profile (nickname, avatar) was shared through `snsapi_userinfo`.
+    pub has_profile: bool,
+    /// When the profile was last asked for in vain (the shopper declined, or WeChat failed).
+    pub profile_declined_at: Option<i64>,
+}
+
+impl Identity {
+    /// Whether a page that shows the profile should ask WeChat for it now.
+    pub fn should_ask_profile(&self, now: i64) -> bool {
+        !self.has_profile
+            && self
+                .profile_declined_at
+                .is_none_or(|t| now - t >= PROFILE_ASK_AGAIN_SECS)
+    }
+}
+
+/// The WeChat identity bound to the session, if any.
+pub async fn identity(pool: &SqlitePool, session: &SessionId) -> Result<Option<Identity>> {
+    let row: Option<(i64, String, bool, Option<i64>)> = sqlx::query_as(
+        "SELECT u.id, u.openid, u.nickname IS NOT NULL, u.profile_declined_at \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND u.openid IS NOT NULL",
+    )
+    .bind(&session.0)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(row.map(
+        |(user_id, openid, has_profile, profile_declined_at)| Identity {
+            user_id,
+            openid,
+            has_profile,
+            profile_declined_at,
+        },
+    ))
+}
+
+/// Stores the profile WeChat returned (`sns/userinfo`), cleaned: a nickname WeChat sends empty
+/// or an avatar that is no image URL is kept as "none", not as garbage.
+pub async fn save_profile(
+    pool: &SqlitePool,
+    user_id: i64,
+    nickname: &str,
+    avatar_url: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE users SET nickname = $1, avatar_url = $2, profile_updated_at = $3, \
+         profile_declined_at = NULL WHERE id = $4",
+    )
+    .bind(clean_nickname(nickname))
+    .bind(clean_avatar_url(avatar_url))
+    .bind(now())
+    .bind(user_id)
+    .execute(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// The profile was asked for in vain: the shopper said no (or WeChat did not give it).
+pub async fn decline_profile(pool: &SqlitePool, user_id: i64) -> Result<()> {
+    sqlx::query("UPDATE users SET profile_declined_at = $1 WHERE id = $2")
+        .bind(now())
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// What the 我的 page shows of the shopper, with the user id (order counts are added by the
+/// caller).
+pub async fn profile(pool: &SqlitePool, session: &SessionId) -> Result<Option<(i64, Profile)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: i64,
+        wechat: bool,
+        nickname: Option<String>,
+        avatar_url: Option<String>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT u.id, u.openid IS NOT NULL AS wechat, u.nickname, u.avatar_url \
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+    )
+    .bind(&session.0)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(row.map(|r| {
+        (
+            r.id,
+            Profile {
+                wechat: r.wechat,
+                nickname: r.nickname,
+                avatar_url: r.avatar_url,
+                order_counts: OrderCounts::default(),
+            },
+        )
+    }))
+}
+
+/// A nickname fit to show: no control characters, trimmed, at most 32 characters (WeChat's own
+/// limit is shorter); `None` when nothing is left.
+pub fn clean_nickname(raw: &str) -> Option<String> {
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(32)
+        .collect();
+    (!cleaned.is_empty()).then_some(cleaned)
+}
+
+/// An avatar URL fit for `<img src>`: WeChat's CDN serves `https://` (older answers say
+/// `http://`, which an `https` shop page would block as mixed content, so it is upgraded);
+/// the sandbox sends `data:image/…`. Anything else (`javascript:`, relative paths, huge
+/// strings) is dropped.
+pub fn clean_avatar_url(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    if raw.len() > 16 * 1024 || raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return None;
+    }
+    if let Some(rest) = raw.strip_prefix("http://") {
+        return (!rest.is_empty()).then(|| format!("https://{rest}"));
+    }
+    if raw.len() > "https://".len() && raw.starts_with("https://") {
+        return Some(raw.to_string());
+    }
+    if raw.starts_with("data:image/") && raw.contains(";base64,") {
+        return Some(raw.to_string());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nicknames_are_cleaned() {
+        assert_eq!(clean_nickname(" 张小明 ").as_deref(), Some("张小明"));
+        assert_eq!(clean_nickname("a\u{0}b\nc").as_deref(), Some("abc"));
+        assert_eq!(clean_nickname("   "), None);
+        assert_eq!(
+            clean_nickname(&"长".repeat(100)).map(|n| n.chars().count()),
+            Some(32)
+        );
+    }
+
+    #[test]
+    fn only_image_urls_are_kept_as_avatars() {
+        assert_eq!(
+            clean_avatar_url("https://thirdwx.qlogo.cn/mmopen/abc/132").as_deref(),
+            Some("https://thirdwx.qlogo.cn/mmopen/abc/132")
+        );
+        assert_eq!(
+            clean_avatar_url("http://thirdwx.qlogo.cn/mmopen/abc/132").as_deref(),
+            Some("https://thirdwx.qlogo.cn/mmopen/abc/132")
+        );
+        assert!(clean_avatar_url("data:image/svg+xml;base64,PHN2Zz4=").is_some());
+        for bad in [
+            "",
+            "javascript:alert(1)",
+            "/images/a.svg",
+            "https://",
+            "https://a b",
+            "data:text/html;base64,PHNjcmlwdD4=",
+        ] {
+            assert_eq!(clean_avatar_url(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_declined_profile_is_asked_for_again_only_after_a_while() {
+        let mut id = Identity {
+            user_id: 1,
+            openid: "o".into(),
+            has_profile: false,
+            profile_declined_at: None,
+        };
+        assert!(id.should_ask_profile(1_000));
+        id.profile_declined_at = Some(1_000);
+        assert!(!id.should_ask_profile(1_000 + 60));
+        assert!(id.should_ask_profile(1_000 + PROFILE_ASK_AGAIN_SECS));
+        id.has_profile = true;
+        id.profile_declined_at = None;
+        assert!(!id.should_ask_profile(1_000));
+    }
 }
