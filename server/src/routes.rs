@@ -66,6 +66,17 @@ pub async fn api_error_status(
     axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
+/// The app's routes, generated once per process. `generate_route_list` renders the app while a
+/// process-global flag (leptos_server's `SuppressResourceLoad`) makes every resource polled for
+/// the first time meanwhile wait forever (leptos-rs/leptos#4773): a page rendering then in
+/// another shop of the same process — the tests run many at once — would never finish.
+/// Generated once, before any shop of the process can serve, the window never meets a render.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 pub fn router(
     state: AppState,
     sessions: SessionConfig,
@@ -95,12 +106,8 @@ pub fn router(
         .precompressed_gzip()
         .fallback(not_found);
 
-    let mut pages_and_api = Router::new().leptos_routes_with_context(
-        &state,
-        generate_route_list(App),
-        context,
-        app_shell,
-    );
+    let mut pages_and_api =
+        Router::new().leptos_routes_with_context(&state, route_list(), context, app_shell);
     let mut wechat_only: Router<AppState> = Router::new();
     if let Some(w) = wechat {
         let oauth_state = crate::oauth::OAuthState {
@@ -134,7 +141,11 @@ pub fn router(
             sessions,
             session::middleware,
         ))
-        .layer(axum::middleware::from_fn(api_error_status));
+        .layer(axum::middleware::from_fn(api_error_status))
+        // Pages and JSON travel compressed when the client asks (the home page: 17 KB of HTML,
+        // ≈3.4 KB gzip). Outside `api_error_status`, which reads the plain body. Static files
+        // are precompressed instead, and WeChat's routes answer plain, as WeChat expects.
+        .layer(tower_http::compression::CompressionLayer::new());
 
     Router::new()
         .route("/healthz", get(health))

@@ -61,7 +61,7 @@ async fn create_order_prices_from_the_database_and_reserves_stock() {
     assert_eq!(order["lines"].as_array().unwrap().len(), 2);
     assert_eq!(order["lines"][0]["unit_price_fen"], 3990);
     assert_eq!(order["address"]["phone"], "13800138000");
-    assert_eq!(order["order_no"].as_str().unwrap().len(), 20);
+    assert_eq!(order["order_no"].as_str().unwrap().len(), 24);
 }
 
 #[tokio::test]
@@ -429,4 +429,70 @@ async fn the_session_cookie_is_signed_httponly_and_lax() {
         res.headers().get("set-cookie").is_some(),
         "forged cookie replaced"
     );
+}
+
+/// GETs or POSTs with `accept-encoding: enc` and returns (content-encoding, decoded body).
+async fn fetch_encoded(shop: &TestShop, post: Option<&str>, enc: &str) -> (Option<String>, String) {
+    // No automatic decompression here: the test looks at the bytes on the wire.
+    let client = reqwest::Client::new();
+    let req = match post {
+        Some(endpoint) => client
+            .post(format!("{}/api/{endpoint}", shop.base))
+            .json(&json!({})),
+        None => client
+            .get(format!("{}/", shop.base))
+            .header("accept", "text/html"),
+    };
+    let res = req.header("accept-encoding", enc).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let encoding = res
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = res.bytes().await.unwrap();
+    let mut text = String::new();
+    match encoding.as_deref() {
+        Some("gzip") => {
+            use std::io::Read;
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_string(&mut text)
+                .unwrap();
+        }
+        Some("br") => {
+            use std::io::Read;
+            brotli::Decompressor::new(&bytes[..], 4096)
+                .read_to_string(&mut text)
+                .unwrap();
+        }
+        None => text = String::from_utf8(bytes.to_vec()).unwrap(),
+        Some(other) => panic!("unexpected encoding {other}"),
+    }
+    (encoding, text)
+}
+
+#[tokio::test]
+async fn pages_and_json_are_compressed_for_clients_that_ask() {
+    let shop = TestShop::spawn().await;
+    let (enc, page) = fetch_encoded(&shop, None, "gzip").await;
+    assert_eq!(enc.as_deref(), Some("gzip"));
+    assert!(
+        page.contains("</html>") && page.contains("赣南脐橙"),
+        "whole page"
+    );
+    let (enc, json) = fetch_encoded(&shop, Some("list_products"), "br").await;
+    assert_eq!(enc.as_deref(), Some("br"));
+    let products: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(products.as_array().unwrap().len(), 20);
+    let (enc, page) = fetch_encoded(&shop, None, "identity").await;
+    assert_eq!(enc, None, "no encoding unless asked");
+    assert!(page.contains("</html>"));
+    // Errors keep their status under compression (the status middleware reads the plain body).
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/get_product", shop.base))
+        .header("accept-encoding", "gzip")
+        .json(&json!({"product_id": 424242}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
 }
