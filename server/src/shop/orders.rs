@@ -19,16 +19,22 @@ use std::collections::BTreeMap;
 pub struct OrderNo(pub String);
 
 impl OrderNo {
+    /// `yyyyMMddHHmmss` (China time) + 10 random digits: 24 characters (WeChat allows 32).
+    /// Ten digits keep a collision unlikely even at thousands of orders in one second (six
+    /// made one likely at ~1,000/s); [`create`] still draws again if one happens.
     pub fn generate(now_unix: i64) -> Self {
         let t = time::OffsetDateTime::from_unix_timestamp(now_unix)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
             .to_offset(time::macros::offset!(+8));
         let fmt = time::macros::format_description!("[year][month][day][hour][minute][second]");
         let stamp = t.format(&fmt).unwrap_or_default();
-        let n: u32 = rand::thread_rng().gen_range(0..1_000_000);
-        Self(format!("{stamp}{n:06}"))
+        let n: u64 = rand::thread_rng().gen_range(0..10_000_000_000);
+        Self(format!("{stamp}{n:010}"))
     }
 }
+
+/// How many order numbers [`create`] draws before giving up.
+const ORDER_NO_ATTEMPTS: usize = 5;
 
 /// Validates and merges the requested items (same SKU twice → one line).
 fn normalise_items(items: &[OrderItemInput]) -> Result<Vec<(i64, i64)>> {
@@ -110,6 +116,18 @@ pub async fn create(
     clear_cart: bool,
     settings: &ShopSettings,
 ) -> Result<CreatedOrder> {
+    create_numbered(pool, user, order, clear_cart, settings, OrderNo::generate).await
+}
+
+/// [`create`] with the order numbers drawn from `next_no(created_at)` (tests force collisions).
+async fn create_numbered(
+    pool: &SqlitePool,
+    user: i64,
+    order: NewOrder,
+    clear_cart: bool,
+    settings: &ShopSettings,
+    mut next_no: impl FnMut(i64) -> OrderNo,
+) -> Result<CreatedOrder> {
     let address = order.address.validate().map_err(ApiError::validation)?;
     let remark = order.remark.trim().to_string();
     if remark.chars().count() > MAX_REMARK_CHARS {
@@ -132,25 +150,40 @@ pub async fn create(
     let total_fee = total_of(&lines)?;
     let created_at = now();
     let expires_at = created_at + settings.order_ttl.as_secs() as i64;
-    let order_no = OrderNo::generate(created_at);
-    let order_id: i64 = sqlx::query_scalar(
-        "INSERT INTO orders (order_no, user_id, status, total_fee, ship_name, ship_phone, \
-         ship_region, ship_detail, remark, created_at, expires_at) \
-         VALUES ($1, $2, 'unpaid', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-    )
-    .bind(&order_no.0)
-    .bind(user)
-    .bind(total_fee)
-    .bind(&address.name)
-    .bind(&address.phone)
-    .bind(&address.region)
-    .bind(&address.detail)
-    .bind(&remark)
-    .bind(created_at)
-    .bind(expires_at)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db_error)?;
+    // A taken number inserts nothing (portable: no statement error that would abort a
+    // PostgreSQL transaction) and another is drawn.
+    let mut inserted = None;
+    for _ in 0..ORDER_NO_ATTEMPTS {
+        let order_no = next_no(created_at);
+        let id = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO orders (order_no, user_id, status, total_fee, ship_name, ship_phone, \
+             ship_region, ship_detail, remark, created_at, expires_at) \
+             VALUES ($1, $2, 'unpaid', $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (order_no) DO NOTHING RETURNING id",
+        )
+        .bind(&order_no.0)
+        .bind(user)
+        .bind(total_fee)
+        .bind(&address.name)
+        .bind(&address.phone)
+        .bind(&address.region)
+        .bind(&address.detail)
+        .bind(&remark)
+        .bind(created_at)
+        .bind(expires_at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if let Some(id) = id {
+            inserted = Some((id, order_no));
+            break;
+        }
+        tracing::warn!("order number taken; drawing another");
+    }
+    let Some((order_id, order_no)) = inserted else {
+        tracing::error!("no free order number after {ORDER_NO_ATTEMPTS} attempts");
+        return Err(ApiError::internal());
+    };
     for (line_no, line) in lines.iter().enumerate() {
         sqlx::query(
             "INSERT INTO order_lines (order_id, line_no, sku_id, product_id, product_name, \
@@ -438,4 +471,90 @@ pub async fn prepaid_order_no(pool: &SqlitePool, order_id: i64) -> Result<Option
     .fetch_optional(pool)
     .await
     .map_err(db_error)
+}
+
+#[cfg(test)]
+mod order_no_tests {
+    use super::*;
+
+    #[test]
+    fn order_numbers_are_china_time_and_ten_random_digits() {
+        // 2026-11-22T06:39:41Z = 14:39:41 in China.
+        let no = OrderNo::generate(1_795_329_581).0;
+        assert_eq!(no.len(), 24, "{no}");
+        assert!(no.starts_with("20261122143941"), "{no}");
+        assert!(no.bytes().all(|b| b.is_ascii_digit()), "{no}");
+        assert_ne!(no, OrderNo::generate(1_795_329_581).0);
+    }
+
+    #[tokio::test]
+    async fn a_taken_order_number_is_drawn_again_and_never_half_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let pool = crate::shop::db::connect(&url).await.unwrap();
+        crate::shop::demo::seed_if_empty(&pool).await.unwrap();
+        let user: i64 =
+            sqlx::query_scalar("INSERT INTO users (created_at) VALUES (0) RETURNING id")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        let order = || NewOrder {
+            items: vec![OrderItemInput {
+                sku_id: 1,
+                quantity: 1,
+            }],
+            address: AddressInput {
+                name: "张三".into(),
+                phone: "13800138000".into(),
+                region: "广东省 深圳市 南山区".into(),
+                detail: "科技园南区 1 栋 101".into(),
+            },
+            remark: String::new(),
+        };
+        let settings = ShopSettings::default();
+        let taken = |_| OrderNo("202611221439410000000001".into());
+        create_numbered(&pool, user, order(), false, &settings, taken)
+            .await
+            .unwrap();
+        let stock = || async {
+            sqlx::query_scalar::<_, i64>("SELECT stock FROM skus WHERE id = 1")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        };
+        let before = stock().await;
+
+        // The first draw is taken: the second one is used.
+        let mut draws = 0;
+        let second = create_numbered(&pool, user, order(), false, &settings, |_| {
+            draws += 1;
+            if draws == 1 {
+                OrderNo("202611221439410000000001".into())
+            } else {
+                OrderNo("202611221439410000000002".into())
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(draws, 2);
+        let no: String = sqlx::query_scalar("SELECT order_no FROM orders WHERE id = $1")
+            .bind(second.order_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(no, "202611221439410000000002");
+        assert_eq!(stock().await, before - 1);
+
+        // Every draw taken: an error, and the stock reservation is rolled back.
+        let err = create_numbered(&pool, user, order(), false, &settings, taken)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::Internal);
+        assert_eq!(stock().await, before - 1);
+        let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(orders, 2);
+    }
 }
