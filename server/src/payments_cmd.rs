@@ -16,7 +16,7 @@ pub async fn run(args: &PaymentsArgs, out: &mut impl std::io::Write) -> Result<(
     let url = server::config::database_url_from_env();
     let pool = server::shop::db::open_read_only(&url)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("{e} (DATABASE_URL {url})"))?;
     let found = trail(&pool, args.order.trim())
         .await
         .map_err(|e| format!("cannot read the database: {e}"))?;
@@ -56,7 +56,7 @@ fn render(t: &PaymentTrail) -> String {
     }
     for e in &t.events {
         s.push_str(&format!(
-            "\n{}  {:<10} {:<9} {}",
+            "\n{}  {:<10} {:<10} {}",
             format_time(e.created_at),
             e.kind,
             e.outcome,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderValue, Method, Request};
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -114,19 +114,32 @@ struct Outcome {
     body: String,
 }
 
-async fn send(sb: &Sandbox, url: &str, payload: &Payload, forgery: Option<Forgery>) -> Outcome {
-    let timeout = sb.opts().notify_timeout;
-    let mut req = sb.inner.http.post(url).timeout(timeout);
-    match payload {
+/// The notification body first sent for a paid transaction.
+fn payload_for(sb: &Sandbox, t: &Transaction) -> Payload {
+    match t.api {
+        PayApi::V2 => Payload::V2(v2_body(sb, t, t.total, false)),
+        PayApi::V3 => Payload::V3(v3_body(sb, t, t.total)),
+    }
+}
+
+/// The HTTP request that carries `payload` to `url`: v2 XML as is; v3 JSON with the
+/// `Wechatpay-*` headers signed now over the exact body bytes (or broken as `forgery` says).
+/// Every delivery, retry, duplicate, forgery and [`Sandbox::signed_notification`] goes
+/// through here, so there is one way the sandbox signs a notification.
+fn notification_request(
+    sb: &Sandbox,
+    url: &str,
+    payload: &Payload,
+    forgery: Option<Forgery>,
+) -> Result<Request<Vec<u8>>, String> {
+    let mut req = Request::builder().method(Method::POST).uri(url);
+    let body = match payload {
         Payload::V2(s) => {
-            req = req
-                .header("Content-Type", "text/xml; charset=utf-8")
-                .body(s.clone());
+            req = req.header(header::CONTENT_TYPE, "text/xml; charset=utf-8");
+            s.clone().into_bytes()
         }
         Payload::V3(b) => {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(b.clone());
+            req = req.header(header::CONTENT_TYPE, "application/json");
             if forgery != Some(Forgery::MissingHeaders) {
                 let mut ts = wall_ms() / 1000;
                 if forgery == Some(Forgery::StaleTimestamp) {
@@ -152,8 +165,33 @@ async fn send(sb: &Sandbox, url: &str, payload: &Payload, forgery: Option<Forger
                     }
                 }
             }
+            b.clone()
         }
-    }
+    };
+    req.body(body)
+        .map_err(|e| format!("notify_url {url:?}: {e}"))
+}
+
+async fn send(sb: &Sandbox, url: &str, payload: &Payload, forgery: Option<Forgery>) -> Outcome {
+    let req = match notification_request(sb, url, payload, forgery) {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome {
+                status: None,
+                acknowledged: false,
+                error: Some(e),
+                body: String::new(),
+            }
+        }
+    };
+    let (parts, body) = req.into_parts();
+    let req = sb
+        .inner
+        .http
+        .request(parts.method, parts.uri.to_string())
+        .timeout(sb.opts().notify_timeout)
+        .headers(parts.headers)
+        .body(body);
     match req.send().await {
         Err(e) => Outcome {
             status: None,
@@ -218,10 +256,7 @@ impl Sandbox {
     /// once the first attempt has finished (or at once if notifications are dropped).
     pub(crate) fn start_notification(&self, t: &Transaction) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
-        let payload = match t.api {
-            PayApi::V2 => Payload::V2(v2_body(self, t, t.total, false)),
-            PayApi::V3 => Payload::V3(v3_body(self, t, t.total)),
-        };
+        let payload = payload_for(self, t);
         let no = t.out_trade_no.clone();
         if self.lock().drop_notifications {
             tracing::info!(target: "wechat_sandbox", out_trade_no = %no, "notification dropped (test hook)");
@@ -269,6 +304,30 @@ impl Sandbox {
             }
         });
         rx
+    }
+
+    /// The payment notification of a paid transaction exactly as the sandbox would deliver it
+    /// now — `POST` to the order's notify_url, headers and body, signed by the sandbox's own
+    /// code (v2 `sign`; v3 AES-256-GCM resource and `Wechatpay-*` headers timestamped now) —
+    /// without sending or recording it. For callers that deliver notifications themselves,
+    /// e.g. a load test replaying thousands (`server/examples/notify_load.rs`). Each call
+    /// builds a fresh copy (new nonces, same transaction_id), as WeChat's repeats are; a v3
+    /// copy is accepted only within the receiver's timestamp window (5 minutes at WeChat).
+    pub fn signed_notification(
+        &self,
+        out_trade_no: &str,
+    ) -> Result<Request<Vec<u8>>, SandboxError> {
+        let t = self
+            .transaction(out_trade_no)
+            .ok_or_else(|| SandboxError::UnknownOrder(out_trade_no.to_string()))?;
+        if t.transaction_id.is_none() {
+            return Err(SandboxError::InvalidState(format!(
+                "{out_trade_no} is {}, not paid",
+                t.state.as_str()
+            )));
+        }
+        notification_request(self, &t.notify_url, &payload_for(self, &t), None)
+            .map_err(SandboxError::InvalidState)
     }
 
     /// Sends one deliberately bad (or, for [`Forgery::WrongAmount`], correctly signed but
