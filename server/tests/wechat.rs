@@ -248,6 +248,26 @@ async fn profiles(shop: &TestShop) -> Vec<(Option<String>, Option<String>, Optio
     .unwrap()
 }
 
+/// WeChat coming back to the shop's callback for the flow started at `authorize_url`: with a
+/// code (允许 / silent) or without one (拒绝).
+async fn come_back(
+    s: &common::Shopper,
+    authorize_url: &str,
+    code: Option<&str>,
+) -> reqwest::Response {
+    let state = state_of(authorize_url);
+    match code {
+        Some(code) => {
+            s.raw_get(&format!("/wechat/oauth/callback?code={code}&state={state}"))
+                .await
+        }
+        None => {
+            s.raw_get(&format!("/wechat/oauth/callback?state={state}"))
+                .await
+        }
+    }
+}
+
 fn scope_of(authorize_url: &str) -> String {
     let u = url::Url::parse(authorize_url.split('#').next().unwrap()).unwrap();
     u.query_pairs()
@@ -265,12 +285,7 @@ async fn the_me_page_asks_wechat_for_the_profile_and_shows_it() {
     let authorize = location(&res);
     assert_eq!(scope_of(&authorize), "snsapi_userinfo", "{authorize}");
     let code = shop.sandbox.issue_oauth_code(0, "snsapi_userinfo");
-    let res = s
-        .raw_get(&format!(
-            "/wechat/oauth/callback?code={code}&state={}",
-            state_of(&authorize)
-        ))
-        .await;
+    let res = come_back(&s, &authorize, Some(&code)).await;
     assert_eq!(res.status(), 302);
     assert_eq!(location(&res), "/me");
 
@@ -301,12 +316,7 @@ async fn declining_the_profile_still_signs_in_and_never_loops() {
     let authorize = location(&s.raw_get("/me").await);
     assert_eq!(scope_of(&authorize), "snsapi_userinfo");
     // 拒绝: WeChat comes back with the state and no code.
-    let res = s
-        .raw_get(&format!(
-            "/wechat/oauth/callback?state={}",
-            state_of(&authorize)
-        ))
-        .await;
+    let res = come_back(&s, &authorize, None).await;
     assert_eq!(res.status(), 302);
     let silent = location(&res);
     assert_eq!(
@@ -315,12 +325,7 @@ async fn declining_the_profile_still_signs_in_and_never_loops() {
         "then signs in silently: {silent}"
     );
     let code = shop.sandbox.issue_oauth_code(1, "snsapi_base");
-    let res = s
-        .raw_get(&format!(
-            "/wechat/oauth/callback?code={code}&state={}",
-            state_of(&silent)
-        ))
-        .await;
+    let res = come_back(&s, &silent, Some(&code)).await;
     assert_eq!(location(&res), "/me");
     let stored = profiles(&shop).await;
     assert_eq!(stored.len(), 1, "signed in");
@@ -340,12 +345,7 @@ async fn declining_the_profile_still_signs_in_and_never_loops() {
     let authorize = location(&res);
     assert_eq!(scope_of(&authorize), "snsapi_userinfo");
     let code = shop.sandbox.issue_oauth_code(1, "snsapi_userinfo");
-    let res = s
-        .raw_get(&format!(
-            "/wechat/oauth/callback?code={code}&state={}",
-            state_of(&authorize)
-        ))
-        .await;
+    let res = come_back(&s, &authorize, Some(&code)).await;
     assert_eq!(location(&res), "/me");
     let stored = profiles(&shop).await;
     assert_eq!(stored.len(), 1, "the same WeChat user");
@@ -362,12 +362,7 @@ async fn a_signed_in_shopper_who_declines_is_asked_again_only_after_a_week() {
     let s = shop.wechat_shopper(0).await;
     let authorize = location(&s.raw_get("/me").await);
     assert_eq!(scope_of(&authorize), "snsapi_userinfo");
-    let res = s
-        .raw_get(&format!(
-            "/wechat/oauth/callback?state={}",
-            state_of(&authorize)
-        ))
-        .await;
+    let res = come_back(&s, &authorize, None).await;
     assert_eq!(res.status(), 302);
     assert_eq!(location(&res), "/me", "straight back: already signed in");
     assert_eq!(s.raw_get("/me").await.status(), 200);
@@ -391,12 +386,7 @@ async fn a_failing_userinfo_call_still_signs_the_shopper_in() {
         wechat_sandbox::Fault::errcode(-1, "system error"),
     );
     let code = shop.sandbox.issue_oauth_code(2, "snsapi_userinfo");
-    let res = s
-        .raw_get(&format!(
-            "/wechat/oauth/callback?code={code}&state={}",
-            state_of(&authorize)
-        ))
-        .await;
+    let res = come_back(&s, &authorize, Some(&code)).await;
     assert_eq!(location(&res), "/me");
     let stored = profiles(&shop).await;
     assert_eq!(stored.len(), 1, "signed in");

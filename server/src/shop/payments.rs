@@ -346,7 +346,7 @@ pub async fn pay_order(
 
 /// One order's payment history, for people answering "I paid, why is it unpaid?"
 /// (`wxmall payments ORDER`).
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 pub struct PaymentTrail {
     pub order_id: i64,
     pub order_no: String,
@@ -357,6 +357,7 @@ pub struct PaymentTrail {
     pub paid_at: Option<i64>,
     pub closed_at: Option<i64>,
     /// Oldest first.
+    #[sqlx(skip)]
     pub events: Vec<PaymentEvent>,
 }
 
@@ -373,51 +374,22 @@ pub async fn trail(
     pool: &SqlitePool,
     order: &str,
 ) -> std::result::Result<Option<PaymentTrail>, sqlx::Error> {
-    type Row = (
-        i64,
-        String,
-        String,
-        i64,
-        Option<String>,
-        i64,
-        Option<i64>,
-        Option<i64>,
-    );
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT id, order_no, status, total_fee, transaction_id, created_at, paid_at, closed_at \
-         FROM orders WHERE order_no = $1 OR (CAST(id AS TEXT) = $1) ORDER BY order_no = $1 DESC LIMIT 1",
+    let found: Option<PaymentTrail> = sqlx::query_as(
+        "SELECT id AS order_id, order_no, status, total_fee, transaction_id, created_at, paid_at, \
+         closed_at FROM orders WHERE order_no = $1 OR CAST(id AS TEXT) = $1 \
+         ORDER BY order_no = $1 DESC LIMIT 1",
     )
     .bind(order)
     .fetch_optional(pool)
     .await?;
-    let Some((
-        order_id,
-        order_no,
-        status,
-        total_fee,
-        transaction_id,
-        created_at,
-        paid_at,
-        closed_at,
-    )) = row
-    else {
+    let Some(mut trail) = found else {
         return Ok(None);
     };
-    let events = sqlx::query_as::<_, PaymentEvent>(
+    trail.events = sqlx::query_as(
         "SELECT created_at, kind, outcome, detail FROM payment_events WHERE order_id = $1 ORDER BY id",
     )
-    .bind(order_id)
+    .bind(trail.order_id)
     .fetch_all(pool)
     .await?;
-    Ok(Some(PaymentTrail {
-        order_id,
-        order_no,
-        status,
-        total_fee,
-        transaction_id,
-        created_at,
-        paid_at,
-        closed_at,
-        events,
-    }))
+    Ok(Some(trail))
 }
