@@ -16,7 +16,8 @@ pub async fn run(args: &PaymentsArgs, out: &mut impl std::io::Write) -> Result<(
     let url = server::config::database_url_from_env();
     let pool = server::shop::db::open_read_only(&url)
         .await
-        .map_err(|e| format!("{e} (DATABASE_URL {url})"))?;
+        // Not the URL itself: a server database's URL may carry a password.
+        .map_err(|e| format!("{e} (the database named by DATABASE_URL / WXMALL_DATA_DIR)"))?;
     let found = trail(&pool, args.order.trim())
         .await
         .map_err(|e| format!("cannot read the database: {e}"))?;

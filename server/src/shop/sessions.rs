@@ -132,11 +132,10 @@ pub async fn bind_openid(
 /// page's 授权 button asks at once).
 pub const PROFILE_ASK_AGAIN_SECS: i64 = 7 * 24 * 3600;
 
-/// A session's WeChat identity, as the OAuth entry needs it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A session's WeChat identity (an openid is bound), as the OAuth entry needs it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct Identity {
     pub user_id: i64,
-    pub openid: String,
     /// The profile (nickname, avatar) was shared through `snsapi_userinfo`.
     pub has_profile: bool,
     /// When the profile was last asked for in vain (the shopper declined, or WeChat failed).
@@ -155,23 +154,15 @@ impl Identity {
 
 /// The WeChat identity bound to the session, if any.
 pub async fn identity(pool: &SqlitePool, session: &SessionId) -> Result<Option<Identity>> {
-    let row: Option<(i64, String, bool, Option<i64>)> = sqlx::query_as(
-        "SELECT u.id, u.openid, u.nickname IS NOT NULL, u.profile_declined_at \
+    sqlx::query_as(
+        "SELECT u.id AS user_id, u.nickname IS NOT NULL AS has_profile, u.profile_declined_at \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND u.openid IS NOT NULL",
     )
     .bind(&session.0)
     .fetch_optional(pool)
     .await
-    .map_err(db_error)?;
-    Ok(row.map(
-        |(user_id, openid, has_profile, profile_declined_at)| Identity {
-            user_id,
-            openid,
-            has_profile,
-            profile_declined_at,
-        },
-    ))
+    .map_err(db_error)
 }
 
 /// Stores the profile WeChat returned (`sns/userinfo`), cleaned: a nickname WeChat sends empty
@@ -315,7 +306,6 @@ mod tests {
     fn a_declined_profile_is_asked_for_again_only_after_a_while() {
         let mut id = Identity {
             user_id: 1,
-            openid: "o".into(),
             has_profile: false,
             profile_declined_at: None,
         };
