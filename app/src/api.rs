@@ -145,7 +145,7 @@ pub async fn get_order(order_id: i64) -> Result<Order, ApiError> {
 
 #[server(prefix = "/api", endpoint = "list_orders", input = Json)]
 pub async fn list_orders(
-    #[server(default)] status: Option<OrderStatus>,
+    #[server(default)] status: Option<OrderFilter>,
 ) -> Result<Vec<OrderSummary>, ApiError> {
     ssr::with_session(|shop, s| async move { shop.orders(&s, status).await }).await
 }

@@ -131,23 +131,43 @@ pub struct CreatedOrder {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     Unpaid,
     Paid,
     Closed,
+    /// A refund was asked for and WeChat has not settled it yet.
+    Refunding,
+    /// Some of the payment went back; the rest is the merchant's.
+    PartiallyRefunded,
+    /// All of the payment went back.
     Refunded,
+    Shipped,
+    Completed,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 4] = [Self::Unpaid, Self::Paid, Self::Closed, Self::Refunded];
+    pub const ALL: [OrderStatus; 8] = [
+        Self::Unpaid,
+        Self::Paid,
+        Self::Closed,
+        Self::Refunding,
+        Self::PartiallyRefunded,
+        Self::Refunded,
+        Self::Shipped,
+        Self::Completed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unpaid => "unpaid",
             Self::Paid => "paid",
             Self::Closed => "closed",
+            Self::Refunding => "refunding",
+            Self::PartiallyRefunded => "partially_refunded",
             Self::Refunded => "refunded",
+            Self::Shipped => "shipped",
+            Self::Completed => "completed",
         }
     }
 
@@ -161,7 +181,22 @@ impl OrderStatus {
             Self::Unpaid => "待支付",
             Self::Paid => "已支付",
             Self::Closed => "已关闭",
+            Self::Refunding => "退款中",
+            Self::PartiallyRefunded => "部分退款",
             Self::Refunded => "已退款",
+            Self::Shipped => "已发货",
+            Self::Completed => "已完成",
+        }
+    }
+
+    /// The tab of 我的订单 (and the shortcut of 我的) this status is counted under.
+    pub fn filter(self) -> OrderFilter {
+        match self {
+            Self::Unpaid => OrderFilter::Unpaid,
+            Self::Paid => OrderFilter::Paid,
+            Self::Shipped | Self::Completed => OrderFilter::Shipped,
+            Self::Refunding | Self::PartiallyRefunded | Self::Refunded => OrderFilter::Refund,
+            Self::Closed => OrderFilter::Closed,
         }
     }
 }
@@ -172,12 +207,135 @@ impl fmt::Display for OrderStatus {
     }
 }
 
+/// The tabs of 我的订单 (`list_orders {"status"}`): one status, or a group of them.
+/// `refund` is every order with a refund (退款中, 部分退款, 已退款); `refunded` is read as `refund`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderFilter {
+    Unpaid,
+    Paid,
+    Shipped,
+    #[serde(alias = "refunded")]
+    Refund,
+    Closed,
+}
+
+impl OrderFilter {
+    pub const ALL: [OrderFilter; 5] = [
+        Self::Unpaid,
+        Self::Paid,
+        Self::Shipped,
+        Self::Refund,
+        Self::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unpaid => "unpaid",
+            Self::Paid => "paid",
+            Self::Shipped => "shipped",
+            Self::Refund => "refund",
+            Self::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "refunded" => Some(Self::Refund),
+            _ => Self::ALL.into_iter().find(|f| f.as_str() == s),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unpaid => "待支付",
+            Self::Paid => "已支付",
+            Self::Shipped => "已发货",
+            Self::Refund => "退款",
+            Self::Closed => "已关闭",
+        }
+    }
+
+    /// The statuses in this tab.
+    pub fn statuses(self) -> Vec<OrderStatus> {
+        OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.filter() == self)
+            .collect()
+    }
+}
+
+/// The state of one refund, as the shopper and the merchant see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundState {
+    /// Sent to WeChat, not settled yet.
+    Processing,
+    /// The money is on its way back to the shopper.
+    Succeeded,
+    /// WeChat could not return it (e.g. the shopper's card was cancelled): the merchant acts.
+    Abnormal,
+    /// Closed at WeChat without a refund.
+    Closed,
+    /// WeChat refused the request.
+    Failed,
+}
+
+impl RefundState {
+    pub const ALL: [RefundState; 5] = [
+        Self::Processing,
+        Self::Succeeded,
+        Self::Abnormal,
+        Self::Closed,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Processing => "processing",
+            Self::Succeeded => "succeeded",
+            Self::Abnormal => "abnormal",
+            Self::Closed => "closed",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Processing => "退款处理中",
+            Self::Succeeded => "退款成功",
+            Self::Abnormal => "退款异常",
+            Self::Closed => "退款关闭",
+            Self::Failed => "退款失败",
+        }
+    }
+}
+
+/// One refund of an order (the order page lists them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundView {
+    /// The shop's refund number at WeChat.
+    pub out_refund_no: String,
+    pub amount_fen: i64,
+    pub state: RefundState,
+    pub reason: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub succeeded_at: Option<i64>,
+}
+
 /// `POST /api/order_status` output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderStatusView {
     pub order_id: i64,
     pub status: OrderStatus,
     pub total_fee: i64,
+    /// What went back to the shopper (succeeded refunds), fen.
+    pub refunded_fen: i64,
 }
 
 /// A line of a placed order: name and price are copied at order time.
@@ -208,6 +366,10 @@ pub struct Order {
     pub closed_at: Option<i64>,
     /// When an unpaid order stops being payable (unix seconds).
     pub expires_at: i64,
+    /// What went back to the shopper (succeeded refunds), fen.
+    pub refunded_fen: i64,
+    /// Every refund of the order, oldest first.
+    pub refunds: Vec<RefundView>,
 }
 
 /// What the order list shows per order.
@@ -241,26 +403,29 @@ pub struct Profile {
 pub struct OrderCounts {
     pub unpaid: i64,
     pub paid: i64,
+    pub shipped: i64,
+    pub refund: i64,
     pub closed: i64,
-    pub refunded: i64,
 }
 
 impl OrderCounts {
-    pub fn get(&self, status: OrderStatus) -> i64 {
-        match status {
-            OrderStatus::Unpaid => self.unpaid,
-            OrderStatus::Paid => self.paid,
-            OrderStatus::Closed => self.closed,
-            OrderStatus::Refunded => self.refunded,
+    pub fn get(&self, filter: OrderFilter) -> i64 {
+        match filter {
+            OrderFilter::Unpaid => self.unpaid,
+            OrderFilter::Paid => self.paid,
+            OrderFilter::Shipped => self.shipped,
+            OrderFilter::Refund => self.refund,
+            OrderFilter::Closed => self.closed,
         }
     }
 
     pub fn add(&mut self, status: OrderStatus, n: i64) {
-        match status {
-            OrderStatus::Unpaid => self.unpaid += n,
-            OrderStatus::Paid => self.paid += n,
-            OrderStatus::Closed => self.closed += n,
-            OrderStatus::Refunded => self.refunded += n,
+        match status.filter() {
+            OrderFilter::Unpaid => self.unpaid += n,
+            OrderFilter::Paid => self.paid += n,
+            OrderFilter::Shipped => self.shipped += n,
+            OrderFilter::Refund => self.refund += n,
+            OrderFilter::Closed => self.closed += n,
         }
     }
 }
@@ -500,6 +665,25 @@ mod tests {
             let json = serde_json::to_string(&st).unwrap();
             assert_eq!(json, format!("\"{}\"", st.as_str()));
             assert_eq!(OrderStatus::parse(st.as_str()), Some(st));
+            assert!(st.filter().statuses().contains(&st));
+        }
+        for f in OrderFilter::ALL {
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(json, format!("\"{}\"", f.as_str()));
+            assert_eq!(OrderFilter::parse(f.as_str()), Some(f));
+        }
+        let old: OrderFilter = serde_json::from_str("\"refunded\"").unwrap();
+        assert_eq!(old, OrderFilter::Refund);
+        assert_eq!(
+            OrderFilter::Refund.statuses(),
+            vec![
+                OrderStatus::Refunding,
+                OrderStatus::PartiallyRefunded,
+                OrderStatus::Refunded
+            ]
+        );
+        for st in RefundState::ALL {
+            assert_eq!(RefundState::parse(st.as_str()), Some(st));
         }
     }
 }

@@ -60,9 +60,10 @@ pub trait ShopPort: Send + Sync + 'static {
     async fn orders(
         &self,
         session: &SessionId,
-        status: Option<OrderStatus>,
+        status: Option<OrderFilter>,
     ) -> Result<Vec<OrderSummary>>;
-    /// Cancels an unpaid order and releases its stock.
+    /// Cancels an unpaid order and releases its stock — after making sure WeChat has not been
+    /// paid for it (409 `invalid_state` and the order shows paid if it has) and closing it there.
     async fn cancel_order(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView>;
 
     /// The 我的 page: WeChat profile (if shared) and order counts.

@@ -1,5 +1,5 @@
 import { expect, Page } from "@playwright/test";
-import { execFileSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
 import * as path from "path";
 
 /** Waits until the wasm bundle has hydrated the page (the app marks <html class="hydrated">). */
@@ -64,12 +64,32 @@ export interface PaymentEvent {
  * The order's payment log, read from the shop's database with the merchant's own tool
  * (`wxmall payments ORDER --json`, read-only) — what the shop recorded, not what a page shows.
  */
-export function paymentTrail(orderId: number): { status: string; events: PaymentEvent[] } {
-  const root = path.resolve(__dirname, "..", "..");
-  const binary = path.join(root, "target", process.env.WXMALL_E2E_PROFILE ?? "debug", "wxmall");
-  const out = execFileSync(binary, ["payments", String(orderId), "--json"], {
-    env: { ...process.env, WXMALL_DATA_DIR: process.env.WXMALL_E2E_DATA_DIR!, DATABASE_URL: "" },
+export function paymentTrail(orderId: number): { status: string; events: PaymentEvent[]; refunds: unknown[] } {
+  const out = execFileSync(wxmallBinary(), ["payments", String(orderId), "--json"], {
+    env: wxmallEnv(),
     encoding: "utf8",
   });
   return JSON.parse(out);
+}
+
+function wxmallBinary() {
+  const root = path.resolve(__dirname, "..", "..");
+  return path.join(root, "target", process.env.WXMALL_E2E_PROFILE ?? "debug", "wxmall");
+}
+
+/** The environment of the sandbox shop under test, as the merchant's command line needs it. */
+function wxmallEnv() {
+  return {
+    ...process.env,
+    WXMALL_DATA_DIR: process.env.WXMALL_E2E_DATA_DIR!,
+    WXMALL_PUBLIC_URL: `http://127.0.0.1:${process.env.WXMALL_E2E_PORT}`,
+    DATABASE_URL: "",
+    RUST_LOG: "warn",
+  };
+}
+
+/** Runs the merchant's command line (`wxmall …`) against the shop under test. */
+export function wxmall(args: string[]): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync(wxmallBinary(), args, { env: wxmallEnv(), encoding: "utf8", timeout: 60_000 });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

@@ -33,6 +33,24 @@ pub struct Settings {
     pub wechat: crate::wechat_config::WechatSettings,
     /// `WXMALL_SWEEP_INTERVAL`: how often unpaid orders are expired and reconciled. Default `60s`.
     pub sweep_interval: Duration,
+    /// `WXMALL_RECONCILE_AT`: when (China time, `HH:MM`) yesterday's WeChat bill is compared
+    /// with the shop's books every day; `off` turns it off. Default `10:00` (WeChat serves a
+    /// day's bill from about 9 the next morning).
+    pub reconcile_at: Option<time::Time>,
+}
+
+/// Parses `HH:MM` (24 hours) or `off`.
+pub fn parse_time_of_day(raw: &str) -> Option<Option<time::Time>> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("off") {
+        return Some(None);
+    }
+    let (h, m) = raw.split_once(':')?;
+    if h.is_empty() || h.len() > 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u8, u8) = (h.parse().ok()?, m.parse().ok()?);
+    time::Time::from_hms(h, m, 0).ok().map(Some)
 }
 
 fn var(name: &str) -> Option<String> {
@@ -121,9 +139,17 @@ impl Settings {
             })?,
             None => Duration::from_secs(60),
         };
+        let reconcile_at = match var("WXMALL_RECONCILE_AT") {
+            Some(raw) => parse_time_of_day(&raw).ok_or_else(|| ConfigError::Invalid {
+                name: "WXMALL_RECONCILE_AT",
+                message: format!("{raw:?} is not a time of day like 10:00, or off"),
+            })?,
+            None => time::Time::from_hms(10, 0, 0).ok(),
+        };
         Ok(Self {
             wechat: crate::wechat_config::WechatSettings::from_env()?,
             sweep_interval,
+            reconcile_at,
             addr,
             database_url,
             data_dir,
@@ -150,6 +176,7 @@ impl Settings {
                 crate::wechat_config::PayVersion::V3,
             ),
             sweep_interval: Duration::from_secs(60),
+            reconcile_at: None,
         }
     }
 }
@@ -166,5 +193,21 @@ mod tests {
         assert_eq!(parse_duration("0"), None);
         assert_eq!(parse_duration("5x"), None);
         assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn times_of_day() {
+        assert_eq!(
+            parse_time_of_day("10:00"),
+            Some(time::Time::from_hms(10, 0, 0).ok())
+        );
+        assert_eq!(
+            parse_time_of_day("9:30"),
+            Some(time::Time::from_hms(9, 30, 0).ok())
+        );
+        assert_eq!(parse_time_of_day("off"), Some(None));
+        for bad in ["24:00", "10", "10:0", "ab:cd", "", "10:60"] {
+            assert_eq!(parse_time_of_day(bad), None, "{bad}");
+        }
     }
 }

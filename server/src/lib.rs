@@ -3,8 +3,8 @@
 
 pub mod assets;
 pub mod config;
-pub mod notify;
 pub mod oauth;
+pub mod payments;
 pub mod routes;
 pub mod session;
 pub mod shop;
@@ -22,8 +22,10 @@ pub struct Built {
     pub pool: sqlx::SqlitePool,
     pub shop: Arc<shop::SqlShop>,
     pub wechat: Arc<wx::Wechat>,
-    /// Expiry and reconciliation of unpaid orders; `main` spawns it, tests call `run_once`.
-    pub sweeper: shop::sweeper::Sweeper,
+    /// The payments service (pay, cancel, refunds): the command line and tests call it.
+    pub payments: payments::Payments,
+    /// Expiry and reconciliation of orders and refunds; `main` spawns it, tests call `run_once`.
+    pub sweeper: payments::sweeper::Sweeper,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,7 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
     } else {
         tracing::info!(appid = %wechat.appid, pay = ?wechat.pay_version, sandbox = wechat.sandbox, "WeChat configured");
     }
+    let payments = payments_service(pool.clone(), &wechat);
     let shop = Arc::new(
         shop::SqlShop::new(
             pool.clone(),
@@ -90,12 +93,10 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
                 order_ttl: settings.order_ttl,
             },
         )
-        .with_wechat(wechat.clone()),
+        .with_wechat(wechat.clone(), payments.clone()),
     );
-    let sweeper = shop::sweeper::Sweeper {
-        pool: pool.clone(),
-        wechat: Some(wechat.clone()),
-        reconcile_after: std::time::Duration::from_secs(120),
+    let sweeper = payments::sweeper::Sweeper {
+        payments: payments.clone(),
     };
     let key = session::load_key(
         std::env::var("WXMALL_SESSION_SECRET").ok().as_deref(),
@@ -117,6 +118,7 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
     let wechat_routes = routes::WechatRoutes {
         wx: wechat.clone(),
         pool: pool.clone(),
+        payments: payments.clone(),
     };
     let router = routes::router(state, sessions, &settings.site_root, Some(wechat_routes));
     Ok(Built {
@@ -124,6 +126,31 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
         pool,
         shop,
         wechat,
+        payments,
         sweeper,
     })
+}
+
+/// The payments service for the command line: the shop's database and WeChat Pay as the
+/// settings say (in sandbox mode, the running shop's sandbox at its public URL).
+pub async fn payments_from_settings(settings: &Settings) -> Result<payments::Payments, StartError> {
+    let pool = shop::db::connect(&settings.database_url).await?;
+    let wechat =
+        wx::Wechat::start(&settings.wechat, &settings.public_url, &settings.data_dir).await?;
+    Ok(payments_service(pool, &wechat))
+}
+
+/// The payments service on `pool`, speaking to WeChat Pay as `wechat` is configured.
+pub fn payments_service(pool: sqlx::SqlitePool, wechat: &wx::Wechat) -> payments::Payments {
+    payments::Payments::new(
+        pool,
+        wechat.pay.clone(),
+        payments::PaymentsConfig {
+            appid: wechat.appid.clone(),
+            mchid: wechat.mchid.clone(),
+            notify_url: wechat.notify_url(),
+            refund_notify_url: wechat.refund_notify_url(),
+            reconcile_after: std::time::Duration::from_secs(120),
+        },
+    )
 }

@@ -2,6 +2,8 @@
 //! people chase payment problems.
 
 mod payments_cmd;
+mod reconcile_cmd;
+mod refund_cmd;
 mod sign_cmd;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,12 @@ enum Command {
     /// Show an order's payment history (notifications, queries, closes) from the database
     /// named by DATABASE_URL / WXMALL_DATA_DIR. Read-only.
     Payments(payments_cmd::PaymentsArgs),
+    /// Refund all or part of a paid order through WeChat Pay (by amount or by order line).
+    /// Exit status 0 when WeChat accepted it, 2 for a refund that cannot be made.
+    Refund(refund_cmd::RefundArgs),
+    /// Compare a day's WeChat trade bill with the shop's payments and refunds. Exit status 0
+    /// when they match, 1 when there is any difference, 2 when it could not run.
+    Reconcile(reconcile_cmd::ReconcileArgs),
 }
 
 fn init_tracing() {
@@ -60,6 +68,9 @@ async fn serve() -> Result<(), String> {
     });
     let built = server::build(&settings).await.map_err(|e| e.to_string())?;
     let _sweep = built.sweeper.clone().spawn(settings.sweep_interval);
+    let _reconcile = settings
+        .reconcile_at
+        .map(|at| built.payments.clone().spawn_daily_reconciliation(at));
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
@@ -96,6 +107,25 @@ fn main() -> ExitCode {
         Command::Serve => runtime.block_on(serve()),
         Command::Payments(args) => {
             runtime.block_on(payments_cmd::run(&args, &mut std::io::stdout()))
+        }
+        Command::Refund(args) => {
+            return match runtime.block_on(refund_cmd::run(&args, &mut std::io::stdout())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(f) => {
+                    eprintln!("error: {}", f.message);
+                    ExitCode::from(f.status)
+                }
+            };
+        }
+        Command::Reconcile(args) => {
+            return match runtime.block_on(reconcile_cmd::run(&args, &mut std::io::stdout())) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            };
         }
         Command::Sign(_) => unreachable!("handled above"),
     };

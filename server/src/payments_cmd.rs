@@ -1,7 +1,7 @@
 //! `wxmall payments ORDER`: an order's payment history from the database, for answering
 //! "I paid, why does it say unpaid?" without SQL. Read-only: it never changes the database.
 
-use server::shop::payments::{trail, PaymentTrail};
+use server::payments::trail::{trail, PaymentTrail};
 
 #[derive(clap::Args, Debug)]
 pub struct PaymentsArgs {
@@ -51,6 +51,35 @@ fn render(t: &PaymentTrail) -> String {
     }
     if let Some(tx) = &t.transaction_id {
         s.push_str(&format!("\nWeChat transaction {tx}"));
+    }
+    if let Some(why) = &t.pay_error {
+        s.push_str(&format!("\nlast payment error: {why}"));
+    }
+    if t.refunded_fen > 0 {
+        s.push_str(&format!(
+            "\nrefunded {} fen ({})",
+            t.refunded_fen,
+            app::model::format_fen(t.refunded_fen)
+        ));
+    }
+    for r in &t.refunds {
+        s.push_str(&format!(
+            "\nrefund {} {:<10} {} fen, {} ({}){}{}",
+            r.out_refund_no,
+            r.status,
+            r.amount_fen,
+            r.kind,
+            format_time(r.created_at),
+            r.refund_id
+                .as_deref()
+                .map(|id| format!(", WeChat {id}"))
+                .unwrap_or_default(),
+            if r.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", r.reason)
+            }
+        ));
     }
     if t.events.is_empty() {
         s.push_str("\nno payment events");

@@ -29,6 +29,7 @@ pub struct AppState {
 pub struct WechatRoutes {
     pub wx: std::sync::Arc<crate::wx::Wechat>,
     pub pool: sqlx::SqlitePool,
+    pub payments: crate::payments::Payments,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -128,10 +129,15 @@ pub fn router(
                 oauth_state,
                 crate::oauth::entry,
             ));
-        wechat_only = wechat_only.merge(crate::notify::router(crate::notify::NotifyState {
-            wx: w.wx.clone(),
-            pool: w.pool.clone(),
-        }));
+        wechat_only = wechat_only.merge(crate::payments::notify::router(
+            crate::payments::notify::NotifyState {
+                payments: w.payments.clone(),
+                gateway: w.wx.pay.clone(),
+                appid: w.wx.appid.clone(),
+                mchid: w.wx.mchid.clone(),
+                version: w.wx.pay_version,
+            },
+        ));
         if let Some(sb) = &w.wx.embedded {
             wechat_only = wechat_only.nest_service("/sandbox", wechat_sandbox::router(sb.clone()));
         }

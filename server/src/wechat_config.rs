@@ -60,6 +60,9 @@ pub enum PayCredentials {
     V2 {
         key: Secret<String>,
         sign_type: SignType,
+        /// The merchant API certificate for refunds (mutual TLS); without it, refunds fail
+        /// with a clear error.
+        refund_identity: Option<RefundIdentity>,
     },
     V3 {
         apiv3_key: ApiV3Key,
@@ -68,6 +71,16 @@ pub enum PayCredentials {
         /// The "微信支付公钥" and its id (`PUB_KEY_ID_…`), PEM.
         public_key: Option<(String, String)>,
     },
+}
+
+/// The merchant's API certificate, which Pay v2 refunds present over mutual TLS.
+#[derive(Clone, Debug)]
+pub enum RefundIdentity {
+    /// `WECHAT_MCH_CERT` (`apiclient_cert.pem`) with the key in `WECHAT_MCH_PRIVATE_KEY`
+    /// (`apiclient_key.pem`), each a file path or inline PEM.
+    Pem { cert: String, key: Secret<String> },
+    /// `WECHAT_MCH_P12` (`apiclient_cert.p12`, a file path; its password is the mchid).
+    Pkcs12(Secret<Vec<u8>>),
 }
 
 impl PayCredentials {
@@ -149,6 +162,8 @@ impl WechatSettings {
                 "WECHAT_APIV3_KEY",
                 "WECHAT_MCH_SERIAL",
                 "WECHAT_MCH_PRIVATE_KEY",
+                "WECHAT_MCH_CERT",
+                "WECHAT_MCH_P12",
             ]
             .into_iter()
             .filter(|n| var(n).is_some())
@@ -224,9 +239,33 @@ impl WechatSettings {
                 if v2_key.len() != 32 {
                     return Err(invalid("WECHAT_PAY_KEY", "must be 32 characters"));
                 }
+                let refund_identity = match (
+                    var("WECHAT_MCH_P12"),
+                    var("WECHAT_MCH_CERT"),
+                    var("WECHAT_MCH_PRIVATE_KEY"),
+                ) {
+                    (Some(p12), _, _) => Some(RefundIdentity::Pkcs12(Secret::new(
+                        std::fs::read(Path::new(&p12)).map_err(|e| {
+                            invalid(
+                                "WECHAT_MCH_P12",
+                                format!("cannot read the file: {}", e.kind()),
+                            )
+                        })?,
+                    ))),
+                    (None, Some(cert), Some(key)) => Some(RefundIdentity::Pem {
+                        cert: pem_or_file("WECHAT_MCH_CERT", &cert)?,
+                        key: Secret::from(pem_or_file("WECHAT_MCH_PRIVATE_KEY", &key)?),
+                    }),
+                    (None, Some(_), None) => return Err(invalid(
+                        "WECHAT_MCH_PRIVATE_KEY",
+                        "missing: WECHAT_MCH_CERT needs its key (apiclient_key.pem) for refunds",
+                    )),
+                    (None, None, _) => None,
+                };
                 PayCredentials::V2 {
                     key: Secret::from(v2_key),
                     sign_type,
+                    refund_identity,
                 }
             }
             Some((apiv3, serial, key_path)) => {
@@ -294,9 +333,11 @@ pub fn sandbox_credentials(
         pay: base(&format!("{public_url}/sandbox/pay"))?,
     };
     let pay = match version {
+        // The embedded sandbox speaks plain HTTP: its refunds need no client certificate.
         PayVersion::V2 => PayCredentials::V2 {
             key: Secret::from(creds.pay_key_v2.clone()),
             sign_type: SignType::Md5,
+            refund_identity: None,
         },
         PayVersion::V3 => PayCredentials::V3 {
             apiv3_key: ApiV3Key::new(&creds.apiv3_key)

@@ -4,8 +4,8 @@
 
 use crate::config::ConfigError;
 use crate::wechat_config::{
-    sandbox_credentials, sandbox_seed, Credentials, PayCredentials, PayVersion, WechatSettings,
-    WechatSource,
+    sandbox_credentials, sandbox_seed, Credentials, PayCredentials, PayVersion, RefundIdentity,
+    WechatSettings, WechatSource,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -117,16 +117,55 @@ impl Wechat {
             cache,
         );
         let pay: Arc<dyn PayGateway> = match &creds.pay {
-            PayCredentials::V2 { key, sign_type } => Arc::new(wechat::pay_v2::PayV2Client::new(
-                wechat::pay_v2::PayV2Config::new(
-                    &creds.appid,
-                    &creds.mchid,
-                    key.clone(),
-                    *sign_type,
-                    creds.hosts.pay.clone(),
-                ),
-                http.clone(),
-            )),
+            PayCredentials::V2 {
+                key,
+                sign_type,
+                refund_identity,
+            } => {
+                let client = wechat::pay_v2::PayV2Client::new(
+                    wechat::pay_v2::PayV2Config::new(
+                        &creds.appid,
+                        &creds.mchid,
+                        key.clone(),
+                        *sign_type,
+                        creds.hosts.pay.clone(),
+                    ),
+                    http.clone(),
+                );
+                let client = match (refund_identity, &embedded) {
+                    (Some(RefundIdentity::Pem { cert, key }), _) => client
+                        .with_refund_identity(
+                            wechat::pay_v2::identity_from_pem(
+                                cert.as_bytes(),
+                                key.expose_str().as_bytes(),
+                            )
+                            .map_err(|e| ConfigError::Invalid {
+                                name: "WECHAT_MCH_CERT",
+                                message: e.to_string(),
+                            })?,
+                        )
+                        .map_err(|e| ConfigError::Invalid {
+                            name: "WECHAT_MCH_CERT",
+                            message: e.to_string(),
+                        })?,
+                    (Some(RefundIdentity::Pkcs12(der)), _) => client
+                        .with_refund_identity(
+                            wechat::pay_v2::identity_from_pkcs12(der.expose(), &creds.mchid)
+                                .map_err(|e| ConfigError::Invalid {
+                                    name: "WECHAT_MCH_P12",
+                                    message: e.to_string(),
+                                })?,
+                        )
+                        .map_err(|e| ConfigError::Invalid {
+                            name: "WECHAT_MCH_P12",
+                            message: e.to_string(),
+                        })?,
+                    // The embedded sandbox: plain HTTP, no client certificate to present.
+                    (None, Some(_)) => client.with_refund_client(http.clone()),
+                    (None, None) => client,
+                };
+                Arc::new(client)
+            }
             PayCredentials::V3 {
                 apiv3_key,
                 merchant_serial,
@@ -179,6 +218,14 @@ impl Wechat {
         match self.pay_version {
             PayVersion::V2 => format!("{}/wechat/notify/v2", self.public_url),
             PayVersion::V3 => format!("{}/wechat/notify/v3", self.public_url),
+        }
+    }
+
+    /// Where WeChat Pay posts refund notifications (sent with every refund request).
+    pub fn refund_notify_url(&self) -> String {
+        match self.pay_version {
+            PayVersion::V2 => format!("{}/wechat/notify/refund/v2", self.public_url),
+            PayVersion::V3 => format!("{}/wechat/notify/refund/v3", self.public_url),
         }
     }
 

@@ -54,7 +54,7 @@ async fn create_order_prices_from_the_database_and_reserves_stock() {
     assert_eq!(status, 200);
     assert_eq!(
         st,
-        json!({"order_id": id, "status": "unpaid", "total_fee": expected})
+        json!({"order_id": id, "status": "unpaid", "total_fee": expected, "refunded_fen": 0})
     );
 
     let (_, order) = alice.api("get_order", json!({"order_id": id})).await;

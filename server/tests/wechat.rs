@@ -583,7 +583,7 @@ async fn a_v3_payment_is_applied_once_and_the_duplicate_is_acknowledged() {
     let ro = server::shop::db::open_read_only(&format!("sqlite://{db}"))
         .await
         .unwrap();
-    let trail = server::shop::payments::trail(&ro, &no)
+    let trail = server::payments::trail::trail(&ro, &no)
         .await
         .unwrap()
         .unwrap();
@@ -599,12 +599,12 @@ async fn a_v3_payment_is_applied_once_and_the_duplicate_is_acknowledged() {
             .count(),
         1
     );
-    let by_id = server::shop::payments::trail(&ro, &id.to_string())
+    let by_id = server::payments::trail::trail(&ro, &id.to_string())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(by_id.order_no, no);
-    assert!(server::shop::payments::trail(&ro, "nope")
+    assert!(server::payments::trail::trail(&ro, "nope")
         .await
         .unwrap()
         .is_none());

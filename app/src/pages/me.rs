@@ -1,6 +1,6 @@
 use crate::api::get_profile;
 use crate::components::{ErrorView, PageSkeleton};
-use crate::model::{OrderStatus, Profile};
+use crate::model::{OrderFilter, Profile};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -61,7 +61,7 @@ fn MeView(profile: Profile) -> impl IntoView {
                 <span class="muted">"全部订单 ›"</span>
             </a>
             <nav class="order-shortcuts" aria-label="按状态查看订单">
-                {OrderStatus::ALL.into_iter().map(|s| {
+                {OrderFilter::ALL.into_iter().map(|s| {
                     let n = counts.get(s);
                     view! {
                         <a href=format!("/orders?status={}", s.as_str()) data-testid=format!("count-{}", s.as_str())>

@@ -185,16 +185,41 @@ fn OrderView(
                 <dt>"下单时间"</dt><dd>{format_time(order.created_at)}</dd>
                 {order.paid_at.map(|t| view! { <dt>"支付时间"</dt><dd>{format_time(t)}</dd> })}
                 {order.closed_at.map(|t| view! { <dt>"关闭时间"</dt><dd>{format_time(t)}</dd> })}
+                {(order.refunded_fen > 0).then(|| view! {
+                    <dt>"已退款"</dt><dd data-testid="refunded-total"><Price fen=order.refunded_fen /></dd>
+                })}
                 {(!order.remark.is_empty()).then(|| view! { <dt>"备注"</dt><dd>{order.remark.clone()}</dd> })}
             </dl>
         </section>
+        {(!order.refunds.is_empty()).then(|| view! {
+            <section class="panel" data-testid="refunds">
+                <h2 class="section-title">"退款记录"</h2>
+                <ul class="refund-list">
+                    {order.refunds.iter().map(|r| view! {
+                        <li class="refund-item" data-testid="refund">
+                            <div class="refund-head">
+                                <Price fen=r.amount_fen />
+                                <span class=format!("refund-state refund-{}", r.state.as_str()) data-testid="refund-state">{r.state.label()}</span>
+                            </div>
+                            <div class="muted">
+                                {format!("申请时间 {}", format_time(r.created_at))}
+                                {r.succeeded_at.map(|t| format!(" · 到账时间 {}", format_time(t)))}
+                            </div>
+                            {(!r.reason.is_empty()).then(|| view! { <div class="muted">{format!("原因：{}", r.reason)}</div> })}
+                        </li>
+                    }).collect_view()}
+                </ul>
+            </section>
+        })}
         {move || error.get().map(|m| view! { <div class="notice notice-error" role="alert">{m}</div> })}
         {move || pay_notice.get().map(|m| view! { <div class="notice" role="status">{m}</div> })}
         {unpaid.then(|| view! {
             <div class="action-bar">
                 <form method="post" action="/api/form/cancel_order">
                     <input type="hidden" name="order_id" value=id />
-                    <button type="submit" class="btn btn-secondary" disabled=move || cancel.pending().get()
+                    // Not while a payment is being confirmed: the money may already be at WeChat.
+                    <button type="submit" class="btn btn-secondary" data-testid="cancel"
+                        disabled=move || cancel.pending().get() || pay_state.get() != PayState::Idle
                         on:click=move |ev| { ev.prevent_default(); cancel.dispatch(id); }>
                         {move || if cancel.pending().get() { "取消中…" } else { "取消订单" }}
                     </button>

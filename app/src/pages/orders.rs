@@ -1,6 +1,6 @@
 use crate::api::list_orders;
 use crate::components::{format_time, ErrorView, PageSkeleton, Price};
-use crate::model::OrderStatus;
+use crate::model::OrderFilter;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -9,9 +9,9 @@ use leptos_router::hooks::use_query_map;
 #[component]
 pub fn OrdersPage() -> impl IntoView {
     let query = use_query_map();
-    let filter = move || query.with(|q| q.get("status").and_then(|s| OrderStatus::parse(&s)));
+    let filter = move || query.with(|q| q.get("status").and_then(|s| OrderFilter::parse(&s)));
     let orders = Resource::new(filter, list_orders);
-    let tab = move |status: Option<OrderStatus>, label: &'static str| {
+    let tab = move |status: Option<OrderFilter>, label: &'static str| {
         let href = match status {
             Some(s) => format!("/orders?status={}", s.as_str()),
             None => "/orders".to_string(),
@@ -23,7 +23,7 @@ pub fn OrdersPage() -> impl IntoView {
         <h1 class="page-title">"我的订单"</h1>
         <nav class="status-tabs" aria-label="订单状态">
             {tab(None, "全部")}
-            {OrderStatus::ALL.into_iter().map(|s| tab(Some(s), s.label())).collect_view()}
+            {OrderFilter::ALL.into_iter().map(|s| tab(Some(s), s.label())).collect_view()}
         </nav>
         <Transition fallback=PageSkeleton>
             {move || Suspend::new(async move {

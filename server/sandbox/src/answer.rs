@@ -57,7 +57,7 @@ pub(crate) fn render_fault(sb: &Sandbox, f: Fault) -> Response {
     }
 }
 
-fn xml_response(s: String) -> Response {
+pub(crate) fn xml_response(s: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], s).into_response()
 }
 

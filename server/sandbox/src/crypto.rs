@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use aes::cipher::generic_array::GenericArray;
+use aes::cipher::BlockEncrypt;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -120,6 +122,27 @@ pub(crate) fn aes_gcm_encrypt(key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &
     B64.encode(ct)
 }
 
+/// The AES-256 key of v2 refund notifications: the 32 ASCII bytes of the lowercase hex MD5 of
+/// the v2 API key.
+pub(crate) fn v2_refund_key(pay_key_v2: &str) -> [u8; 32] {
+    let hex = hex::encode(Md5::digest(pay_key_v2.as_bytes()));
+    let mut k = [0u8; 32];
+    k.copy_from_slice(hex.as_bytes());
+    k
+}
+
+/// AES-256-ECB with PKCS#7 padding, base64 (a v2 refund notification's `req_info`).
+pub(crate) fn aes_ecb_encrypt_b64(key: &[u8; 32], plaintext: &[u8]) -> String {
+    let cipher = aes::Aes256::new(GenericArray::from_slice(key));
+    let pad = 16 - plaintext.len() % 16;
+    let mut data = plaintext.to_vec();
+    data.extend(std::iter::repeat_n(pad as u8, pad));
+    for block in data.chunks_exact_mut(16) {
+        cipher.encrypt_block(GenericArray::from_mut_slice(block));
+    }
+    B64.encode(data)
+}
+
 /// Random string over `[0-9A-Za-z]`.
 pub(crate) fn random_alnum(n: usize) -> String {
     const CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -197,6 +220,24 @@ mod tests {
         assert_ne!(
             v2_sign(&p, key, V2SignType::Md5),
             "9A0A8659F005D6984697E2CA0A9CF3B7"
+        );
+    }
+
+    #[test]
+    fn aes_256_ecb_known_answer() {
+        // FIPS-197 appendix C.3 (AES-256), one block, then PKCS#7 adds a full padding block.
+        let key: [u8; 32] =
+            hex::decode("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let pt = hex::decode("00112233445566778899aabbccddeeff").unwrap();
+        let ct = B64.decode(aes_ecb_encrypt_b64(&key, &pt)).unwrap();
+        assert_eq!(ct.len(), 32);
+        assert_eq!(hex::encode(&ct[..16]), "8ea2b7ca516745bfeafc49904b496089");
+        assert_eq!(
+            std::str::from_utf8(&v2_refund_key("192006250b4c09247ec02edce69f6a2d")).unwrap(),
+            hex::encode(Md5::digest(b"192006250b4c09247ec02edce69f6a2d"))
         );
     }
 

@@ -18,9 +18,22 @@
 //! pay/cancel}`, `/open/connect/oauth2/{authorize,sandbox_pick,sandbox_consent,sandbox_logout}`,
 //! `/api/sns/{oauth2/access_token,oauth2/refresh_token,userinfo,auth}`,
 //! `/api/cgi-bin/{token,stable_token,ticket/getticket}`,
-//! `/pay/pay/{unifiedorder,orderquery,closeorder}`, `/pay/secapi/pay/refund`,
+//! `/pay/pay/{unifiedorder,orderquery,closeorder,refundquery,downloadbill}`, `/pay/secapi/pay/refund`,
 //! `/pay/v3/pay/transactions/{jsapi,out-trade-no/{no},out-trade-no/{no}/close,id/{id}}`,
-//! `/pay/v3/refund/domestic/refunds[/{no}]`, `/pay/v3/certificates`, `/dashboard`.
+//! `/pay/v3/refund/domestic/refunds[/{no}]`, `/pay/v3/certificates`, `/dashboard`,
+//! `/dashboard/pay` and `/dashboard/notifications` (the dashboard's buttons: pay an order from
+//! "another phone", lose notifications for a while).
+//!
+//! Refunds are asynchronous as at WeChat: `PROCESSING` when requested, settled after
+//! [`SandboxOptions::refund_settle_delay`] (`SUCCESS`, or `ABNORMAL` after
+//! [`Sandbox::make_next_refund_abnormal`]), then notified to the request's `notify_url` (v3
+//! `REFUND.*` events; v2 `req_info` in AES-256-ECB) with the same retries and duplicate as
+//! payment notifications. Rust hooks: [`Sandbox::refunds`], [`Sandbox::refund_deliveries`],
+//! [`Sandbox::wait_for_refund_ack`], [`Sandbox::signed_refund_notification`].
+//!
+//! Trade bills are built from the sandbox's own payments and refunds of the requested Beijing
+//! date ([`Sandbox::trade_bill`]); [`Sandbox::tamper_bill_amount`] makes them disagree with the
+//! shop on purpose.
 //!
 //! Browser hooks: the OAuth pages use ids `wx-user-1..3`, `wx-allow` (允许), `wx-deny` (拒绝),
 //! `wx-switch`, `wx-error`; the pay sheet `wx-pay-sheet`, `wx-pay-amount`, `wx-pay-confirm` (支付),
@@ -31,6 +44,8 @@
 #![allow(clippy::result_large_err)]
 
 mod answer;
+mod bill;
+mod controls;
 mod creds;
 mod crypto;
 mod jsapi;
@@ -51,6 +66,7 @@ use axum::Router;
 
 pub use creds::SandboxCredentials;
 pub use crypto::V2SignType;
+pub use notify::SignedRefundNotification;
 pub use state::{
     AnswerSigner, Delivery, DeliveryKind, Endpoint, Fault, Forgery, JsEvent, PayApi, Refund,
     Sandbox, SandboxOptions, SandboxUser, TradeState, Transaction,
@@ -81,6 +97,8 @@ pub fn router(sandbox: Sandbox) -> Router {
     Router::new()
         .route("/", get(pages::index))
         .route("/dashboard", get(pages::dashboard))
+        .route("/dashboard/pay", post(controls::pay))
+        .route("/dashboard/notifications", post(controls::notifications))
         .route("/jweixin.js", get(jsapi::script))
         .route("/jsapi/config", post(jsapi::config))
         .route("/jsapi/pay/prepare", post(jsapi::pay_prepare))
@@ -100,6 +118,8 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route("/pay/pay/unifiedorder", post(pay_v2::unifiedorder))
         .route("/pay/pay/orderquery", post(pay_v2::orderquery))
         .route("/pay/pay/closeorder", post(pay_v2::closeorder))
+        .route("/pay/pay/refundquery", post(pay_v2::refundquery))
+        .route("/pay/pay/downloadbill", post(bill::v2_downloadbill))
         .route("/pay/secapi/pay/refund", post(pay_v2::refund))
         .route("/pay/v3/pay/transactions/jsapi", post(pay_v3::jsapi))
         .route(
@@ -117,6 +137,8 @@ pub fn router(sandbox: Sandbox) -> Router {
             get(pay_v3::refund_query),
         )
         .route("/pay/v3/certificates", get(pay_v3::certificates))
+        .route("/pay/v3/bill/tradebill", get(bill::v3_tradebill))
+        .route("/pay/v3/billdownload/file", get(bill::v3_billdownload))
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .with_state(sandbox)
 }

@@ -1,5 +1,6 @@
-//! Payment notifications: v2 signed XML, v3 encrypted + signed JSON; retries with back-off
-//! until acknowledged, then one duplicate delivery (WeChat does send duplicates).
+//! Payment and refund notifications: v2 signed XML (refunds: unsigned XML with an AES-256-ECB
+//! `req_info`), v3 encrypted + signed JSON; retries with back-off until acknowledged, then one
+//! duplicate delivery (WeChat does send duplicates).
 
 use std::collections::BTreeMap;
 
@@ -8,11 +9,17 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use crate::answer::v3_sign_parts;
-use crate::crypto::{aes_gcm_encrypt, random_alnum, random_hex_upper, v2_sign, V2SignType};
+use crate::crypto::{
+    aes_ecb_encrypt_b64, aes_gcm_encrypt, random_alnum, random_hex_upper, v2_refund_key, v2_sign,
+    V2SignType,
+};
 use crate::pay_v3::transaction_json;
-use crate::state::{Delivery, DeliveryKind, Forgery, PayApi, Sandbox, Transaction};
-use crate::util::{compact_beijing, rfc3339_beijing, wall_ms};
+use crate::state::{Delivery, DeliveryKind, Forgery, PayApi, Refund, Sandbox, Transaction};
+use crate::util::{compact_beijing, dashed_beijing, rfc3339_beijing, wall_ms};
 use crate::SandboxError;
+
+/// A notification ready to POST: request headers as `(name, value)` pairs, and the body.
+pub type SignedRefundNotification = (Vec<(String, String)>, Vec<u8>);
 
 /// A prepared notification body.
 #[derive(Clone)]
@@ -91,7 +98,7 @@ pub(crate) fn v3_body(sb: &Sandbox, t: &Transaction, total: i64) -> Vec<u8> {
         plain.to_string().as_bytes(),
     );
     let body = json!({
-        "id": format!("{}-{}-{}-{}-{}", random_hex_upper(8), random_hex_upper(4), random_hex_upper(4), random_hex_upper(4), random_hex_upper(12)).to_lowercase(),
+        "id": notification_id(),
         "create_time": rfc3339_beijing(sb.now_ms()),
         "resource_type": "encrypt-resource",
         "event_type": "TRANSACTION.SUCCESS",
@@ -105,6 +112,137 @@ pub(crate) fn v3_body(sb: &Sandbox, t: &Transaction, total: i64) -> Vec<u8> {
         }
     });
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+fn notification_id() -> String {
+    format!(
+        "{}-{}-{}-{}-{}",
+        random_hex_upper(8),
+        random_hex_upper(4),
+        random_hex_upper(4),
+        random_hex_upper(4),
+        random_hex_upper(12)
+    )
+    .to_lowercase()
+}
+
+/// v2 refund status spelling.
+pub(crate) fn v2_refund_status(status: &str) -> &str {
+    match status {
+        "CLOSED" => "REFUNDCLOSE",
+        "ABNORMAL" => "CHANGE",
+        other => other,
+    }
+}
+
+/// v2 refund notification: `<xml>` with return_code, appid, mch_id, nonce_str and `req_info`
+/// (AES-256-ECB of the `<root>` refund document, key from the API key). No `sign`.
+pub(crate) fn v2_refund_body(sb: &Sandbox, t: &Transaction, r: &Refund) -> String {
+    let mut inner: BTreeMap<&str, String> = BTreeMap::new();
+    for (k, v) in [
+        ("out_refund_no", r.out_refund_no.clone()),
+        ("out_trade_no", t.out_trade_no.clone()),
+        ("refund_account", "REFUND_SOURCE_RECHARGE_FUNDS".to_string()),
+        ("refund_fee", r.refund.to_string()),
+        ("refund_id", r.refund_id.clone()),
+        ("refund_recv_accout", "支付用户零钱".to_string()),
+        ("refund_request_source", "API".to_string()),
+        ("refund_status", v2_refund_status(&r.status).to_string()),
+        ("settlement_refund_fee", r.refund.to_string()),
+        ("settlement_total_fee", t.total.to_string()),
+        ("total_fee", t.total.to_string()),
+        (
+            "transaction_id",
+            t.transaction_id.clone().unwrap_or_default(),
+        ),
+    ] {
+        inner.insert(k, v);
+    }
+    if let Some(ms) = r.success_at_ms {
+        inner.insert("success_time", dashed_beijing(ms));
+    }
+    let doc = crate::xml::build_root("root", inner.iter().map(|(k, v)| (*k, v.as_str())));
+    let c = sb.creds();
+    let req_info = aes_ecb_encrypt_b64(&v2_refund_key(&c.pay_key_v2), doc.as_bytes());
+    crate::xml::build([
+        ("return_code", "SUCCESS"),
+        ("appid", c.appid.as_str()),
+        ("mch_id", c.mchid.as_str()),
+        ("nonce_str", random_alnum(32).as_str()),
+        ("req_info", req_info.as_str()),
+    ])
+}
+
+/// v3 refund notification: `REFUND.SUCCESS|ABNORMAL|CLOSED`, resource `original_type: "refund"`.
+pub(crate) fn v3_refund_body(sb: &Sandbox, t: &Transaction, r: &Refund) -> Vec<u8> {
+    let mut plain = json!({
+        "mchid": t.mchid,
+        "out_trade_no": t.out_trade_no,
+        "transaction_id": t.transaction_id,
+        "out_refund_no": r.out_refund_no,
+        "refund_id": r.refund_id,
+        "refund_status": r.status,
+        "user_received_account": "支付用户零钱",
+        "amount": {"total": t.total, "refund": r.refund, "payer_total": t.total, "payer_refund": r.refund},
+    });
+    if let Some(st) = &r.success_time {
+        plain["success_time"] = json!(st);
+    }
+    let nonce = random_alnum(12);
+    let ciphertext = aes_gcm_encrypt(
+        sb.creds().apiv3_key.as_bytes(),
+        nonce.as_bytes(),
+        b"refund",
+        plain.to_string().as_bytes(),
+    );
+    let (event, summary) = match r.status.as_str() {
+        "SUCCESS" => ("REFUND.SUCCESS", "退款成功"),
+        "CLOSED" => ("REFUND.CLOSED", "退款关闭"),
+        _ => ("REFUND.ABNORMAL", "退款异常"),
+    };
+    let body = json!({
+        "id": notification_id(),
+        "create_time": rfc3339_beijing(sb.now_ms()),
+        "resource_type": "encrypt-resource",
+        "event_type": event,
+        "summary": summary,
+        "resource": {
+            "original_type": "refund",
+            "algorithm": "AEAD_AES_256_GCM",
+            "ciphertext": ciphertext,
+            "associated_data": "refund",
+            "nonce": nonce,
+        }
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+fn refund_payload(sb: &Sandbox, t: &Transaction, r: &Refund) -> Payload {
+    match r.api {
+        PayApi::V2 => Payload::V2(v2_refund_body(sb, t, r)),
+        PayApi::V3 => Payload::V3(v3_refund_body(sb, t, r)),
+    }
+}
+
+/// What a delivery is about: where it is recorded.
+#[derive(Clone)]
+enum Subject {
+    Payment(String),
+    Refund {
+        out_trade_no: String,
+        out_refund_no: String,
+    },
+}
+
+impl Subject {
+    fn out_trade_no(&self) -> &str {
+        match self {
+            Subject::Payment(no)
+            | Subject::Refund {
+                out_trade_no: no, ..
+            } => no,
+        }
+    }
 }
 
 struct Outcome {
@@ -225,53 +363,90 @@ async fn send(sb: &Sandbox, url: &str, payload: &Payload, forgery: Option<Forger
 
 fn record(
     sb: &Sandbox,
-    no: &str,
+    subject: &Subject,
     attempt: u32,
     kind: DeliveryKind,
     o: &Outcome,
     payload: &Payload,
 ) {
+    let no = subject.out_trade_no();
+    let out_refund_no = match subject {
+        Subject::Refund { out_refund_no, .. } => Some(out_refund_no.clone()),
+        Subject::Payment(_) => None,
+    };
     if !o.acknowledged {
-        tracing::warn!(target: "wechat_sandbox", out_trade_no = no, attempt, kind = ?kind, status = ?o.status, error = ?o.error, "notification not acknowledged");
+        tracing::warn!(target: "wechat_sandbox", out_trade_no = no, out_refund_no = ?out_refund_no, attempt, kind = ?kind, status = ?o.status, error = ?o.error, "notification not acknowledged");
     }
-    sb.lock()
-        .deliveries
-        .entry(no.to_string())
-        .or_default()
-        .push(Delivery {
-            out_trade_no: no.to_string(),
-            attempt,
-            kind,
-            status: o.status,
-            acknowledged: o.acknowledged,
-            error: o.error.clone(),
-            response_body: o.body.clone(),
-            request_body: payload.text(),
-            at_ms: wall_ms(),
-        });
+    let d = Delivery {
+        out_trade_no: no.to_string(),
+        out_refund_no: out_refund_no.clone(),
+        attempt,
+        kind,
+        status: o.status,
+        acknowledged: o.acknowledged,
+        error: o.error.clone(),
+        response_body: o.body.clone(),
+        request_body: payload.text(),
+        at_ms: wall_ms(),
+    };
+    let mut st = sb.lock();
+    let log = match out_refund_no {
+        Some(rno) => st.refund_deliveries.entry(rno).or_default(),
+        None => st.deliveries.entry(no.to_string()).or_default(),
+    };
+    log.push(d);
 }
 
 impl Sandbox {
     /// Starts delivering the payment notification for a paid transaction. The receiver fires
     /// once the first attempt has finished (or at once if notifications are dropped).
     pub(crate) fn start_notification(&self, t: &Transaction) -> oneshot::Receiver<()> {
-        let (tx, rx) = oneshot::channel();
         let payload = payload_for(self, t);
-        let no = t.out_trade_no.clone();
+        self.deliver(
+            Subject::Payment(t.out_trade_no.clone()),
+            t.notify_url.clone(),
+            payload,
+        )
+    }
+
+    /// Starts delivering the notification of a settled refund to its notify_url (same retries,
+    /// duplicate and drop hook as payment notifications).
+    pub(crate) fn start_refund_notification(
+        &self,
+        t: &Transaction,
+        r: &Refund,
+    ) -> oneshot::Receiver<()> {
+        let payload = refund_payload(self, t, r);
+        self.deliver(
+            Subject::Refund {
+                out_trade_no: t.out_trade_no.clone(),
+                out_refund_no: r.out_refund_no.clone(),
+            },
+            r.notify_url.clone().unwrap_or_default(),
+            payload,
+        )
+    }
+
+    /// Sends `payload` to `url` until acknowledged (with [`SandboxOptions::notify_retry_delays`]),
+    /// then once more after [`SandboxOptions::notify_duplicate_after`]; records every attempt.
+    ///
+    /// [`SandboxOptions::notify_retry_delays`]: crate::SandboxOptions::notify_retry_delays
+    /// [`SandboxOptions::notify_duplicate_after`]: crate::SandboxOptions::notify_duplicate_after
+    fn deliver(&self, subject: Subject, url: String, payload: Payload) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
         if self.lock().drop_notifications {
-            tracing::info!(target: "wechat_sandbox", out_trade_no = %no, "notification dropped (test hook)");
+            tracing::info!(target: "wechat_sandbox", out_trade_no = %subject.out_trade_no(), "notification dropped (test hook)");
             let o = Outcome {
                 status: None,
                 acknowledged: false,
                 error: Some("dropped by set_drop_notifications".into()),
                 body: String::new(),
             };
-            record(self, &no, 1, DeliveryKind::Dropped, &o, &payload);
+            record(self, &subject, 1, DeliveryKind::Dropped, &o, &payload);
             let _ = tx.send(());
             return rx;
         }
         let sb = self.clone();
-        let url = t.notify_url.clone();
         tokio::spawn(async move {
             let opts = sb.opts();
             let mut first = Some(tx);
@@ -284,7 +459,7 @@ impl Sandbox {
                 } else {
                     DeliveryKind::Retry
                 };
-                record(&sb, &no, attempt, kind, &o, &payload);
+                record(&sb, &subject, attempt, kind, &o, &payload);
                 if let Some(f) = first.take() {
                     let _ = f.send(());
                 }
@@ -292,18 +467,51 @@ impl Sandbox {
                     if let Some(d) = opts.notify_duplicate_after {
                         tokio::time::sleep(d).await;
                         let o = send(&sb, &url, &payload, None).await;
-                        record(&sb, &no, 1, DeliveryKind::Duplicate, &o, &payload);
+                        record(&sb, &subject, 1, DeliveryKind::Duplicate, &o, &payload);
                     }
                     break;
                 }
                 let Some(delay) = opts.notify_retry_delays.get(attempt as usize - 1) else {
-                    tracing::warn!(target: "wechat_sandbox", out_trade_no = %no, attempts = attempt, "notification abandoned");
+                    tracing::warn!(target: "wechat_sandbox", out_trade_no = %subject.out_trade_no(), attempts = attempt, "notification abandoned");
                     break;
                 };
                 tokio::time::sleep(*delay).await;
             }
         });
         rx
+    }
+
+    /// The refund notification of a settled refund exactly as the sandbox would deliver it now
+    /// (v3: encrypted resource and `Wechatpay-*` headers timestamped now; v2: `req_info`
+    /// encrypted with the sandbox's own AES-256-ECB), without sending or recording it: the
+    /// request headers as `(name, value)` pairs and the body. POST them to the shop's refund
+    /// notify URL as often as needed (e.g. 20 times concurrently). Each call builds a fresh copy
+    /// (new nonces and notification id, same refund), as WeChat's repeats are. Fails for an
+    /// unknown refund or one still `PROCESSING` (WeChat notifies only settled refunds).
+    pub fn signed_refund_notification(
+        &self,
+        out_refund_no: &str,
+    ) -> Result<SignedRefundNotification, SandboxError> {
+        let (t, r) = self
+            .find_refund(out_refund_no)
+            .ok_or_else(|| SandboxError::UnknownOrder(out_refund_no.to_string()))?;
+        if r.status == "PROCESSING" {
+            return Err(SandboxError::InvalidState(format!(
+                "refund {out_refund_no} is still PROCESSING"
+            )));
+        }
+        let url = r
+            .notify_url
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1/refund-notify".to_string());
+        let req = notification_request(self, &url, &refund_payload(self, &t, &r), None)
+            .map_err(SandboxError::InvalidState)?;
+        let headers = req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        Ok((headers, req.into_body()))
     }
 
     /// The payment notification of a paid transaction exactly as the sandbox would deliver it
@@ -359,7 +567,7 @@ impl Sandbox {
         let o = send(self, &t.notify_url, &payload, Some(forgery)).await;
         record(
             self,
-            out_trade_no,
+            &Subject::Payment(out_trade_no.to_string()),
             1,
             DeliveryKind::Forged(forgery),
             &o,

@@ -20,6 +20,17 @@ pub(crate) struct NewOrder {
     pub sign_type: Option<V2SignType>,
 }
 
+/// A refund request, from either API.
+pub(crate) struct RefundReq {
+    pub api: PayApi,
+    pub out_trade_no: String,
+    pub out_refund_no: String,
+    pub total: i64,
+    pub refund: i64,
+    pub reason: Option<String>,
+    pub notify_url: Option<String>,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum CreateErr {
     Paid,
@@ -168,50 +179,139 @@ impl Sandbox {
         Ok(t)
     }
 
-    /// Refunds `refund` fen of an order (settled at once). Idempotent per out_refund_no.
-    pub(crate) fn refund_order(
-        &self,
-        out_trade_no: &str,
-        out_refund_no: &str,
-        total: i64,
-        refund: i64,
-        reason: Option<String>,
-    ) -> Result<(Transaction, Refund), OrderErr> {
+    /// Requests a refund of `refund` fen of an order: recorded as `PROCESSING` (money reserved),
+    /// settled later by a spawned task ([`SandboxOptions::refund_settle_delay`]). Idempotent per
+    /// out_refund_no: the same request again answers the same refund; other amounts under the same
+    /// number are a conflict.
+    ///
+    /// [`SandboxOptions::refund_settle_delay`]: crate::SandboxOptions::refund_settle_delay
+    pub(crate) fn refund_order(&self, req: RefundReq) -> Result<(Transaction, Refund), OrderErr> {
         let now = self.now_ms();
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let t = st
             .transactions
-            .get_mut(out_trade_no)
+            .get_mut(&req.out_trade_no)
             .ok_or(OrderErr::NotFound)?;
-        if let Some(r) = t.refunds.iter().find(|r| r.out_refund_no == out_refund_no) {
-            if r.refund == refund && r.total == total {
+        if let Some(r) = t
+            .refunds
+            .iter()
+            .find(|r| r.out_refund_no == req.out_refund_no)
+        {
+            if r.refund == req.refund && r.total == req.total {
                 return Ok((t.clone(), r.clone()));
             }
             return Err(OrderErr::RefundConflict);
         }
+        // An out_refund_no is unique per merchant, not per order.
+        if st.transactions.values().any(|o| {
+            o.out_trade_no != req.out_trade_no
+                && o.refunds
+                    .iter()
+                    .any(|r| r.out_refund_no == req.out_refund_no)
+        }) {
+            return Err(OrderErr::RefundConflict);
+        }
+        let t = st
+            .transactions
+            .get_mut(&req.out_trade_no)
+            .ok_or(OrderErr::NotFound)?;
         match t.state {
             TradeState::NotPay => return Err(OrderErr::NotPaid),
             TradeState::Closed => return Err(OrderErr::Closed),
             _ => {}
         }
-        if total != t.total {
+        if req.total != t.total {
             return Err(OrderErr::AmountMismatch);
         }
-        if refund <= 0 || refund > t.total - t.refunded() {
+        if req.refund <= 0 || req.refund > t.total - t.refunded() {
             return Err(OrderErr::RefundTooLarge);
         }
         let r = Refund {
-            out_refund_no: out_refund_no.to_string(),
+            api: req.api,
+            out_refund_no: req.out_refund_no.clone(),
             refund_id: format!("5030{}", random_digits(25)),
-            refund,
-            total,
-            reason,
-            status: "SUCCESS".into(),
+            refund: req.refund,
+            total: req.total,
+            reason: req.reason,
+            status: "PROCESSING".into(),
             create_time: rfc3339_beijing(now),
+            success_time: None,
+            notify_url: req.notify_url,
+            created_at_ms: now,
+            success_at_ms: None,
         };
         t.refunds.push(r.clone());
         t.state = TradeState::Refund;
-        Ok((t.clone(), r))
+        let t = t.clone();
+        if st.next_refunds_abnormal > 0 {
+            st.next_refunds_abnormal -= 1;
+            st.abnormal_refunds.insert(r.out_refund_no.clone());
+        }
+        drop(guard);
+        self.schedule_refund_settlement(&t.out_trade_no, &r.out_refund_no);
+        Ok((t, r))
+    }
+
+    fn schedule_refund_settlement(&self, out_trade_no: &str, out_refund_no: &str) {
+        let sb = self.clone();
+        let (no, rno) = (out_trade_no.to_string(), out_refund_no.to_string());
+        let delay = self.opts().refund_settle_delay;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some((t, r)) = sb.settle_refund(&no, &rno) {
+                tracing::info!(target: "wechat_sandbox", out_trade_no = %no, out_refund_no = %rno, status = %r.status, "refund settled");
+                if r.notify_url.is_some() {
+                    sb.start_refund_notification(&t, &r);
+                }
+            }
+        });
+    }
+
+    /// `PROCESSING` → `SUCCESS` (or `ABNORMAL` when so marked). None if not processing.
+    pub(crate) fn settle_refund(
+        &self,
+        out_trade_no: &str,
+        out_refund_no: &str,
+    ) -> Option<(Transaction, Refund)> {
+        let now = self.now_ms();
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let abnormal = st.abnormal_refunds.remove(out_refund_no);
+        let t = st.transactions.get_mut(out_trade_no)?;
+        let r = t
+            .refunds
+            .iter_mut()
+            .find(|r| r.out_refund_no == out_refund_no)?;
+        if r.status != "PROCESSING" {
+            return None;
+        }
+        if abnormal {
+            r.status = "ABNORMAL".into();
+        } else {
+            r.status = "SUCCESS".into();
+            r.success_time = Some(rfc3339_beijing(now));
+            r.success_at_ms = Some(now);
+        }
+        let r = r.clone();
+        Some((t.clone(), r))
+    }
+
+    /// The refund with this merchant refund number, with its transaction.
+    pub(crate) fn find_refund(&self, out_refund_no: &str) -> Option<(Transaction, Refund)> {
+        self.find_refund_by(|r| r.out_refund_no == out_refund_no)
+    }
+
+    /// The first refund matching `pred`, with its transaction.
+    pub(crate) fn find_refund_by(
+        &self,
+        pred: impl Fn(&Refund) -> bool,
+    ) -> Option<(Transaction, Refund)> {
+        let st = self.lock();
+        st.transactions.values().find_map(|t| {
+            let r = t.refunds.iter().find(|r| pred(r))?.clone();
+            Some((t.clone(), r))
+        })
     }
 
     /// Plays the payer pressing 支付: marks the order paid, starts the notification (with its

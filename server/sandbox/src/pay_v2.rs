@@ -1,4 +1,4 @@
-//! Pay v2 (XML): unifiedorder, orderquery, closeorder, refund.
+//! Pay v2 (XML): unifiedorder, orderquery, closeorder, refund, refundquery.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -9,9 +9,11 @@ use axum::response::Response;
 
 use crate::answer::{pre, v2_return_fail, v2_signed};
 use crate::crypto::{ct_eq, v2_sign, V2SignType};
-use crate::orders::{CreateErr, NewOrder, OrderErr};
+use crate::orders::{CreateErr, NewOrder, OrderErr, RefundReq};
 use crate::state::{Endpoint, PayApi, Sandbox, TradeState, Transaction};
-use crate::util::{check_notify_url, compact_beijing, parse_compact_beijing, valid_trade_no};
+use crate::util::{
+    check_notify_url, compact_beijing, dashed_beijing, parse_compact_beijing, valid_trade_no,
+};
 
 type Params = BTreeMap<String, String>;
 
@@ -71,6 +73,17 @@ async fn preamble(sb: &Sandbox, ep: Endpoint, what: &str, body: &[u8]) -> Result
         return Err(v2_return_fail("签名错误"));
     }
     Ok(V2 { p, ty, corrupt })
+}
+
+/// The common v2 checks (fault, XML, appid/mch_id, nonce, sign) for handlers outside this module:
+/// the verified parameters, or the refusal to answer.
+pub(crate) async fn signed_request(
+    sb: &Sandbox,
+    ep: Endpoint,
+    what: &str,
+    body: &[u8],
+) -> Result<Params, Response> {
+    preamble(sb, ep, what, body).await.map(|v| v.p)
 }
 
 fn base(sb: &Sandbox, result_ok: bool) -> Params {
@@ -294,8 +307,22 @@ pub(crate) async fn refund(State(sb): State<Sandbox>, body: Bytes) -> Response {
         Err("missing") => return fail(what, "out_trade_no和transaction_id不能同时为空"),
         Err(_) => return result_fail(&sb, &v, what, "ORDERNOTEXIST", "订单不存在"),
     };
-    let reason = Some(g("refund_desc").to_string()).filter(|s| !s.is_empty());
-    match sb.refund_order(&t.out_trade_no, g("out_refund_no"), total, refund, reason) {
+    let notify_url = Some(g("notify_url").to_string()).filter(|s| !s.is_empty());
+    if let Some(u) = &notify_url {
+        if let Err(m) = check_notify_url(u) {
+            return fail(what, m);
+        }
+    }
+    let req = RefundReq {
+        api: PayApi::V2,
+        out_trade_no: t.out_trade_no.clone(),
+        out_refund_no: g("out_refund_no").to_string(),
+        total,
+        refund,
+        reason: Some(g("refund_desc").to_string()).filter(|s| !s.is_empty()),
+        notify_url,
+    };
+    match sb.refund_order(req) {
         Err(OrderErr::NotFound) => result_fail(&sb, &v, what, "ORDERNOTEXIST", "订单不存在"),
         Err(OrderErr::NotPaid) | Err(OrderErr::Closed) => {
             result_fail(&sb, &v, what, "TRADE_STATE_ERROR", "订单状态错误")
@@ -334,4 +361,68 @@ pub(crate) async fn refund(State(sb): State<Sandbox>, body: Bytes) -> Response {
             v2_signed(&sb, m, v.ty, v.corrupt)
         }
     }
+}
+
+/// `POST /pay/refundquery`: by out_refund_no, refund_id, out_trade_no or transaction_id (the
+/// latter two list every refund of the order). Indexed fields `out_refund_no_$n`,
+/// `refund_id_$n`, `refund_fee_$n`, `refund_status_$n` (`SUCCESS|REFUNDCLOSE|PROCESSING|CHANGE`)…
+pub(crate) async fn refundquery(State(sb): State<Sandbox>, body: Bytes) -> Response {
+    let what = "pay/refundquery";
+    let v = match preamble(&sb, Endpoint::V2RefundQuery, what, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let g = |k: &str| v.p.get(k).map(String::as_str).filter(|s| !s.is_empty());
+    let found: Option<(Transaction, Vec<crate::state::Refund>)> =
+        if let Some(no) = g("out_refund_no") {
+            sb.find_refund(no).map(|(t, r)| (t, vec![r]))
+        } else if let Some(id) = g("refund_id") {
+            sb.find_refund_by(|r| r.refund_id == id)
+                .map(|(t, r)| (t, vec![r]))
+        } else if g("out_trade_no").is_some() || g("transaction_id").is_some() {
+            sb.find_order(g("out_trade_no"), g("transaction_id"))
+                .map(|t| {
+                    let rs = t.refunds.clone();
+                    (t, rs)
+                })
+                .filter(|(_, rs)| !rs.is_empty())
+        } else {
+            return fail(
+                what,
+                "out_refund_no、out_trade_no、transaction_id、refund_id不能同时为空",
+            );
+        };
+    let Some((t, refunds)) = found else {
+        return result_fail(&sb, &v, what, "REFUNDNOTEXIST", "退款订单查询失败");
+    };
+    let mut m = base(&sb, true);
+    m.insert("out_trade_no".into(), t.out_trade_no.clone());
+    m.insert(
+        "transaction_id".into(),
+        t.transaction_id.clone().unwrap_or_default(),
+    );
+    m.insert("total_fee".into(), t.total.to_string());
+    m.insert("cash_fee".into(), t.total.to_string());
+    m.insert("fee_type".into(), "CNY".into());
+    m.insert("refund_count".into(), refunds.len().to_string());
+    for (n, r) in refunds.iter().enumerate() {
+        let mut put = |k: &str, val: String| {
+            m.insert(format!("{k}_{n}"), val);
+        };
+        put("out_refund_no", r.out_refund_no.clone());
+        put("refund_id", r.refund_id.clone());
+        put("refund_channel", "ORIGINAL".into());
+        put("refund_fee", r.refund.to_string());
+        put("settlement_refund_fee", r.refund.to_string());
+        put(
+            "refund_status",
+            crate::notify::v2_refund_status(&r.status).to_string(),
+        );
+        put("refund_account", "REFUND_SOURCE_RECHARGE_FUNDS".into());
+        put("refund_recv_accout", "支付用户零钱".into());
+        if let Some(ms) = r.success_at_ms {
+            put("refund_success_time", dashed_beijing(ms));
+        }
+    }
+    v2_signed(&sb, m, v.ty, v.corrupt)
 }

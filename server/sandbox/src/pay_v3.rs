@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use crate::answer::{pre, v3_json, v3_signed};
 use crate::crypto::{aes_gcm_encrypt, random_alnum, rsa_verify};
-use crate::orders::{CreateErr, NewOrder, OrderErr};
+use crate::orders::{CreateErr, NewOrder, OrderErr, RefundReq};
 use crate::state::{Endpoint, PayApi, Refund, Sandbox, TradeState, Transaction};
 use crate::util::{check_notify_url, parse_rfc3339, rfc3339_beijing, valid_trade_no, wall_ms};
 
@@ -71,7 +71,7 @@ fn parse_authorization(v: &str) -> Option<HashMap<String, String>> {
 }
 
 /// Verifies `Authorization: WECHATPAY2-SHA256-RSA2048 …`. Ok(mchid).
-fn authenticate(
+pub(crate) fn authenticate(
     sb: &Sandbox,
     what: &str,
     method: &Method,
@@ -202,7 +202,7 @@ fn refund_json(t: &Transaction, r: &Refund) -> Value {
         "out_trade_no": t.out_trade_no,
         "channel": "ORIGINAL",
         "user_received_account": "支付用户零钱",
-        "success_time": r.create_time,
+        "success_time": r.success_time,
         "create_time": r.create_time,
         "status": r.status,
         "funds_account": "AVAILABLE",
@@ -660,8 +660,16 @@ pub(crate) async fn refund(
     let Some(t) = sb.find_order(s("/out_trade_no"), s("/transaction_id")) else {
         return err(&sb, corrupt, what, 404, "RESOURCE_NOT_EXISTS", "订单不存在");
     };
-    let reason = s("/reason").map(str::to_string);
-    match sb.refund_order(&t.out_trade_no, out_refund_no, total, refund, reason) {
+    let req = RefundReq {
+        api: PayApi::V3,
+        out_trade_no: t.out_trade_no.clone(),
+        out_refund_no: out_refund_no.to_string(),
+        total,
+        refund,
+        reason: s("/reason").map(str::to_string),
+        notify_url: s("/notify_url").map(str::to_string),
+    };
+    match sb.refund_order(req) {
         Ok((t, r)) => v3_json(&sb, StatusCode::OK, &refund_json(&t, &r), corrupt),
         Err(OrderErr::NotFound) => {
             err(&sb, corrupt, what, 404, "RESOURCE_NOT_EXISTS", "订单不存在")
@@ -701,7 +709,7 @@ pub(crate) async fn refund(
     }
 }
 
-/// `GET /v3/refund/domestic/refunds/{out_refund_no}`
+/// `GET /v3/refund/domestic/refunds/{out_refund_no}`: the refund's current status.
 pub(crate) async fn refund_query(
     State(sb): State<Sandbox>,
     Path(no): Path<String>,
@@ -717,11 +725,7 @@ pub(crate) async fn refund_query(
     if let Err(r) = authenticate(&sb, what, &method, &uri, &headers, b"") {
         return r;
     }
-    let found = sb.transactions().into_iter().find_map(|t| {
-        let r = t.refunds.iter().find(|r| r.out_refund_no == no)?.clone();
-        Some((t, r))
-    });
-    match found {
+    match sb.find_refund(&no) {
         Some((t, r)) => v3_json(&sb, StatusCode::OK, &refund_json(&t, &r), corrupt),
         None => err(
             &sb,

@@ -1,6 +1,6 @@
 //! The sandbox object: credentials, options, in-memory state and the Rust test hooks.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -49,6 +49,10 @@ pub struct SandboxOptions {
     pub oauth_domains: Vec<String>,
     /// "支付授权目录": URL prefixes (each ending in `/`) allowed to start a payment (empty: any).
     pub pay_directories: Vec<String>,
+    /// How long a refund stays `PROCESSING` before it settles (`SUCCESS`, or `ABNORMAL` after
+    /// [`Sandbox::make_next_refund_abnormal`]) and its notification is sent (100 ms; WeChat
+    /// takes seconds to days).
+    pub refund_settle_delay: Duration,
 }
 
 impl Default for SandboxOptions {
@@ -71,6 +75,7 @@ impl Default for SandboxOptions {
             js_safe_domains: Vec::new(),
             oauth_domains: Vec::new(),
             pay_directories: Vec::new(),
+            refund_settle_delay: Duration::from_millis(100),
         }
     }
 }
@@ -108,6 +113,10 @@ pub enum Endpoint {
     V2CloseOrder,
     /// `POST /pay/secapi/pay/refund`
     V2Refund,
+    /// `POST /pay/pay/refundquery`
+    V2RefundQuery,
+    /// `POST /pay/pay/downloadbill`
+    V2DownloadBill,
     /// `POST /pay/v3/pay/transactions/jsapi`
     V3Jsapi,
     /// `GET /pay/v3/pay/transactions/{out-trade-no|id}/…`
@@ -118,6 +127,11 @@ pub enum Endpoint {
     V3Refund,
     /// `GET /pay/v3/certificates`
     V3Certificates,
+    /// `GET /pay/v3/bill/tradebill`
+    V3Bill,
+    /// `GET /pay/v3/billdownload/file` (here [`Fault::CorruptSignature`] serves a file that no
+    /// longer matches its announced SHA-1)
+    V3BillDownload,
     /// The shim's `wx.config` check
     JsConfig,
     /// The shim's `chooseWXPay` / `getBrandWCPayRequest` check
@@ -257,9 +271,13 @@ impl TradeState {
     }
 }
 
-/// A refund (the sandbox settles refunds at once: status SUCCESS).
+/// A refund. Refunds are asynchronous, as at WeChat: `PROCESSING` when requested, then, after
+/// [`SandboxOptions::refund_settle_delay`], `SUCCESS` (or `ABNORMAL` after
+/// [`Sandbox::make_next_refund_abnormal`]) and a refund notification to `notify_url`.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Refund {
+    /// Which API requested it (and so the format of its notification).
+    pub api: PayApi,
     /// Merchant refund number.
     pub out_refund_no: String,
     /// WeChat refund id.
@@ -270,10 +288,26 @@ pub struct Refund {
     pub total: i64,
     /// Reason, if given.
     pub reason: Option<String>,
-    /// `SUCCESS`.
+    /// `PROCESSING`, `SUCCESS`, `ABNORMAL` (v3 spelling; v2 answers say `PROCESSING`, `SUCCESS`,
+    /// `CHANGE`, `REFUNDCLOSE` for `CLOSED`).
     pub status: String,
     /// RFC 3339 (+08:00).
     pub create_time: String,
+    /// RFC 3339 (+08:00), once `SUCCESS`.
+    pub success_time: Option<String>,
+    /// Where the refund notification goes (the request's `notify_url`; none: no notification).
+    pub notify_url: Option<String>,
+    /// Sandbox clock, unix ms, when requested.
+    pub created_at_ms: i64,
+    /// Sandbox clock, unix ms, when it succeeded.
+    pub success_at_ms: Option<i64>,
+}
+
+impl Refund {
+    /// Whether its amount is spent or reserved (`PROCESSING` or `SUCCESS`).
+    pub fn holds_money(&self) -> bool {
+        matches!(self.status.as_str(), "PROCESSING" | "SUCCESS")
+    }
 }
 
 /// A transaction as the sandbox holds it.
@@ -322,9 +356,14 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// Sum of refunds.
+    /// Sum of the refunds that are done or under way (`SUCCESS` and `PROCESSING`: money spent or
+    /// reserved); `ABNORMAL` and `CLOSED` ones do not count.
     pub fn refunded(&self) -> i64 {
-        self.refunds.iter().map(|r| r.refund).sum()
+        self.refunds
+            .iter()
+            .filter(|r| r.holds_money())
+            .map(|r| r.refund)
+            .sum()
     }
 }
 
@@ -358,11 +397,13 @@ pub enum Forgery {
     MissingHeaders,
 }
 
-/// One notification attempt.
+/// One notification attempt (payment or refund).
 #[derive(Clone, Debug, Serialize)]
 pub struct Delivery {
     /// Merchant order number.
     pub out_trade_no: String,
+    /// For a refund notification: the merchant refund number (`None` for payments).
+    pub out_refund_no: Option<String>,
     /// 1-based attempt number within its kind.
     pub attempt: u32,
     /// What it was.
@@ -450,6 +491,15 @@ pub(crate) struct State {
     pub js_configs: HashMap<String, JsConfig>,
     pub pay_sessions: HashMap<String, PaySession>,
     pub deliveries: HashMap<String, Vec<Delivery>>,
+    pub refund_deliveries: HashMap<String, Vec<Delivery>>,
+    /// How many of the next refund requests settle as `ABNORMAL`.
+    pub next_refunds_abnormal: u32,
+    /// out_refund_nos that will settle as `ABNORMAL`.
+    pub abnormal_refunds: HashSet<String>,
+    /// [`Sandbox::tamper_bill_amount`]: out_trade_no → fen added in bills.
+    pub bill_tamper: HashMap<String, i64>,
+    /// v3 bill downloads: token → file.
+    pub bill_files: HashMap<String, Vec<u8>>,
     pub faults: HashMap<Endpoint, VecDeque<Fault>>,
     pub js_events: Vec<JsEvent>,
     pub drop_notifications: bool,
@@ -670,8 +720,8 @@ impl Sandbox {
         self.lock().faults.clear();
     }
 
-    /// While true, payment notifications are not sent at all (a lost notification: the
-    /// shop has to query). Recorded as [`DeliveryKind::Dropped`].
+    /// While true, payment and refund notifications are not sent at all (a lost notification:
+    /// the shop has to query). Recorded as [`DeliveryKind::Dropped`].
     pub fn set_drop_notifications(&self, drop: bool) {
         self.lock().drop_notifications = drop;
     }
@@ -695,6 +745,56 @@ impl Sandbox {
             .get(out_trade_no)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Refunds of an order, oldest first (empty for an unknown order).
+    pub fn refunds(&self, out_trade_no: &str) -> Vec<Refund> {
+        self.lock()
+            .transactions
+            .get(out_trade_no)
+            .map(|t| t.refunds.clone())
+            .unwrap_or_default()
+    }
+
+    /// One refund by its merchant refund number.
+    pub fn refund(&self, out_refund_no: &str) -> Option<Refund> {
+        self.find_refund(out_refund_no).map(|(_, r)| r)
+    }
+
+    /// The next refund request (a new out_refund_no) settles as `ABNORMAL` instead of
+    /// `SUCCESS` (e.g. the payer's card was cancelled): notification `REFUND.ABNORMAL` (v3) /
+    /// `refund_status` `CHANGE` (v2). Calls add up: twice → the next two.
+    pub fn make_next_refund_abnormal(&self) {
+        self.lock().next_refunds_abnormal += 1;
+    }
+
+    /// Refund notification attempts for a refund, in order. `Delivery::out_trade_no` is the
+    /// order's number, `Delivery::out_refund_no` the refund's.
+    pub fn refund_deliveries(&self, out_refund_no: &str) -> Vec<Delivery> {
+        self.lock()
+            .refund_deliveries
+            .get(out_refund_no)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until a refund notification for `out_refund_no` was acknowledged (true) or
+    /// `timeout` passes.
+    pub async fn wait_for_refund_ack(&self, out_refund_no: &str, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self
+                .refund_deliveries(out_refund_no)
+                .iter()
+                .any(|d| d.acknowledged)
+            {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Shim events (`wx.config` checks, pay prepare/confirm/cancel), oldest first.

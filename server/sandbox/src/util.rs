@@ -34,6 +34,15 @@ pub(crate) fn rfc3339_beijing(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// `2018-06-08 10:34:56` (v2 refund times, bill trade times).
+pub(crate) fn dashed_beijing(ms: i64) -> String {
+    beijing(ms)
+        .format(format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second]"
+        ))
+        .unwrap_or_default()
+}
+
 /// `20180608103456` (what v2 writes).
 pub(crate) fn compact_beijing(ms: i64) -> String {
     beijing(ms)
@@ -128,6 +137,7 @@ mod tests {
         let ms = 1_414_587_457_000;
         assert_eq!(rfc3339_beijing(ms), "2014-10-29T20:57:37+08:00");
         assert_eq!(compact_beijing(ms), "20141029205737");
+        assert_eq!(dashed_beijing(ms), "2014-10-29 20:57:37");
         assert_eq!(parse_compact_beijing("20141029205737"), Some(ms));
         assert_eq!(parse_rfc3339("2014-10-29T20:57:37+08:00"), Some(ms));
         assert_eq!(yuan(1230), "¥12.30");

@@ -110,7 +110,15 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// Builds `<xml>` with CDATA values (plain digits unwrapped, as WeChat writes amounts).
 pub(crate) fn build<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut s = String::from("<xml>");
+    build_root("xml", fields)
+}
+
+/// [`build`] under another root element (`<root>`: a v2 refund notification's `req_info`).
+pub(crate) fn build_root<'a>(
+    root: &str,
+    fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    let mut s = format!("<{root}>");
     for (k, v) in fields {
         s.push('<');
         s.push_str(k);
@@ -126,7 +134,7 @@ pub(crate) fn build<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) ->
         s.push_str(k);
         s.push('>');
     }
-    s.push_str("</xml>");
+    s.push_str(&format!("</{root}>"));
     s
 }
 

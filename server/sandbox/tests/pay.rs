@@ -640,10 +640,21 @@ async fn v3_jsapi_query_close_refund_with_signed_answers() {
     let rr = v3(&r, "POST", "/v3/refund/domestic/refunds", Some(&refund)).await;
     assert_eq!(rr.status, 200, "{}", String::from_utf8_lossy(&rr.body));
     assert!(rr.signed());
-    assert_eq!(rr.json()["status"], "SUCCESS");
+    // Refunds are asynchronous: PROCESSING first, SUCCESS after refund_settle_delay.
+    assert_eq!(rr.json()["status"], "PROCESSING");
     assert_eq!(rr.json()["amount"]["refund"], 500);
     let rq = v3(&r, "GET", "/v3/refund/domestic/refunds/RF0001", None).await;
     assert_eq!(rq.json()["refund_id"], rr.json()["refund_id"]);
+    assert!(
+        wait_until(
+            || r.sandbox.refund("RF0001").unwrap().status == "SUCCESS",
+            3000
+        )
+        .await
+    );
+    let rq = v3(&r, "GET", "/v3/refund/domestic/refunds/RF0001", None).await;
+    assert_eq!(rq.json()["status"], "SUCCESS");
+    assert!(rq.signed());
     let too_much = json!({"out_trade_no": "V3OK0001", "out_refund_no": "RF0002", "amount": {"refund": 2001, "total": 2500, "currency": "CNY"}});
     assert_eq!(
         v3(&r, "POST", "/v3/refund/domestic/refunds", Some(&too_much))

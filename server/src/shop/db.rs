@@ -9,6 +9,14 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    /// The URL names a database this build cannot serve (PostgreSQL, MySQL …). Without this,
+    /// sqlx would read `postgres://user@db/wxmall` as a relative SQLite file path and quietly
+    /// create a file of that name.
+    #[error(
+        "DATABASE_URL {url:?} is not a SQLite database: this wxmall serves SQLite only \
+         (sqlite://path/to/file.db?mode=rwc); unset DATABASE_URL for the default file under WXMALL_DATA_DIR"
+    )]
+    Unsupported { url: String },
     #[error("invalid DATABASE_URL {url:?}: {source}")]
     Url { url: String, source: sqlx::Error },
     #[error("cannot create the database directory {dir}: {source}")]
@@ -19,11 +27,38 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// `url` with any password replaced by `***`, for messages.
+pub fn masked(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Refuses a URL that is not SQLite's (a `scheme://` other than `sqlite:`).
+fn check_sqlite(url: &str) -> Result<(), DbError> {
+    let lower = url.trim().to_ascii_lowercase();
+    let has_scheme = lower.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+')
+    });
+    if has_scheme && !lower.starts_with("sqlite:") {
+        return Err(DbError::Unsupported { url: masked(url) });
+    }
+    Ok(())
+}
+
 /// Opens (creating if needed) the SQLite database at `url` and applies the migrations.
 pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
+    check_sqlite(url)?;
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|source| DbError::Url {
-            url: url.to_string(),
+            url: masked(url),
             source,
         })?
         .create_if_missing(true)
@@ -53,9 +88,10 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
 /// Opens an existing database read-only, for tools that look without touching (`wxmall
 /// payments`): no file is created, no migration runs, nothing can be written.
 pub async fn open_read_only(url: &str) -> Result<SqlitePool, DbError> {
+    check_sqlite(url)?;
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|source| DbError::Url {
-            url: url.to_string(),
+            url: masked(url),
             source,
         })?
         .create_if_missing(false)
@@ -66,4 +102,40 @@ pub async fn open_read_only(url: &str) -> Result<SqlitePool, DbError> {
         .connect_with(options)
         .await
         .map_err(DbError::Open)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_server_database_url_stops_the_start_and_creates_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        for url in [
+            "postgres://shop:s3cret@db:5432/wxmall",
+            "postgresql://db/wxmall",
+            "mysql://root@localhost/wxmall",
+        ] {
+            let err = connect(url).await.unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, DbError::Unsupported { .. }), "{msg}");
+            assert!(msg.contains("not a SQLite database"), "{msg}");
+            assert!(
+                !msg.contains("s3cret"),
+                "the password is never shown: {msg}"
+            );
+            assert!(open_read_only(url).await.is_err());
+        }
+        assert!(
+            !cwd.join("postgres:").exists() && !cwd.join("postgres:/shop:s3cret@db:5432").exists()
+        );
+        // SQLite URLs and plain paths still work.
+        let file = dir.path().join("ok.db");
+        connect(&format!("sqlite://{}?mode=rwc", file.display()))
+            .await
+            .unwrap();
+        assert!(file.exists());
+        assert_eq!(masked("postgres://u:p@h/db"), "postgres://u:***@h/db");
+    }
 }

@@ -9,9 +9,7 @@ mod catalog;
 pub mod db;
 pub mod demo;
 mod orders;
-pub mod payments;
 pub mod sessions;
-pub mod sweeper;
 
 use app::error::{ApiError, ErrorCode};
 use app::model::*;
@@ -43,6 +41,7 @@ pub struct SqlShop {
     pool: SqlitePool,
     settings: ShopSettings,
     wechat: Option<Arc<crate::wx::Wechat>>,
+    payments: Option<crate::payments::Payments>,
 }
 
 impl SqlShop {
@@ -51,13 +50,29 @@ impl SqlShop {
             pool,
             settings,
             wechat: None,
+            payments: None,
         }
     }
 
-    /// Pays through WeChat (without it, paying answers `payment_unavailable`).
-    pub fn with_wechat(mut self, wechat: Arc<crate::wx::Wechat>) -> Self {
+    /// Signs JS-SDK configurations and pays through WeChat (without them, paying answers
+    /// `payment_unavailable`).
+    pub fn with_wechat(
+        mut self,
+        wechat: Arc<crate::wx::Wechat>,
+        payments: crate::payments::Payments,
+    ) -> Self {
         self.wechat = Some(wechat);
+        self.payments = Some(payments);
         self
+    }
+
+    fn payments(&self) -> Result<&crate::payments::Payments> {
+        self.payments.as_ref().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PaymentUnavailable,
+                "微信支付尚未开通，请联系商家",
+            )
+        })
     }
 
     fn wechat(&self) -> Result<&crate::wx::Wechat> {
@@ -203,9 +218,10 @@ impl ShopPort for SqlShop {
         // Still unpaid but sent to WeChat: the page polls this after 支付, so ask WeChat rather
         // than wait for the notification.
         if view.status == OrderStatus::Unpaid {
-            if let Some(wx) = &self.wechat {
+            if let Some(payments) = &self.payments {
                 if let Some(order_no) = orders::prepaid_order_no(&self.pool, order_id).await? {
-                    if payments::sync_with_wechat(&self.pool, wx, &order_no).await? {
+                    let synced = payments.sync(&order_no).await?;
+                    if synced != crate::payments::SyncOutcome::Unpaid {
                         return orders::status(&self.pool, user, order_id).await;
                     }
                 }
@@ -217,7 +233,7 @@ impl ShopPort for SqlShop {
     async fn orders(
         &self,
         session: &SessionId,
-        status: Option<OrderStatus>,
+        status: Option<OrderFilter>,
     ) -> Result<Vec<OrderSummary>> {
         match sessions::user(&self.pool, session).await? {
             Some(user) => orders::list(&self.pool, user, status).await,
@@ -227,7 +243,11 @@ impl ShopPort for SqlShop {
 
     async fn cancel_order(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView> {
         let user = sessions::user(&self.pool, session).await?;
-        orders::cancel(&self.pool, user, order_id).await
+        match &self.payments {
+            Some(payments) => payments.cancel(user, order_id).await?,
+            None => orders::cancel_unprepaid(&self.pool, user, order_id).await?,
+        }
+        orders::status(&self.pool, user, order_id).await
     }
 
     async fn profile(&self, session: &SessionId) -> Result<Profile> {
@@ -273,8 +293,8 @@ impl ShopPort for SqlShop {
         order_id: i64,
         client_ip: &str,
     ) -> Result<WxPayParams> {
-        let wx = self.wechat()?;
+        let payments = self.payments()?;
         let user = sessions::user(&self.pool, session).await?;
-        payments::pay_order(&self.pool, wx, user, order_id, client_ip).await
+        Ok(payments.pay_order(user, order_id, client_ip).await?)
     }
 }

@@ -1,8 +1,7 @@
 //! Orders: quoting, creation with stock reservation, the status state machine, addresses.
 //!
-//! State machine: `unpaid → paid → refunded`, `unpaid → closed`. Every transition is one
-//! conditional `UPDATE … WHERE status = <from>` so that concurrent actors (a shopper cancelling,
-//! a payment notification, the expiry sweep) can never both win.
+//! The order state machine and every transition that involves money live in
+//! `crate::payments` (`payments/state.rs`); this module creates orders and reads them.
 
 use super::catalog::{sku_info, SkuInfo};
 use super::{check_quantity, db_error, now, out_of_stock, ShopSettings};
@@ -269,10 +268,11 @@ struct OrderRow {
     expires_at: i64,
     paid_at: Option<i64>,
     closed_at: Option<i64>,
+    refunded_fen: i64,
 }
 
 fn parse_status(s: &str) -> OrderStatus {
-    // The CHECK constraint guarantees one of the four.
+    // The CHECK constraint guarantees one of them.
     OrderStatus::parse(s).unwrap_or(OrderStatus::Closed)
 }
 
@@ -284,7 +284,7 @@ async fn order_row(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Resul
     };
     sqlx::query_as::<_, OrderRow>(
         "SELECT id, order_no, status, total_fee, ship_name, ship_phone, ship_region, \
-         ship_detail, remark, created_at, expires_at, paid_at, closed_at \
+         ship_detail, remark, created_at, expires_at, paid_at, closed_at, refunded_fen \
          FROM orders WHERE id = $1 AND user_id = $2",
     )
     .bind(order_id)
@@ -305,6 +305,9 @@ pub async fn load(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result
     .fetch_all(pool)
     .await
     .map_err(db_error)?;
+    let refunds = crate::payments::refunds::views_of(pool, order_id)
+        .await
+        .map_err(db_error)?;
     Ok(Order {
         order_id: row.id,
         order_no: row.order_no,
@@ -337,6 +340,8 @@ pub async fn load(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result
         paid_at: row.paid_at,
         closed_at: row.closed_at,
         expires_at: row.expires_at,
+        refunded_fen: row.refunded_fen,
+        refunds,
     })
 }
 
@@ -350,6 +355,7 @@ pub async fn status(
         order_id: row.id,
         status: parse_status(&row.status),
         total_fee: row.total_fee,
+        refunded_fen: row.refunded_fen,
     })
 }
 
@@ -371,7 +377,7 @@ pub async fn counts(pool: &SqlitePool, user: i64) -> Result<OrderCounts> {
 pub async fn list(
     pool: &SqlitePool,
     user: i64,
-    status: Option<OrderStatus>,
+    filter: Option<OrderFilter>,
 ) -> Result<Vec<OrderSummary>> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -384,19 +390,29 @@ pub async fn list(
         first_image: String,
         title: String,
     }
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows = sqlx::query_as::<_, Row>(
         "SELECT o.id, o.order_no, o.status, o.total_fee, o.created_at, \
            (SELECT SUM(quantity) FROM order_lines WHERE order_id = o.id) AS item_count, \
            (SELECT image FROM order_lines WHERE order_id = o.id AND line_no = 0) AS first_image, \
            (SELECT product_name FROM order_lines WHERE order_id = o.id AND line_no = 0) AS title \
-         FROM orders o WHERE o.user_id = $1 AND ($2 IS NULL OR o.status = $2) \
+         FROM orders o WHERE o.user_id = $1 \
+           AND ($2 IS NULL OR o.status IN ($2, $3, $4)) \
          ORDER BY o.created_at DESC, o.id DESC LIMIT 100",
     )
-    .bind(user)
-    .bind(status.map(OrderStatus::as_str))
-    .fetch_all(pool)
-    .await
-    .map_err(db_error)?;
+    .bind(user);
+    // A tab holds at most three statuses: the first is repeated to fill the IN list.
+    let statuses: Vec<&'static str> = filter
+        .map(|f| f.statuses().into_iter().map(OrderStatus::as_str).collect())
+        .unwrap_or_default();
+    let nth = |i: usize| statuses.get(i).or(statuses.first()).copied();
+    debug_assert!(statuses.len() <= 3);
+    let rows: Vec<Row> = rows
+        .bind(nth(0))
+        .bind(nth(1))
+        .bind(nth(2))
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
     Ok(rows
         .into_iter()
         .map(|r| OrderSummary {
@@ -412,40 +428,10 @@ pub async fn list(
         .collect())
 }
 
-/// Moves an unpaid order to closed and puts its stock back, atomically. Returns whether this
-/// call made the transition (false: it was no longer unpaid).
-pub async fn close_and_release(pool: &SqlitePool, order_id: i64, reason: &str) -> Result<bool> {
-    let mut tx = pool.begin().await.map_err(db_error)?;
-    let done = sqlx::query(
-        "UPDATE orders SET status = 'closed', closed_at = $1 WHERE id = $2 AND status = 'unpaid'",
-    )
-    .bind(now())
-    .bind(order_id)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_error)?;
-    if done.rows_affected() != 1 {
-        return Ok(false);
-    }
-    sqlx::query(
-        "UPDATE skus SET stock = stock + (SELECT SUM(quantity) FROM order_lines l \
-           WHERE l.order_id = $1 AND l.sku_id = skus.id) \
-         WHERE id IN (SELECT sku_id FROM order_lines WHERE order_id = $1)",
-    )
-    .bind(order_id)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
-    tracing::info!(order_id, reason, "order closed, stock released");
-    Ok(true)
-}
-
-pub async fn cancel(
-    pool: &SqlitePool,
-    user: Option<i64>,
-    order_id: i64,
-) -> Result<OrderStatusView> {
+/// Cancels an unpaid order that never went to WeChat (a shop without WeChat Pay): WeChat
+/// cannot have its money, so closing it in the shop is enough. Orders that went to WeChat are
+/// cancelled by the payments service, which asks WeChat first.
+pub async fn cancel_unprepaid(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result<()> {
     let row = order_row(pool, user, order_id).await?;
     if parse_status(&row.status) != OrderStatus::Unpaid {
         return Err(ApiError::new(
@@ -453,13 +439,18 @@ pub async fn cancel(
             "只有待支付的订单可以取消",
         ));
     }
-    if !close_and_release(pool, order_id, "cancelled by shopper").await? {
+    let prepaid = prepaid_order_no(pool, order_id).await?.is_some();
+    if prepaid
+        || !crate::payments::state::close_and_release(pool, order_id, "cancelled by shopper")
+            .await
+            .map_err(db_error)?
+    {
         return Err(ApiError::new(
             ErrorCode::InvalidState,
             "订单状态已变化，请刷新",
         ));
     }
-    status(pool, user, order_id).await
+    Ok(())
 }
 
 /// The order number of an unpaid order that was sent to WeChat (has a prepay_id).

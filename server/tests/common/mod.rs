@@ -25,7 +25,8 @@ pub struct TestShop {
     pub pool: sqlx::SqlitePool,
     pub sandbox: wechat_sandbox::Sandbox,
     pub wechat: Arc<server::wx::Wechat>,
-    pub sweeper: server::shop::sweeper::Sweeper,
+    pub sweeper: server::payments::sweeper::Sweeper,
+    pub payments: server::payments::Payments,
     _dir: tempfile::TempDir,
     server: tokio::task::JoinHandle<()>,
 }
@@ -69,8 +70,12 @@ impl TestShop {
             .embedded
             .clone()
             .unwrap_or_else(|| wechat_sandbox::Sandbox::new(sandbox_credentials()));
-        let mut sweeper = built.sweeper.clone();
-        sweeper.reconcile_after = std::time::Duration::ZERO;
+        let payments = built
+            .payments
+            .with_reconcile_after(std::time::Duration::ZERO);
+        let sweeper = server::payments::sweeper::Sweeper {
+            payments: payments.clone(),
+        };
         let wechat = built.wechat.clone();
         let server = tokio::spawn(async move {
             axum::serve(listener, built.router).await.expect("serve");
@@ -81,6 +86,7 @@ impl TestShop {
             sandbox,
             wechat,
             sweeper,
+            payments,
             _dir: dir,
             server,
         }
@@ -168,6 +174,7 @@ impl TestShop {
     }
 }
 
+#[derive(Clone)]
 pub struct Shopper {
     pub base: String,
     pub http: reqwest::Client,

@@ -3,9 +3,12 @@
 use async_trait::async_trait;
 use http::HeaderMap;
 
+use crate::bill::TradeBill;
 use crate::jsapi::PayParams;
 use crate::notify::{ApiVersion, NotifyAnswer, NotifyError, PaymentNotice};
-use crate::pay::{OrderStatus, PayErrCode, PrepayId, PrepayRequest, RefundRequest, RefundResult};
+use crate::pay::{
+    OrderStatus, PayErrCode, PrepayId, PrepayRequest, RefundNotice, RefundRequest, RefundResult,
+};
 use crate::pay_v2::{PayV2Client, PayV2Error};
 use crate::pay_v3::{PayV3Client, PayV3Error};
 
@@ -29,14 +32,36 @@ impl PayError {
         }
     }
 
-    /// WeChat says the order does not exist.
-    pub fn is_order_not_exist(&self) -> bool {
-        self.code() == Some(&PayErrCode::OrderNotExist)
+    /// The typed business code, only if the answer carrying it was itself verified: v2 business
+    /// errors always are (`sign` is checked before `result_code`), v3 errors only when their
+    /// `Wechatpay-*` signature verified. Act on a code (mark an order closed, treat it as paid…)
+    /// only through this; an unverified code may come from anyone on the path — retry or query.
+    pub fn verified_code(&self) -> Option<&PayErrCode> {
+        match self {
+            Self::V2(PayV2Error::Business { code, .. }) => Some(code),
+            Self::V3(PayV3Error::Api {
+                code,
+                verified: true,
+                ..
+            }) => Some(code),
+            _ => None,
+        }
     }
 
-    /// WeChat says the order is already paid.
+    /// WeChat says (in a verified answer) the order — or, for refund queries, the refund — does
+    /// not exist.
+    pub fn is_order_not_exist(&self) -> bool {
+        self.verified_code() == Some(&PayErrCode::OrderNotExist)
+    }
+
+    /// WeChat says (in a verified answer) the order is already paid.
     pub fn is_order_paid(&self) -> bool {
-        self.code() == Some(&PayErrCode::OrderPaid)
+        self.verified_code() == Some(&PayErrCode::OrderPaid)
+    }
+
+    /// WeChat says (in a verified answer) the order is closed.
+    pub fn is_order_closed(&self) -> bool {
+        self.verified_code() == Some(&PayErrCode::OrderClosed)
     }
 
     /// A timeout: the outcome is unknown — query before acting.
@@ -78,6 +103,20 @@ pub trait PayGateway: Send + Sync {
         body: &[u8],
     ) -> Result<PaymentNotice, NotifyError>;
 
+    /// Queries a refund by the shop's refund number.
+    async fn query_refund(&self, out_refund_no: &str) -> Result<RefundResult, PayError>;
+
+    /// Verifies and parses a refund notification (headers are ignored by v2).
+    async fn parse_refund_notification(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<RefundNotice, NotifyError>;
+
+    /// The trade bill of a day (Beijing date), `None` when WeChat has none (a day without trades).
+    /// WeChat produces a day's bill the next morning (after 9:00 Beijing time).
+    async fn trade_bill(&self, date: time::Date) -> Result<Option<TradeBill>, PayError>;
+
     /// The answer that acknowledges a notification.
     fn notification_success(&self) -> NotifyAnswer;
 
@@ -113,6 +152,19 @@ impl PayGateway for PayV2Client {
         body: &[u8],
     ) -> Result<PaymentNotice, NotifyError> {
         PayV2Client::parse_notification(self, body)
+    }
+    async fn query_refund(&self, out_refund_no: &str) -> Result<RefundResult, PayError> {
+        Ok(self.refund_query(out_refund_no).await?)
+    }
+    async fn parse_refund_notification(
+        &self,
+        _headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<RefundNotice, NotifyError> {
+        PayV2Client::parse_refund_notification(self, body)
+    }
+    async fn trade_bill(&self, date: time::Date) -> Result<Option<TradeBill>, PayError> {
+        Ok(self.download_bill(date).await?)
     }
     fn notification_success(&self) -> NotifyAnswer {
         crate::notify::v2::success()
@@ -151,10 +203,63 @@ impl PayGateway for PayV3Client {
     ) -> Result<PaymentNotice, NotifyError> {
         PayV3Client::parse_notification(self, headers, body).await
     }
+    async fn query_refund(&self, out_refund_no: &str) -> Result<RefundResult, PayError> {
+        Ok(PayV3Client::query_refund(self, out_refund_no).await?)
+    }
+    async fn parse_refund_notification(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<RefundNotice, NotifyError> {
+        PayV3Client::parse_refund_notification(self, headers, body).await
+    }
+    async fn trade_bill(&self, date: time::Date) -> Result<Option<TradeBill>, PayError> {
+        Ok(PayV3Client::trade_bill(self, date).await?)
+    }
     fn notification_success(&self) -> NotifyAnswer {
         crate::notify::v3::success()
     }
     fn notification_failure(&self, message: &str) -> NotifyAnswer {
         crate::notify::v3::failure(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v3(code: &str, verified: bool) -> PayError {
+        PayError::V3(PayV3Error::Api {
+            status: 404,
+            code: PayErrCode::from_wire(code),
+            message: "m".into(),
+            verified,
+        })
+    }
+
+    #[test]
+    fn unverified_v3_codes_are_not_acted_on() {
+        let e = v3("ORDER_NOT_EXIST", false);
+        assert_eq!(e.code(), Some(&PayErrCode::OrderNotExist));
+        assert_eq!(e.verified_code(), None);
+        assert!(!e.is_order_not_exist());
+        assert!(v3("ORDER_NOT_EXIST", true).is_order_not_exist());
+        assert!(!v3("ORDERPAID", false).is_order_paid());
+        assert!(v3("ORDERPAID", true).is_order_paid());
+        assert!(!v3("ORDER_CLOSED", false).is_order_closed());
+        assert!(v3("ORDER_CLOSED", true).is_order_closed());
+    }
+
+    #[test]
+    fn v2_business_codes_are_verified() {
+        let e = PayError::V2(PayV2Error::Business {
+            code: PayErrCode::OrderClosed,
+            err_code: "ORDERCLOSED".into(),
+            err_code_des: "closed".into(),
+        });
+        assert_eq!(e.verified_code(), Some(&PayErrCode::OrderClosed));
+        assert!(e.is_order_closed() && !e.is_order_paid() && !e.is_order_not_exist());
+        let e = PayError::V2(PayV2Error::BadSignature);
+        assert_eq!(e.verified_code(), None);
     }
 }

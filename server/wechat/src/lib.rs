@@ -3,7 +3,8 @@
 //! Everything a WeChat official-account (公众号) H5 shop needs to talk to WeChat, with no web framework
 //! attached: OAuth2 web authorization, the shared base `access_token` / `jsapi_ticket` cache, JS-SDK
 //! `wx.config` signing, WeChat Pay API v2 (XML, MD5 / HMAC-SHA256) and v3 (JSON, RSA-SHA256,
-//! AES-256-GCM), platform certificates, payment notifications and the `wx.chooseWXPay` parameters.
+//! AES-256-GCM), platform certificates, payment and refund notifications, refund queries, trade bills
+//! and the `wx.chooseWXPay` parameters.
 //!
 //! Design rules, each of which is a bug seen in other SDKs:
 //!
@@ -62,6 +63,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bill;
 pub mod certs;
 pub mod config;
 pub mod error;
@@ -79,14 +81,15 @@ pub mod sign;
 pub mod token;
 pub mod xml;
 
+pub use bill::{BillRow, BillSummary, TradeBill};
 pub use config::{BaseUrl, ConfigError, Hosts};
 pub use error::{ApiError, MpError};
 pub use gateway::{PayError, PayGateway};
 pub use jsapi::PayParams;
 pub use notify::{NotifyAnswer, NotifyError, PaymentNotice};
 pub use pay::{
-    OrderStatus, PayErrCode, PrepayId, PrepayRequest, RefundRequest, RefundResult, RefundStatus,
-    TradeState,
+    OrderStatus, PayErrCode, PrepayId, PrepayRequest, RefundNotice, RefundRequest, RefundResult,
+    RefundStatus, TradeState,
 };
 pub use secret::Secret;
 pub use sign::SignType;

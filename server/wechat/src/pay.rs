@@ -192,14 +192,73 @@ pub enum RefundStatus {
 }
 
 impl RefundStatus {
+    /// From WeChat's wire value, either version: v3 `SUCCESS|PROCESSING|CLOSED|ABNORMAL`, v2
+    /// `SUCCESS|PROCESSING|REFUNDCLOSE|CHANGE` (`CHANGE`: the refund could not be paid out, e.g. the
+    /// user's card was cancelled — the same as v3 `ABNORMAL`).
     pub(crate) fn from_wire(s: &str) -> Self {
         match s {
             "SUCCESS" => Self::Success,
             "PROCESSING" => Self::Processing,
-            "CLOSED" => Self::Closed,
-            "ABNORMAL" => Self::Abnormal,
+            "CLOSED" | "REFUNDCLOSE" => Self::Closed,
+            "ABNORMAL" | "CHANGE" => Self::Abnormal,
             other => Self::Other(other.chars().take(40).collect()),
         }
+    }
+
+    /// The v3 wire value (`SUCCESS`, `PROCESSING`, `CLOSED`, `ABNORMAL`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Success => "SUCCESS",
+            Self::Processing => "PROCESSING",
+            Self::Closed => "CLOSED",
+            Self::Abnormal => "ABNORMAL",
+            Self::Other(s) => s,
+        }
+    }
+
+    /// The refund reached a final state (`Success`, `Closed` or `Abnormal`): no notification or
+    /// query will change it any more without the merchant acting.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Success | Self::Closed | Self::Abnormal)
+    }
+}
+
+/// A verified refund notification (v2 decrypted `req_info`, v3 `REFUND.*` event). Amounts in fen.
+///
+/// What is already checked: v2 — `return_code`, appid and mch_id ours, `req_info` decrypts with the
+/// key derived from the API key (that is its authentication: it carries no `sign`); v3 — the
+/// `Wechatpay-*` signature over the raw body, the timestamp window, the resource decrypts with the
+/// APIv3 key, `event_type` agrees with `refund_status`, mchid ours. What the shop must still check:
+/// that the refund is one it asked for and the amounts are the ones it recorded; and it must update
+/// idempotently (notifications repeat and race).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RefundNotice {
+    /// Which API delivered it.
+    pub api: crate::notify::ApiVersion,
+    /// The shop's order number.
+    pub out_trade_no: String,
+    /// WeChat's transaction id of the order, when given.
+    pub transaction_id: Option<String>,
+    /// The shop's refund number.
+    pub out_refund_no: String,
+    /// WeChat's refund id.
+    pub refund_id: String,
+    /// `Success`, `Closed` or `Abnormal` (a notice never reports `Processing`).
+    pub status: RefundStatus,
+    /// The order total in fen.
+    pub total_fee: i64,
+    /// This refund's amount in fen.
+    pub refund_fee: i64,
+    /// When the refund succeeded, RFC 3339 with `+08:00` (v2's `2017-12-15 09:46:01` is converted).
+    pub success_time: Option<String>,
+    /// The v3 notification id (`None` for v2).
+    pub notification_id: Option<String>,
+}
+
+impl RefundNotice {
+    /// The refund succeeded (money on its way back to the payer).
+    pub fn is_success(&self) -> bool {
+        self.status == RefundStatus::Success
     }
 }
 
@@ -264,6 +323,24 @@ pub(crate) fn v2_time_to_rfc3339(s: &str) -> Option<String> {
     ))
 }
 
+/// v2 refund `success_time` (`2017-12-15 09:46:01`, Beijing time) → `2017-12-15T09:46:01+08:00`.
+pub(crate) fn v2_refund_time_to_rfc3339(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+        || !(digits(0..4) && digits(5..7) && digits(8..10))
+        || !(digits(11..13) && digits(14..16) && digits(17..19))
+    {
+        return None;
+    }
+    Some(format!("{}T{}+08:00", &s[0..10], &s[11..19]))
+}
+
 /// Parses a fen amount (`"1990"`); refuses signs, decimals, blanks and overflow.
 pub(crate) fn parse_fen(s: &str) -> Option<i64> {
     if s.is_empty() || s.len() > 15 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -287,6 +364,33 @@ mod tests {
         );
         assert_eq!(v2_time_to_rfc3339("2014103013352"), None);
         assert_eq!(v2_time_to_rfc3339("2014103013352x"), None);
+        assert_eq!(
+            v2_refund_time_to_rfc3339("2017-12-15 09:46:01").as_deref(),
+            Some("2017-12-15T09:46:01+08:00")
+        );
+        for bad in [
+            "2017-12-15T09:46:01",
+            "2017-12-15 09:46:0",
+            "2017/12/15 09:46:01",
+            "",
+        ] {
+            assert_eq!(v2_refund_time_to_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn refund_status_both_versions() {
+        assert_eq!(RefundStatus::from_wire("SUCCESS"), RefundStatus::Success);
+        assert_eq!(RefundStatus::from_wire("REFUNDCLOSE"), RefundStatus::Closed);
+        assert_eq!(RefundStatus::from_wire("CLOSED"), RefundStatus::Closed);
+        assert_eq!(RefundStatus::from_wire("CHANGE"), RefundStatus::Abnormal);
+        assert_eq!(RefundStatus::from_wire("ABNORMAL"), RefundStatus::Abnormal);
+        assert_eq!(
+            RefundStatus::from_wire("PROCESSING"),
+            RefundStatus::Processing
+        );
+        assert!(!RefundStatus::Processing.is_final());
+        assert_eq!(RefundStatus::from_wire("X").as_str(), "X");
     }
 
     #[test]
@@ -315,7 +419,8 @@ pub enum PayErrCode {
     OrderPaid,
     /// `ORDERCLOSED` / `ORDER_CLOSED`: the order was closed; use a new out_trade_no.
     OrderClosed,
-    /// `ORDERNOTEXIST` / `ORDER_NOT_EXIST` / `RESOURCE_NOT_EXISTS`.
+    /// `ORDERNOTEXIST` / `ORDER_NOT_EXIST` / `RESOURCE_NOT_EXISTS` (v3's code for an unknown refund
+    /// too) / `REFUNDNOTEXIST` (v2 refund query): what was asked about does not exist.
     OrderNotExist,
     /// `OUT_TRADE_NO_USED`: the number was used with different parameters.
     OutTradeNoUsed,
@@ -345,7 +450,9 @@ impl PayErrCode {
         match s {
             "ORDERPAID" | "ORDER_PAID" => Self::OrderPaid,
             "ORDERCLOSED" | "ORDER_CLOSED" => Self::OrderClosed,
-            "ORDERNOTEXIST" | "ORDER_NOT_EXIST" | "RESOURCE_NOT_EXISTS" => Self::OrderNotExist,
+            "ORDERNOTEXIST" | "ORDER_NOT_EXIST" | "RESOURCE_NOT_EXISTS" | "REFUNDNOTEXIST" => {
+                Self::OrderNotExist
+            }
             "OUT_TRADE_NO_USED" => Self::OutTradeNoUsed,
             "SYSTEMERROR" | "SYSTEM_ERROR" | "BIZERR_NEED_RETRY" => Self::SystemError,
             "NOTENOUGH" | "NOT_ENOUGH" => Self::NotEnough,

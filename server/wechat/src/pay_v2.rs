@@ -1,5 +1,5 @@
 //! WeChat Pay API v2 (XML, MD5 / HMAC-SHA256): unifiedorder (JSAPI), orderquery, closeorder, refund
-//! (mutual TLS), and the page's pay parameters.
+//! (mutual TLS), refundquery, downloadbill, and the page's pay parameters.
 //!
 //! Each answer is checked in this order: HTTP 200 → size cap → XML (no DOCTYPE/entities) →
 //! `return_code` → `sign` present and valid → appid/mch_id ours → `result_code` (typed
@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use tracing::instrument;
 
+use crate::bill::{decode_bill, is_gzip, BillError, TradeBill, MAX_BILL_BYTES};
 use crate::config::{BaseUrl, ConfigError};
 use crate::http::{read_capped, HttpError, CONNECT_TIMEOUT, DEFAULT_TIMEOUT, USER_AGENT};
 use crate::jsapi::PayParams;
 use crate::notify::{NotifyError, PaymentNotice};
 use crate::pay::{
     beijing_compact, parse_fen, v2_time_to_rfc3339, OrderStatus, PayErrCode, PrepayId,
-    PrepayRequest, RefundRequest, RefundResult, RefundStatus, TradeState,
+    PrepayRequest, RefundNotice, RefundRequest, RefundResult, RefundStatus, TradeState,
 };
 use crate::secret::Secret;
 use crate::sign::{self, SignType};
@@ -99,6 +100,9 @@ pub enum PayV2Error {
     /// A field is missing or invalid.
     #[error("malformed answer: {0}")]
     Malformed(String),
+    /// The trade bill is unusable.
+    #[error(transparent)]
+    Bill(#[from] BillError),
     /// Refund needs the merchant certificate: see [`PayV2Client::with_refund_identity`].
     #[error("refunds need the merchant client certificate, which is not configured")]
     RefundNotConfigured,
@@ -225,9 +229,24 @@ impl PayV2Client {
     async fn call(
         &self,
         path: &str,
-        mut params: BTreeMap<String, String>,
+        params: BTreeMap<String, String>,
         client: &reqwest::Client,
     ) -> Result<BTreeMap<String, String>, PayV2Error> {
+        let body = self
+            .post_signed(path, params, client, MAX_XML_BYTES)
+            .await?;
+        self.check_answer(&body)
+    }
+
+    /// Signs `params` (adding appid, mch_id, nonce_str, sign_type, sign), posts them, and returns the
+    /// raw answer body (HTTP 200 only, at most `limit` bytes). Nothing is verified.
+    async fn post_signed(
+        &self,
+        path: &str,
+        mut params: BTreeMap<String, String>,
+        client: &reqwest::Client,
+        limit: usize,
+    ) -> Result<Vec<u8>, PayV2Error> {
         params.insert("appid".into(), self.cfg.appid.clone());
         params.insert("mch_id".into(), self.cfg.mchid.clone());
         params.insert("nonce_str".into(), crate::nonce());
@@ -253,8 +272,7 @@ impl PayV2Client {
             }
             .into());
         }
-        let body = read_capped(resp, MAX_XML_BYTES).await?;
-        self.check_answer(&body)
+        Ok(read_capped(resp, limit).await?)
     }
 
     /// Verifies a v2 answer body (public for tests and the sandbox).
@@ -411,6 +429,62 @@ impl PayV2Client {
         })
     }
 
+    /// `POST /pay/refundquery` by out_refund_no (signed like every v2 call; no client certificate).
+    /// The answer lists refunds as indexed fields (`out_refund_no_$n`, `refund_id_$n`,
+    /// `refund_fee_$n`, `refund_status_$n` with `SUCCESS|REFUNDCLOSE|PROCESSING|CHANGE`); the entry
+    /// whose `out_refund_no_$n` is ours is returned. An unknown refund is the business error
+    /// `REFUNDNOTEXIST` ([`PayErrCode::OrderNotExist`]).
+    #[instrument(skip(self))]
+    pub async fn refund_query(&self, out_refund_no: &str) -> Result<RefundResult, PayV2Error> {
+        crate::pay::validate_out_no(out_refund_no, "out_refund_no")
+            .map_err(PayV2Error::InvalidRequest)?;
+        let mut p = BTreeMap::new();
+        p.insert("out_refund_no".into(), out_refund_no.to_owned());
+        let m = self.call("/pay/refundquery", p, &self.http).await?;
+        refund_entry(&m, out_refund_no)
+    }
+
+    /// `POST /pay/downloadbill` (`bill_type=ALL`, `tar_type=GZIP`): the day's trade bill, or `None`
+    /// when WeChat has none (`return_code FAIL`, `No Bill Exist`: a day without trades). The file
+    /// itself is the answer (gzip), not XML; like every v2 error answer, the XML one is unsigned.
+    #[instrument(skip(self))]
+    pub async fn download_bill(&self, date: time::Date) -> Result<Option<TradeBill>, PayV2Error> {
+        let mut p = BTreeMap::new();
+        p.insert(
+            "bill_date".into(),
+            format!(
+                "{:04}{:02}{:02}",
+                date.year(),
+                u8::from(date.month()),
+                date.day()
+            ),
+        );
+        p.insert("bill_type".into(), "ALL".into());
+        p.insert("tar_type".into(), "GZIP".into());
+        let body = self
+            .post_signed("/pay/downloadbill", p, &self.http, MAX_BILL_BYTES)
+            .await?;
+        if !is_gzip(&body) && body.trim_ascii_start().starts_with(b"<") {
+            let m = parse_flat(&body, MAX_XML_BYTES)?;
+            let msg = m.get("return_msg").cloned().unwrap_or_default();
+            if m.get("return_code").map(String::as_str) == Some("FAIL") {
+                if msg == "No Bill Exist" {
+                    return Ok(None);
+                }
+                return Err(PayV2Error::ReturnFail(msg.chars().take(200).collect()));
+            }
+            return Err(PayV2Error::Malformed(
+                "an XML answer where the bill was expected".into(),
+            ));
+        }
+        Ok(Some(decode_bill(&body)?))
+    }
+
+    /// Parses a refund notification (see [`crate::notify::v2::parse_refund`]).
+    pub fn parse_refund_notification(&self, body: &[u8]) -> Result<RefundNotice, NotifyError> {
+        crate::notify::v2::parse_refund(body, &self.cfg)
+    }
+
     /// `getBrandWCPayRequest` parameters, freshly signed with the API key.
     pub fn jsapi_pay_params(&self, prepay_id: &PrepayId) -> PayParams {
         PayParams::v2(
@@ -425,4 +499,38 @@ impl PayV2Client {
     pub fn parse_notification(&self, body: &[u8]) -> Result<PaymentNotice, NotifyError> {
         crate::notify::v2::parse(body, &self.cfg)
     }
+}
+
+/// Most refund entries looked at in a refundquery answer (WeChat lists at most 50 per order).
+const MAX_REFUND_ENTRIES: usize = 100;
+
+/// Picks the entry for `out_refund_no` out of a verified refundquery answer.
+fn refund_entry(
+    m: &BTreeMap<String, String>,
+    out_refund_no: &str,
+) -> Result<RefundResult, PayV2Error> {
+    for n in 0..MAX_REFUND_ENTRIES {
+        let Some(no) = m.get(&format!("out_refund_no_{n}")) else {
+            break;
+        };
+        if no != out_refund_no {
+            continue;
+        }
+        let get = |k: &str| {
+            m.get(&format!("{k}_{n}"))
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| PayV2Error::Malformed(format!("missing {k}_{n}")))
+        };
+        let refund_fee = parse_fen(get("refund_fee")?)
+            .ok_or_else(|| PayV2Error::Malformed(format!("refund_fee_{n} is not an amount")))?;
+        return Ok(RefundResult {
+            out_refund_no: no.clone(),
+            refund_id: get("refund_id")?.clone(),
+            status: RefundStatus::from_wire(get("refund_status")?),
+            refund_fee,
+        });
+    }
+    Err(PayV2Error::Malformed(
+        "answer has no entry for this out_refund_no".into(),
+    ))
 }

@@ -1,5 +1,5 @@
 //! WeChat Pay API v3 (JSON, RSA-SHA256 signatures, AES-256-GCM resources): JSAPI prepay, query, close,
-//! refund, certificate download, and the page's pay parameters.
+//! refund, refund query, trade bill, certificate download, and the page's pay parameters.
 //!
 //! Every request carries
 //! `Authorization: WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",timestamp="…",serial_no="…",signature="…"`
@@ -14,6 +14,7 @@ use std::time::Duration;
 use http::{HeaderMap, Method, StatusCode};
 use tracing::instrument;
 
+use crate::bill::{decode_bill, BillError, TradeBill, MAX_BILL_BYTES};
 use crate::certs::{ApiV3Key, CertError, Verifier, VerifyError};
 use crate::config::{BaseUrl, ConfigError};
 use crate::http::{
@@ -22,8 +23,8 @@ use crate::http::{
 use crate::jsapi::PayParams;
 use crate::notify::{NotifyError, PaymentNotice};
 use crate::pay::{
-    beijing_rfc3339, OrderStatus, PayErrCode, PrepayId, PrepayRequest, RefundRequest, RefundResult,
-    RefundStatus, TradeState,
+    beijing_rfc3339, OrderStatus, PayErrCode, PrepayId, PrepayRequest, RefundNotice, RefundRequest,
+    RefundResult, RefundStatus, TradeState,
 };
 use crate::sign::MerchantKey;
 
@@ -117,6 +118,9 @@ pub enum PayV3Error {
     /// The answer is for another merchant.
     #[error("answer is for another mchid")]
     MchIdMismatch,
+    /// The trade bill is unusable (e.g. its hash is not the signed one).
+    #[error(transparent)]
+    Bill(#[from] BillError),
 }
 
 impl PayV3Error {
@@ -223,6 +227,31 @@ async fn send_signed(
     path_with_query: &str,
     body: Option<&str>,
 ) -> Result<(StatusCode, HeaderMap, Vec<u8>), HttpError> {
+    send_signed_capped(
+        http,
+        base,
+        signer,
+        timeout,
+        method,
+        path_with_query,
+        body,
+        MAX_ANSWER_BYTES,
+    )
+    .await
+}
+
+/// [`send_signed`] with another size cap (bill downloads).
+#[allow(clippy::too_many_arguments)]
+async fn send_signed_capped(
+    http: &reqwest::Client,
+    base: &BaseUrl,
+    signer: &RequestSigner,
+    timeout: Duration,
+    method: Method,
+    path_with_query: &str,
+    body: Option<&str>,
+    limit: usize,
+) -> Result<(StatusCode, HeaderMap, Vec<u8>), HttpError> {
     let auth = signer
         .authorization_blocking(&method, path_with_query, body.unwrap_or(""))
         .await?;
@@ -240,7 +269,7 @@ async fn send_signed(
     let resp = rb.send().await?;
     let status = resp.status();
     let headers = resp.headers().clone();
-    let bytes = read_capped(resp, MAX_ANSWER_BYTES).await?;
+    let bytes = read_capped(resp, limit).await?;
     Ok((status, headers, bytes))
 }
 
@@ -614,30 +643,19 @@ impl PayV3Client {
                 Some(&body.to_string()),
             )
             .await?;
-        #[derive(serde::Deserialize)]
-        struct Amount {
-            refund: i64,
-        }
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            refund_id: String,
-            out_refund_no: String,
-            status: String,
-            amount: Amount,
-        }
-        let a: Answer =
-            serde_json::from_slice(&bytes).map_err(|e| PayV3Error::Malformed(json_error(&e)))?;
-        if a.out_refund_no != req.out_refund_no {
-            return Err(PayV3Error::Malformed(
-                "answer is for another out_refund_no".into(),
-            ));
-        }
-        Ok(RefundResult {
-            out_refund_no: a.out_refund_no,
-            refund_id: a.refund_id,
-            status: RefundStatus::from_wire(&a.status),
-            refund_fee: a.amount.refund,
-        })
+        refund_answer(&bytes, &req.out_refund_no)
+    }
+
+    /// `GET /v3/refund/domestic/refunds/{out_refund_no}` (signed; the answer is verified):
+    /// `PROCESSING`, `SUCCESS`, `CLOSED` or `ABNORMAL`. An unknown refund is `RESOURCE_NOT_EXISTS`
+    /// ([`PayErrCode::OrderNotExist`]).
+    #[instrument(skip(self))]
+    pub async fn query_refund(&self, out_refund_no: &str) -> Result<RefundResult, PayV3Error> {
+        crate::pay::validate_out_no(out_refund_no, "out_refund_no")
+            .map_err(PayV3Error::InvalidRequest)?;
+        let path = format!("/v3/refund/domestic/refunds/{}", encode(out_refund_no));
+        let (_, bytes) = self.call(Method::GET, &path, None).await?;
+        refund_answer(&bytes, out_refund_no)
     }
 
     /// `wx.chooseWXPay` / `getBrandWCPayRequest` parameters (`signType: "RSA"`), freshly signed.
@@ -657,6 +675,83 @@ impl PayV3Client {
             .map_err(|_| PayV3Error::Http(HttpError::Other("signing task failed".into())))
     }
 
+    /// The day's trade bill: `GET /v3/bill/tradebill?bill_date=YYYY-MM-DD&bill_type=ALL` (verified
+    /// answer `{hash_type, hash_value, download_url}`), then a signed `GET` of `download_url`, whose
+    /// answer WeChat does not sign: its SHA-1 must equal the signed `hash_value`. `None` when WeChat
+    /// says, in a verified answer, `NO_STATEMENT_EXIST` (a day without trades). `download_url` must
+    /// lie under the configured base: the merchant's signature goes nowhere else.
+    #[instrument(skip(self))]
+    pub async fn trade_bill(&self, date: time::Date) -> Result<Option<TradeBill>, PayV3Error> {
+        let path = format!(
+            "/v3/bill/tradebill?bill_date={:04}-{:02}-{:02}&bill_type=ALL",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        );
+        let bytes = match self.call(Method::GET, &path, None).await {
+            Err(PayV3Error::Api {
+                code: PayErrCode::Other(c),
+                verified: true,
+                ..
+            }) if c == "NO_STATEMENT_EXIST" => return Ok(None),
+            r => r?.1,
+        };
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            hash_type: String,
+            hash_value: String,
+            download_url: String,
+        }
+        let a: Answer =
+            serde_json::from_slice(&bytes).map_err(|e| PayV3Error::Malformed(json_error(&e)))?;
+        if !a.hash_type.eq_ignore_ascii_case("SHA1") {
+            return Err(PayV3Error::Malformed(format!(
+                "unsupported hash_type {}",
+                a.hash_type.chars().take(16).collect::<String>()
+            )));
+        }
+        let rel = a
+            .download_url
+            .strip_prefix(self.base.as_str())
+            .filter(|r| r.starts_with("/v3/"))
+            .ok_or_else(|| {
+                PayV3Error::Malformed("download_url is not under the WeChat Pay base".into())
+            })?;
+        let (status, _, file) = send_signed_capped(
+            &self.http,
+            &self.base,
+            &self.signer,
+            self.timeout,
+            Method::GET,
+            rel,
+            None,
+            MAX_BILL_BYTES,
+        )
+        .await?;
+        if status != StatusCode::OK {
+            return Err(HttpError::Status {
+                status: status.as_u16(),
+            }
+            .into());
+        }
+        use sha1::Digest as _;
+        let digest = hex::encode(sha1::Sha1::digest(&file));
+        if !digest.eq_ignore_ascii_case(a.hash_value.trim()) {
+            return Err(BillError::HashMismatch.into());
+        }
+        Ok(Some(decode_bill(&file)?))
+    }
+
+    /// Verifies, decrypts and checks a refund notification (see
+    /// [`crate::notify::v3::parse_refund`]).
+    pub async fn parse_refund_notification(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<RefundNotice, NotifyError> {
+        crate::notify::v3::parse_refund(headers, body, &self.verifier, &self.notify_config()).await
+    }
+
     /// Verifies, decrypts and checks a payment notification (see [`crate::notify::v3::parse`]).
     pub async fn parse_notification(
         &self,
@@ -665,4 +760,37 @@ impl PayV3Client {
     ) -> Result<PaymentNotice, NotifyError> {
         crate::notify::v3::parse(headers, body, &self.verifier, &self.notify_config()).await
     }
+}
+
+/// Decodes a (verified) refund answer — of the refund call or the refund query — for `out_refund_no`.
+fn refund_answer(bytes: &[u8], out_refund_no: &str) -> Result<RefundResult, PayV3Error> {
+    #[derive(serde::Deserialize)]
+    struct Amount {
+        refund: i64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        refund_id: String,
+        out_refund_no: String,
+        status: String,
+        amount: Amount,
+    }
+    let a: Answer =
+        serde_json::from_slice(bytes).map_err(|e| PayV3Error::Malformed(json_error(&e)))?;
+    if a.out_refund_no != out_refund_no {
+        return Err(PayV3Error::Malformed(
+            "answer is for another out_refund_no".into(),
+        ));
+    }
+    if a.refund_id.is_empty() || a.amount.refund < 0 {
+        return Err(PayV3Error::Malformed(
+            "missing refund_id or negative amount".into(),
+        ));
+    }
+    Ok(RefundResult {
+        out_refund_no: a.out_refund_no,
+        refund_id: a.refund_id,
+        status: RefundStatus::from_wire(&a.status),
+        refund_fee: a.amount.refund,
+    })
 }

@@ -63,6 +63,16 @@ fn map_qx(e: quick_xml::Error) -> XmlError {
 
 /// Parses a flat WeChat XML document into its fields (see the [module docs](self)).
 pub fn parse_flat(body: &[u8], limit: usize) -> Result<BTreeMap<String, String>, XmlError> {
+    parse_flat_root(body, limit, "xml")
+}
+
+/// [`parse_flat`] for a document whose root element is `root` (the decrypted `req_info` of a v2
+/// refund notification is `<root>…</root>`), with the same refusals.
+pub(crate) fn parse_flat_root(
+    body: &[u8],
+    limit: usize,
+    root: &str,
+) -> Result<BTreeMap<String, String>, XmlError> {
     if body.len() > limit {
         return Err(XmlError::TooLarge {
             size: body.len(),
@@ -96,8 +106,8 @@ pub fn parse_flat(body: &[u8], limit: usize) -> Result<BTreeMap<String, String>,
                     .to_owned();
                 match depth {
                     0 => {
-                        if name != "xml" {
-                            return Err(malformed("root element must be <xml>"));
+                        if name != root {
+                            return Err(malformed(format!("root element must be <{root}>")));
                         }
                         depth = 1;
                     }
@@ -117,8 +127,8 @@ pub fn parse_flat(body: &[u8], limit: usize) -> Result<BTreeMap<String, String>,
                     .map_err(|_| XmlError::NotUtf8)?
                     .to_owned();
                 match depth {
-                    0 if name == "xml" => depth = 3,
-                    0 => return Err(malformed("root element must be <xml>")),
+                    0 if name == root => depth = 3,
+                    0 => return Err(malformed(format!("root element must be <{root}>"))),
                     1 => {
                         if fields.contains_key(&name) {
                             return Err(XmlError::DuplicateField(name));
@@ -265,6 +275,17 @@ mod tests {
             parse_flat(big_xxe.as_bytes(), 50),
             Err(XmlError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn other_root() {
+        let m = parse_flat_root(b"<root><a>1</a></root>", 100, "root").expect("parse");
+        assert_eq!(m["a"], "1");
+        assert!(parse_flat_root(b"<xml><a>1</a></xml>", 100, "root").is_err());
+        assert_eq!(
+            parse_flat_root(b"<!DOCTYPE r><root/>", 100, "root"),
+            Err(XmlError::DoctypeRefused)
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The v2 XML reader and the v2 notification parser on arbitrary bytes: must never panic, and must
-//! never accept anything (the fuzzer cannot forge the MD5/HMAC signature).
+//! The v2 XML reader, the v2 payment and refund notification parsers and the bill parser on arbitrary
+//! bytes: must never panic, and the payment parser must never accept anything (the fuzzer cannot
+//! forge the MD5/HMAC signature).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,4 +17,10 @@ fuzz_target!(|data: &[u8]| {
         BaseUrl::parse("https://api.mch.weixin.qq.com").expect("base"),
     );
     let _ = wechat::notify::v2::parse(data, &cfg);
+    // The refund notification (AES-256-ECB req_info, no sign): must never panic.
+    let _ = wechat::notify::v2::parse_refund(data, &cfg);
+    // Trade bills: must never panic.
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = wechat::bill::parse_trade_bill(text);
+    }
 });

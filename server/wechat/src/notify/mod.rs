@@ -1,5 +1,6 @@
-//! Payment notifications (WeChat → shop), both versions parsed into one [`PaymentNotice`], and the
-//! exact answers WeChat expects.
+//! Payment notifications (WeChat → shop), both versions parsed into one [`PaymentNotice`], refund
+//! notifications into one [`crate::RefundNotice`] ([`v2::parse_refund`], [`v3::parse_refund`]), and
+//! the exact answers WeChat expects (the same for both kinds).
 //!
 //! Each refusal has its own [`NotifyError`] variant so the shop can log precisely why. What is checked
 //! here: size, XML/JSON shape, signature (v2 `sign`; v3 `Wechatpay-*` headers over the raw body, key by
@@ -117,13 +118,15 @@ pub enum NotifyError {
         /// Difference in seconds.
         skew_secs: i64,
     },
-    /// v3: the resource does not decrypt with the APIv3 key.
+    /// v3: the resource does not decrypt with the APIv3 key; v2 refund: `req_info` does not decrypt
+    /// with the key derived from the API key (or decrypts to garbage).
     #[error("resource decryption failed")]
     Decrypt,
     /// v3: `resource.algorithm` is not `AEAD_AES_256_GCM`.
     #[error("unsupported algorithm {0}")]
     UnsupportedAlgorithm(String),
-    /// v3: not a `TRANSACTION.SUCCESS` event.
+    /// v3: not an event of the expected kind (`TRANSACTION.SUCCESS` for a payment, `REFUND.*` for a
+    /// refund).
     #[error("unexpected event type {0}")]
     UnexpectedEvent(String),
     /// The notice is for another appid.

@@ -1,18 +1,27 @@
-//! v3 notifications: JSON envelope signed in the `Wechatpay-*` headers, transaction encrypted with
-//! AES-256-GCM under the APIv3 key.
+//! v3 notifications: JSON envelope signed in the `Wechatpay-*` headers, resource (a transaction or a
+//! refund) encrypted with AES-256-GCM under the APIv3 key.
 //!
 //! Order of checks: size → headers present → timestamp window → key by serial → signature over the raw
 //! body → envelope JSON → `event_type` → algorithm → decryption (with `associated_data`) → appid/mchid
-//! ours → fields. Nothing in the body is read before the signature verifies.
+//! ours → fields. Nothing in the body is read before the signature verifies. Payments
+//! ([`parse`]) and refunds ([`parse_refund`]) share every step up to the decrypted plaintext.
 use http::HeaderMap;
 
 use crate::certs::{decrypt_resource, ApiV3Key, Verifier};
 use crate::notify::{ApiVersion, NotifyAnswer, NotifyError, PaymentNotice, MAX_NOTIFY_BYTES};
-use crate::pay::TradeState;
+use crate::pay::{RefundNotice, RefundStatus, TradeState};
 use crate::pay_v3::V3Transaction;
 
 /// The event type of a successful payment.
 pub const TRANSACTION_SUCCESS: &str = "TRANSACTION.SUCCESS";
+/// The event type of a successful refund.
+pub const REFUND_SUCCESS: &str = "REFUND.SUCCESS";
+/// The event type of a refund that could not be paid out (handle manually).
+pub const REFUND_ABNORMAL: &str = "REFUND.ABNORMAL";
+/// The event type of a closed refund.
+pub const REFUND_CLOSED: &str = "REFUND.CLOSED";
+/// Every refund event type.
+pub const REFUND_EVENTS: [&str; 3] = [REFUND_SUCCESS, REFUND_ABNORMAL, REFUND_CLOSED];
 
 /// What a v3 notification is checked against.
 #[derive(Debug, Clone)]
@@ -55,6 +64,8 @@ struct Envelope {
 
 #[derive(serde::Deserialize)]
 struct Resource {
+    #[serde(default)]
+    original_type: Option<String>,
     algorithm: String,
     ciphertext: String,
     nonce: String,
@@ -77,6 +88,76 @@ fn check_size(body: &[u8]) -> Result<(), NotifyError> {
     Ok(())
 }
 
+/// A notification whose signature verified, opened: its id, event type and decrypted resource.
+struct Opened {
+    id: Option<String>,
+    event_type: String,
+    plaintext: Vec<u8>,
+}
+
+/// Verifies the signature over the raw body (downloading certificates if needed), then opens it.
+async fn verify_and_open(
+    headers: &HeaderMap,
+    body: &[u8],
+    verifier: &Verifier,
+    key: &ApiV3Key,
+    events: &[&str],
+    original_type: &str,
+) -> Result<Opened, NotifyError> {
+    check_size(body)?;
+    verifier.verify(headers, body).await?;
+    open_verified(body, key, events, original_type)
+}
+
+/// [`verify_and_open`] with the keys already held (synchronous).
+fn verify_cached_and_open(
+    headers: &HeaderMap,
+    body: &[u8],
+    verifier: &Verifier,
+    key: &ApiV3Key,
+    events: &[&str],
+    original_type: &str,
+) -> Result<Opened, NotifyError> {
+    check_size(body)?;
+    verifier.verify_cached(headers, body)?;
+    open_verified(body, key, events, original_type)
+}
+
+/// Opens a body whose signature has been verified: envelope JSON → `event_type` one of `events` →
+/// `original_type` (when present) → algorithm → decryption with `associated_data`.
+fn open_verified(
+    body: &[u8],
+    key: &ApiV3Key,
+    events: &[&str],
+    original_type: &str,
+) -> Result<Opened, NotifyError> {
+    let env: Envelope = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
+    if !events.contains(&env.event_type.as_str()) {
+        return Err(NotifyError::UnexpectedEvent(
+            env.event_type.chars().take(64).collect(),
+        ));
+    }
+    let r = env.resource;
+    if let Some(t) = r.original_type.as_deref().filter(|t| *t != original_type) {
+        return Err(NotifyError::Malformed(format!(
+            "resource original_type {} where {original_type} was expected",
+            t.chars().take(32).collect::<String>()
+        )));
+    }
+    if r.algorithm != "AEAD_AES_256_GCM" {
+        return Err(NotifyError::UnsupportedAlgorithm(
+            r.algorithm.chars().take(64).collect(),
+        ));
+    }
+    let plaintext = decrypt_resource(key, &r.nonce, &r.associated_data, &r.ciphertext)
+        .map_err(|_| NotifyError::Decrypt)?;
+    Ok(Opened {
+        id: env.id,
+        event_type: env.event_type,
+        plaintext,
+    })
+}
+
 /// Verifies, decrypts and checks a v3 payment notification.
 pub async fn parse(
     headers: &HeaderMap,
@@ -84,9 +165,16 @@ pub async fn parse(
     verifier: &Verifier,
     cfg: &V3NotifyConfig,
 ) -> Result<PaymentNotice, NotifyError> {
-    check_size(body)?;
-    verifier.verify(headers, body).await?;
-    decode_verified(body, cfg)
+    let o = verify_and_open(
+        headers,
+        body,
+        verifier,
+        &cfg.apiv3_key,
+        &[TRANSACTION_SUCCESS],
+        "transaction",
+    )
+    .await?;
+    decode_transaction(o, cfg)
 }
 
 /// Like [`parse`] but never downloads certificates (synchronous; keys already held).
@@ -96,9 +184,55 @@ pub fn parse_cached(
     verifier: &Verifier,
     cfg: &V3NotifyConfig,
 ) -> Result<PaymentNotice, NotifyError> {
-    check_size(body)?;
-    verifier.verify_cached(headers, body)?;
-    decode_verified(body, cfg)
+    let o = verify_cached_and_open(
+        headers,
+        body,
+        verifier,
+        &cfg.apiv3_key,
+        &[TRANSACTION_SUCCESS],
+        "transaction",
+    )?;
+    decode_transaction(o, cfg)
+}
+
+/// Verifies, decrypts and checks a v3 refund notification (`REFUND.SUCCESS`, `REFUND.ABNORMAL`,
+/// `REFUND.CLOSED`; resource `original_type: "refund"`): the same checks as a payment
+/// notification, then mchid ours (a refund carries no appid) and `refund_status` agreeing with the
+/// event type.
+pub async fn parse_refund(
+    headers: &HeaderMap,
+    body: &[u8],
+    verifier: &Verifier,
+    cfg: &V3NotifyConfig,
+) -> Result<RefundNotice, NotifyError> {
+    let o = verify_and_open(
+        headers,
+        body,
+        verifier,
+        &cfg.apiv3_key,
+        &REFUND_EVENTS,
+        "refund",
+    )
+    .await?;
+    decode_refund(o, cfg)
+}
+
+/// Like [`parse_refund`] but never downloads certificates (synchronous; keys already held).
+pub fn parse_refund_cached(
+    headers: &HeaderMap,
+    body: &[u8],
+    verifier: &Verifier,
+    cfg: &V3NotifyConfig,
+) -> Result<RefundNotice, NotifyError> {
+    let o = verify_cached_and_open(
+        headers,
+        body,
+        verifier,
+        &cfg.apiv3_key,
+        &REFUND_EVENTS,
+        "refund",
+    )?;
+    decode_refund(o, cfg)
 }
 
 /// The post-verification decoder, exposed only to the fuzz targets (feature `__fuzz`).
@@ -108,25 +242,88 @@ pub fn decode_verified_for_fuzzing(
     body: &[u8],
     cfg: &V3NotifyConfig,
 ) -> Result<PaymentNotice, NotifyError> {
-    decode_verified(body, cfg)
+    let o = open_verified(body, &cfg.apiv3_key, &[TRANSACTION_SUCCESS], "transaction")?;
+    decode_transaction(o, cfg)
 }
 
-/// Decodes a body whose signature has been verified.
-fn decode_verified(body: &[u8], cfg: &V3NotifyConfig) -> Result<PaymentNotice, NotifyError> {
-    let env: Envelope = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
-    if env.event_type != TRANSACTION_SUCCESS {
-        return Err(NotifyError::UnexpectedEvent(
-            env.event_type.chars().take(64).collect(),
+#[derive(serde::Deserialize)]
+struct V3Refund {
+    mchid: String,
+    out_trade_no: String,
+    #[serde(default)]
+    transaction_id: Option<String>,
+    out_refund_no: String,
+    refund_id: String,
+    refund_status: String,
+    #[serde(default)]
+    success_time: Option<String>,
+    amount: V3RefundAmount,
+}
+
+#[derive(serde::Deserialize)]
+struct V3RefundAmount {
+    total: i64,
+    refund: i64,
+}
+
+/// Decodes an opened refund resource.
+fn decode_refund(o: Opened, cfg: &V3NotifyConfig) -> Result<RefundNotice, NotifyError> {
+    let r: V3Refund = serde_json::from_slice(&o.plaintext).map_err(|e| malformed(&e))?;
+    if r.mchid != cfg.mchid {
+        return Err(NotifyError::MchIdMismatch(
+            r.mchid.chars().take(64).collect(),
         ));
     }
-    let r = env.resource;
-    if r.algorithm != "AEAD_AES_256_GCM" {
-        return Err(NotifyError::UnsupportedAlgorithm(
-            r.algorithm.chars().take(64).collect(),
+    let (status, expected_event) = match r.refund_status.as_str() {
+        "SUCCESS" => (RefundStatus::Success, REFUND_SUCCESS),
+        "ABNORMAL" => (RefundStatus::Abnormal, REFUND_ABNORMAL),
+        "CLOSED" => (RefundStatus::Closed, REFUND_CLOSED),
+        other => {
+            return Err(NotifyError::Malformed(format!(
+                "unexpected refund_status {}",
+                other.chars().take(32).collect::<String>()
+            )))
+        }
+    };
+    if o.event_type != expected_event {
+        return Err(NotifyError::Malformed(format!(
+            "event_type {} disagrees with refund_status {}",
+            o.event_type,
+            status.as_str()
+        )));
+    }
+    for (v, k) in [
+        (&r.out_trade_no, "out_trade_no"),
+        (&r.out_refund_no, "out_refund_no"),
+        (&r.refund_id, "refund_id"),
+    ] {
+        if v.is_empty() {
+            return Err(NotifyError::Malformed(format!("missing field {k}")));
+        }
+    }
+    let (total_fee, refund_fee) = (r.amount.total, r.amount.refund);
+    if total_fee < 0 || refund_fee < 0 || refund_fee > total_fee {
+        return Err(NotifyError::Malformed(
+            "amount.refund must be between 0 and amount.total".into(),
         ));
     }
-    let plain = decrypt_resource(&cfg.apiv3_key, &r.nonce, &r.associated_data, &r.ciphertext)
-        .map_err(|_| NotifyError::Decrypt)?;
+    Ok(RefundNotice {
+        api: ApiVersion::V3,
+        out_trade_no: r.out_trade_no,
+        transaction_id: r.transaction_id.filter(|s| !s.is_empty()),
+        out_refund_no: r.out_refund_no,
+        refund_id: r.refund_id,
+        status,
+        total_fee,
+        refund_fee,
+        success_time: r.success_time.filter(|s| !s.is_empty()),
+        notification_id: o.id,
+    })
+}
+
+/// Decodes an opened transaction resource.
+fn decode_transaction(o: Opened, cfg: &V3NotifyConfig) -> Result<PaymentNotice, NotifyError> {
+    let plain = o.plaintext;
     let t: V3Transaction = serde_json::from_slice(&plain).map_err(|e| malformed(&e))?;
     if t.appid != cfg.appid {
         return Err(NotifyError::AppIdMismatch(
@@ -167,6 +364,6 @@ fn decode_verified(body: &[u8], cfg: &V3NotifyConfig) -> Result<PaymentNotice, N
         trade_type: t.trade_type,
         bank_type: t.bank_type,
         attach: t.attach.filter(|s| !s.is_empty()),
-        notification_id: env.id,
+        notification_id: o.id,
     })
 }

@@ -1,0 +1,197 @@
+//! WeChat Pay's notifications: payments at `POST /wechat/notify/v2` and `/v3`, refunds at
+//! `POST /wechat/notify/refund/v2` and `/refund/v3`.
+//!
+//! The gateway verifies (signature or decryption, v3 timestamp window and serial, appid/mchid);
+//! [`Payments`] applies. Every attempt lands in `payment_events`; refusals answer with WeChat's
+//! failure format (it retries), duplicates answer success without a second change.
+
+use super::events::{self, EventKind, Outcome};
+use super::Payments;
+use crate::wechat_config::PayVersion;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use wechat::{NotifyAnswer, NotifyError, PayGateway};
+
+#[derive(Clone)]
+pub struct NotifyState {
+    pub payments: Payments,
+    pub gateway: Arc<dyn PayGateway>,
+    pub appid: String,
+    pub mchid: String,
+    pub version: PayVersion,
+}
+
+fn answer(a: NotifyAnswer) -> Response {
+    (
+        StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK),
+        [(header::CONTENT_TYPE, a.content_type)],
+        a.body,
+    )
+        .into_response()
+}
+
+/// The failure answer in the format of the route's version (WeChat parses it).
+fn fail(route: PayVersion, msg: &str) -> Response {
+    answer(match route {
+        PayVersion::V2 => wechat::notify::v2::failure(msg),
+        PayVersion::V3 => wechat::notify::v3::failure(msg),
+    })
+}
+
+async fn log(
+    st: &NotifyState,
+    order_id: Option<i64>,
+    kind: EventKind,
+    outcome: Outcome,
+    detail: &str,
+) {
+    if let Err(e) = events::record(st.payments.pool(), order_id, kind, outcome, detail).await {
+        tracing::error!(error = %e, "cannot record a payment event");
+    }
+}
+
+pub async fn v2(State(st): State<NotifyState>, headers: HeaderMap, body: Bytes) -> Response {
+    payment(&st, PayVersion::V2, &headers, &body).await
+}
+
+pub async fn v3(State(st): State<NotifyState>, headers: HeaderMap, body: Bytes) -> Response {
+    payment(&st, PayVersion::V3, &headers, &body).await
+}
+
+pub async fn refund_v2(State(st): State<NotifyState>, headers: HeaderMap, body: Bytes) -> Response {
+    refund(&st, PayVersion::V2, &headers, &body).await
+}
+
+pub async fn refund_v3(State(st): State<NotifyState>, headers: HeaderMap, body: Bytes) -> Response {
+    refund(&st, PayVersion::V3, &headers, &body).await
+}
+
+async fn payment(
+    st: &NotifyState,
+    route: PayVersion,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let kind = match route {
+        PayVersion::V2 => EventKind::NotifyV2,
+        PayVersion::V3 => EventKind::NotifyV3,
+    };
+    if route != st.version {
+        log(
+            st,
+            None,
+            kind,
+            Outcome::Refused,
+            "notification for the pay version not configured",
+        )
+        .await;
+        return fail(route, "wrong endpoint");
+    }
+    let notice = match st.gateway.parse_notification(headers, body).await {
+        Ok(n) => n,
+        Err(NotifyError::PaymentFailed { err_code, .. }) => {
+            // An authentic report of a failed payment: nothing to change.
+            log(
+                st,
+                None,
+                kind,
+                Outcome::Info,
+                &format!("payment failed at WeChat: {err_code}"),
+            )
+            .await;
+            return answer(st.gateway.notification_success());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "payment notification refused");
+            log(st, None, kind, Outcome::Refused, &e.to_string()).await;
+            return fail(route, &refusal_message(&e));
+        }
+    };
+    if notice.appid != st.appid || notice.mchid != st.mchid {
+        log(
+            st,
+            None,
+            kind,
+            Outcome::Refused,
+            "notification for another appid or mchid",
+        )
+        .await;
+        return fail(route, "appid/mchid mismatch");
+    }
+    if !notice.is_success() {
+        let detail = format!("trade_state {}", notice.trade_state.as_str());
+        log(st, None, kind, Outcome::Info, &detail).await;
+        return answer(st.gateway.notification_success());
+    }
+    match st.payments.on_notification(&notice, kind).await {
+        Ok(applied) if applied.acknowledge() => answer(st.gateway.notification_success()),
+        Ok(_) => fail(route, "order mismatch"),
+        Err(e) => {
+            tracing::error!(error = %e, "payment notification not applied");
+            fail(route, "internal error")
+        }
+    }
+}
+
+async fn refund(st: &NotifyState, route: PayVersion, headers: &HeaderMap, body: &[u8]) -> Response {
+    let kind = match route {
+        PayVersion::V2 => EventKind::RefundNotifyV2,
+        PayVersion::V3 => EventKind::RefundNotifyV3,
+    };
+    if route != st.version {
+        log(
+            st,
+            None,
+            kind,
+            Outcome::Refused,
+            "notification for the pay version not configured",
+        )
+        .await;
+        return fail(route, "wrong endpoint");
+    }
+    let notice = match st.gateway.parse_refund_notification(headers, body).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "refund notification refused");
+            log(st, None, kind, Outcome::Refused, &e.to_string()).await;
+            return fail(route, &refusal_message(&e));
+        }
+    };
+    match st.payments.on_refund_notification(&notice, kind).await {
+        Ok((Outcome::Refused, _)) => fail(route, "refund mismatch"),
+        Ok(_) => answer(st.gateway.notification_success()),
+        Err(e) => {
+            tracing::error!(error = %e, "refund notification not applied");
+            fail(route, "internal error")
+        }
+    }
+}
+
+/// What the failure answer says: the kind of problem, never the details.
+fn refusal_message(e: &NotifyError) -> String {
+    match e {
+        NotifyError::BadSignature | NotifyError::MissingSignature => "签名错误".into(),
+        NotifyError::MissingHeader(_)
+        | NotifyError::BadHeader(_)
+        | NotifyError::UnknownSerial(_) => "验签失败".into(),
+        NotifyError::StaleTimestamp { .. } => "时间戳过期".into(),
+        _ => "参数格式校验错误".into(),
+    }
+}
+
+/// The WeChat Pay notification routes (no session, no Leptos).
+pub fn router<S: Clone + Send + Sync + 'static>(st: NotifyState) -> axum::Router<S> {
+    use axum::routing::post;
+    axum::Router::new()
+        .route("/wechat/notify/v2", post(v2))
+        .route("/wechat/notify/v3", post(v3))
+        .route("/wechat/notify/refund/v2", post(refund_v2))
+        .route("/wechat/notify/refund/v3", post(refund_v3))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            wechat::notify::MAX_NOTIFY_BYTES,
+        ))
+        .with_state(st)
+}
