@@ -1,4 +1,4 @@
-//! # notify_load — WeChat Pay payment notifications per second, SQLite backend
+//! # notify_load — WeChat Pay payment (and refund) notifications per second, SQLite backend
 //!
 //! Measures how many payment notifications per second the shop's notify routes
 //! (`POST /wechat/notify/v2` or `/wechat/notify/v3`) verify and apply, and how long each
@@ -6,9 +6,17 @@
 //!
 //! ```sh
 //! cargo run --release -p server --example notify_load -- \
-//!     [--orders N] [--concurrency C] [--version v2|v3] [--duplicates D]
+//!     [--orders N] [--concurrency C] [--version v2|v3] [--duplicates D] [--refunds]
 //! # defaults: --orders 2000 --concurrency 16 --version v3 --duplicates 1
 //! ```
+//!
+//! With `--refunds`, once every order is paid: **refunds (timed)** — every order refunded in
+//! full through the payments service (`Payments::refund`: the checks, the `processing` row,
+//! WeChat's refund API at the sandbox) by C concurrent callers; then, once the sandbox has
+//! settled them (its own deliveries off), **refund notifications (timed)** — each refund's
+//! signed notification (`Sandbox::signed_refund_notification`) posted to
+//! `/wechat/notify/refund/{v2,v3}`, plus D duplicate rounds. Checks: N orders `refunded`, N
+//! `accepted` and N×D `duplicate` refund-notification events.
 //!
 //! Use `--release` for numbers (a debug build is fine to check it works, with a small N: v3
 //! signing and verification are slow at opt-level 1). `RUST_LOG=…` turns the shop's logs on
@@ -82,6 +90,9 @@ struct Args {
     /// Extra rounds re-posting every notification unchanged (duplicates).
     #[arg(long, default_value_t = 1)]
     duplicates: usize,
+    /// Then refund every order and post the refund notifications (timed too).
+    #[arg(long)]
+    refunds: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,7 +150,7 @@ impl Phase {
 
     fn print(&self, name: &str) {
         println!(
-            "{name:<10} {:>7} req  {:>8.2} s  {:>9.1} notifications/s   \
+            "{name:<10} {:>7} req  {:>8.2} s  {:>9.1} per second   \
              p50 {:>7.2}  p90 {:>7.2}  p99 {:>7.2}  max {:>7.2} ms   failures {}",
             self.requests,
             self.elapsed.as_secs_f64(),
@@ -368,6 +379,7 @@ async fn run(args: Args) -> Result<bool, String> {
         .clone()
         .ok_or("the shop has no embedded sandbox")?;
     let pool = built.pool.clone();
+    let payments = built.payments.clone();
     let router = built.router;
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -611,6 +623,170 @@ async fn run(args: Args) -> Result<bool, String> {
             signed_age.as_secs()
         );
     }
+    if ok && args.refunds {
+        ok = refunds(&args, &payments, &sandbox, &http, &pool, &order_nos).await?;
+    }
     server.abort();
+    Ok(ok)
+}
+
+/// The `--refunds` phases; `Ok(false)` when a check failed.
+async fn refunds(
+    args: &Args,
+    payments: &server::payments::Payments,
+    sandbox: &wechat_sandbox::Sandbox,
+    http: &reqwest::Client,
+    pool: &sqlx::SqlitePool,
+    order_nos: &[String],
+) -> Result<bool, String> {
+    let n = order_nos.len();
+    eprintln!(
+        "[notify_load] refunding {n} orders with {} callers",
+        args.concurrency
+    );
+    let started = Instant::now();
+    let results: Vec<(f64, Result<String, String>)> = stream::iter(order_nos.iter().cloned())
+        .map(|no| async move {
+            let t0 = Instant::now();
+            let req = server::payments::RefundRequest {
+                order: no.clone(),
+                reason: "notify_load".into(),
+                ..Default::default()
+            };
+            let r = match payments.refund(&req).await {
+                Ok(o) if o.accepted() => Ok(o.refund.out_refund_no),
+                Ok(o) => Err(format!("{no}: refund {}", o.refund.status)),
+                Err(e) => Err(format!("{no}: {e}")),
+            };
+            (t0.elapsed().as_secs_f64() * 1000.0, r)
+        })
+        .buffer_unordered(args.concurrency.max(1))
+        .collect()
+        .await;
+    let mut refund_phase = Phase {
+        requests: n,
+        elapsed: started.elapsed(),
+        latencies_ms: results.iter().map(|r| r.0).collect(),
+        failures: 0,
+        samples: Vec::new(),
+    };
+    refund_phase.latencies_ms.sort_by(f64::total_cmp);
+    let mut refund_nos = Vec::with_capacity(n);
+    for (_, r) in results {
+        match r {
+            Ok(no) => refund_nos.push(no),
+            Err(e) => {
+                refund_phase.failures += 1;
+                if refund_phase.samples.len() < 3 {
+                    refund_phase.samples.push(e);
+                }
+            }
+        }
+    }
+    // The sandbox settles each refund a moment later (its notifications are off).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while refund_nos
+        .iter()
+        .any(|no| sandbox.refund(no).is_none_or(|r| r.status != "SUCCESS"))
+    {
+        if Instant::now() > deadline {
+            return Err("the sandbox did not settle every refund within 60 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut notes = Vec::with_capacity(n);
+    for no in &refund_nos {
+        let (headers, body) = sandbox
+            .signed_refund_notification(no)
+            .map_err(|e| format!("signed refund notification {no}: {e}"))?;
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            let name =
+                axum::http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
+            map.insert(name, v.parse().map_err(|_| format!("header {k}"))?);
+        }
+        notes.push(Notification {
+            url: sandbox
+                .refund(no)
+                .and_then(|r| r.notify_url)
+                .ok_or_else(|| format!("refund {no} has no notify_url"))?,
+            headers: map,
+            body: Bytes::from(body),
+        });
+    }
+    let notes = Arc::new(notes);
+    let unique = run_phase(http, &notes, 1, args.concurrency, args.version).await;
+    let duplicate = run_phase(
+        http,
+        &notes,
+        args.duplicates,
+        args.concurrency,
+        args.version,
+    )
+    .await;
+
+    let refunded = count(
+        pool,
+        "SELECT COUNT(*) FROM orders WHERE status = 'refunded'",
+    )
+    .await;
+    let kind = format!("refund_notify_{}", args.version.name());
+    let accepted = count(
+        pool,
+        &format!(
+            "SELECT COUNT(*) FROM payment_events WHERE kind = '{kind}' AND outcome = 'accepted'"
+        ),
+    )
+    .await;
+    let dups = count(
+        pool,
+        &format!(
+            "SELECT COUNT(*) FROM payment_events WHERE kind = '{kind}' AND outcome = 'duplicate'"
+        ),
+    )
+    .await;
+    println!();
+    println!(
+        "refunds (Payments::refund → the sandbox's refund API), concurrency {}:",
+        args.concurrency
+    );
+    refund_phase.print("refunds");
+    println!(
+        "refund notifications to /wechat/notify/refund/{}:",
+        args.version.name()
+    );
+    unique.print("unique");
+    if args.duplicates > 0 {
+        duplicate.print("duplicate");
+    }
+    println!("database: {refunded} orders refunded; {kind}: {accepted} accepted, {dups} duplicate");
+    let mut ok = true;
+    let mut check = |good: bool, what: String| {
+        if !good {
+            println!("CHECK FAILED: {what}");
+            ok = false;
+        }
+    };
+    check(
+        refund_phase.failures == 0,
+        format!("{} refunds failed", refund_phase.failures),
+    );
+    check(
+        unique.failures + duplicate.failures == 0,
+        "refund notifications refused".into(),
+    );
+    check(
+        refunded == n as i64,
+        format!("{refunded} orders refunded, expected {n}"),
+    );
+    check(
+        accepted == n as i64,
+        format!("{accepted} accepted refund notifications, expected {n}"),
+    );
+    let want = (n * args.duplicates) as i64;
+    check(
+        dups == want,
+        format!("{dups} duplicate refund notifications, expected {want}"),
+    );
     Ok(ok)
 }
