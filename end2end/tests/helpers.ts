@@ -64,7 +64,13 @@ export interface PaymentEvent {
  * The order's payment log, read from the shop's database with the merchant's own tool
  * (`wxmall payments ORDER --json`, read-only) — what the shop recorded, not what a page shows.
  */
-export function paymentTrail(orderId: number): { status: string; events: PaymentEvent[]; refunds: unknown[] } {
+export function paymentTrail(orderId: number): {
+  status: string;
+  total_fee: number;
+  refunded_fen: number;
+  events: PaymentEvent[];
+  refunds: unknown[];
+} {
   const out = execFileSync(wxmallBinary(), ["payments", String(orderId), "--json"], {
     env: wxmallEnv(),
     encoding: "utf8",

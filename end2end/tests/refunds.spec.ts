@@ -5,7 +5,7 @@ import { hydrated, orderOne, paymentTrail, wxmall } from "./helpers";
 // cancel that meets a payment WeChat has already taken.
 test.describe("refunds and cancellation", () => {
   test("the merchant refunds part with wxmall refund and the order page shows it", async ({ page }) => {
-    const orderId = await orderOne(page, 9); // 每日坚果 7 包尝鲜装, ¥25.00
+    const orderId = await orderOne(page, 9); // 500g 咖啡豆, ¥68.00
     await page.getByTestId("pay").click();
     await page.locator("#wx-pay-confirm").click();
     await expect(page.getByTestId("order-status")).toHaveText("已支付", { timeout: 20_000 });
@@ -32,13 +32,15 @@ test.describe("refunds and cancellation", () => {
     const again = wxmall(["refund", String(orderId), "--amount-fen", "1000", "--reason", "少发赠品"]);
     expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toContain("nothing new was refunded");
-    const tooMuch = wxmall(["refund", String(orderId), "--amount-fen", "1501", "--reason", "多退"]);
+    const left = paymentTrail(orderId).total_fee - 1000;
+    const tooMuch = wxmall(["refund", String(orderId), "--amount-fen", String(left + 1), "--reason", "多退"]);
     expect(tooMuch.status).toBe(2);
     expect(tooMuch.stderr).toContain("可退");
 
     const trail = paymentTrail(orderId);
     expect(trail.status).toBe("partially_refunded");
     expect(trail.refunds).toHaveLength(1);
+    expect(trail.refunded_fen).toBe(1000);
 
     // 我的订单's 退款 tab lists the order.
     await page.goto("/orders?status=refund");
