@@ -77,6 +77,9 @@ export default defineConfig({
         WXMALL_DATA_DIR: dataDir,
         LEPTOS_SITE_ROOT: path.join(root, "target", "site"),
         RUST_LOG: "warn",
+        // Every test of a run signs in as the same three sandbox users and leaves orders
+        // unpaid: the per-shopper cap (5 by default) would refuse the later tests' orders.
+        WXMALL_MAX_UNPAID_ORDERS: "1000",
       },
     },
     {
@@ -93,6 +96,8 @@ export default defineConfig({
         WXMALL_DATA_DIR: `${dataDir}-real`,
         LEPTOS_SITE_ROOT: path.join(root, "target", "site"),
         RUST_LOG: "warn",
+        // A real shop starts empty; this one shows the demo catalogue on purpose.
+        WXMALL_DEMO_CATALOGUE: "1",
         WECHAT_APPID: REAL_WECHAT_APPID,
         WECHAT_APPSECRET: "e2e-appsecret-never-shown-0123456",
         WECHAT_MCHID: "1900000109",

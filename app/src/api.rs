@@ -36,19 +36,12 @@ pub(crate) mod ssr {
             })
     }
 
-    /// The shopper's IP for WeChat Pay's `spbill_create_ip`: the first `X-Forwarded-For` hop
-    /// (set by the reverse proxy in front of the shop), else `X-Real-IP`, else loopback.
+    /// The shopper's IP for WeChat Pay's `spbill_create_ip`, as the server's gate found it
+    /// (`WXMALL_TRUSTED_PROXIES`); loopback when there is none (in-process callers).
     pub fn client_ip() -> String {
         use_context::<http::request::Parts>()
-            .and_then(|parts| {
-                let h = &parts.headers;
-                h.get("x-forwarded-for")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(',').next())
-                    .or_else(|| h.get("x-real-ip").and_then(|v| v.to_str().ok()))
-                    .map(|s| s.trim().to_string())
-            })
-            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+            .and_then(|parts| parts.extensions.get::<crate::port::ClientIp>().cloned())
+            .map(|ip| ip.0.to_string())
             .unwrap_or_else(|| "127.0.0.1".to_string())
     }
 

@@ -27,6 +27,12 @@ pub enum ErrorCode {
     Unauthorized,
     /// Payment is not available (not configured, or WeChat refused).
     PaymentUnavailable,
+    /// Too many requests from this address or session: wait `Retry-After` seconds.
+    RateLimited,
+    /// Refused for where it came from (another site's page).
+    Forbidden,
+    /// The body is not JSON (`Content-Type: application/json` is required).
+    UnsupportedMediaType,
     /// Something went wrong on our side; details are in the server log only.
     Internal,
 }
@@ -37,6 +43,9 @@ impl ErrorCode {
         match self {
             Self::BadRequest | Self::Validation => 400,
             Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::UnsupportedMediaType => 415,
+            Self::RateLimited => 429,
             Self::NotFound => 404,
             Self::OutOfStock | Self::InvalidState => 409,
             Self::PaymentUnavailable => 503,

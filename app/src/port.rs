@@ -14,6 +14,11 @@ use std::sync::Arc;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionId(pub String);
 
+/// The client's address as the server's gate worked it out (the peer, or the right-most
+/// `X-Forwarded-For` entry that is not a trusted proxy): never a header the client wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
+
 pub type Result<T> = std::result::Result<T, ApiError>;
 
 #[async_trait]

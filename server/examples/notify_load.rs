@@ -355,6 +355,8 @@ async fn run(args: Args) -> Result<bool, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display());
     let mut settings = Settings::for_tests(db, dir.path().to_path_buf());
+    // One shopper holds every order: no cap (rate limits are off in test settings).
+    settings.max_unpaid_orders = i64::MAX;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("bind: {e}"))?;
@@ -382,7 +384,8 @@ async fn run(args: Args) -> Result<bool, String> {
     let payments = built.payments.clone();
     let router = built.router;
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
             eprintln!("server: {e}");
         }
     });

@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod config;
+pub mod guard;
 pub mod oauth;
 pub mod payments;
 pub mod routes;
@@ -63,6 +64,11 @@ pub fn leptos_options(settings: &Settings) -> LeptosOptions {
 }
 
 pub async fn build(settings: &Settings) -> Result<Built, StartError> {
+    // Generated state (session key, sandbox seed, the default database) is the shop's alone.
+    session::private_dir(&settings.data_dir).map_err(|source| StartError::SessionKey {
+        dir: settings.data_dir.display().to_string(),
+        source,
+    })?;
     let pool = shop::db::connect(&settings.database_url).await?;
     if settings.demo_catalogue {
         let added = shop::demo::seed_if_empty(&pool)
@@ -91,6 +97,9 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
             pool.clone(),
             shop::ShopSettings {
                 order_ttl: settings.order_ttl,
+                max_unpaid_orders: settings.max_unpaid_orders,
+                require_wechat_identity: wechat.embedded.is_none(),
+                status_query_interval: settings.status_query_interval,
             },
         )
         .with_wechat(wechat.clone(), payments.clone()),
@@ -120,7 +129,22 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
         pool: pool.clone(),
         payments: payments.clone(),
     };
-    let router = routes::router(state, sessions, &settings.site_root, Some(wechat_routes));
+    let gate = guard::Gate {
+        origin: guard::Gate::origin_of(&settings.public_url),
+        https: settings.public_url.starts_with("https://"),
+        trusted_proxies: settings.trusted_proxies.clone(),
+        limits: settings
+            .rate_limits
+            .as_ref()
+            .map(|l| Arc::new(guard::Limits::new(l))),
+    };
+    let router = routes::router(
+        state,
+        sessions,
+        gate,
+        &settings.site_root,
+        Some(wechat_routes),
+    );
     Ok(Built {
         router,
         pool,

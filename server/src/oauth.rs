@@ -37,6 +37,8 @@ pub struct OAuthState {
     pub wx: Arc<Wechat>,
     pub pool: SqlitePool,
     pub sessions: SessionConfig,
+    /// Each redirect to WeChat writes a state row: counted per client address.
+    pub limits: Option<Arc<crate::guard::Limits>>,
 }
 
 /// Pages that show the WeChat profile (and so ask for `snsapi_userinfo`).
@@ -141,6 +143,16 @@ pub async fn entry(State(st): State<OAuthState>, req: Request, next: Next) -> Re
         .unwrap_or_else(|| "/".into());
     if !in_wechat {
         return open_in_wechat(&st.wx, &safe_return_path(&path_and_query));
+    }
+    if let Some(limits) = &st.limits {
+        let ip = req
+            .extensions()
+            .get::<app::port::ClientIp>()
+            .map(|c| c.0)
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        if let Err(retry) = limits.check(crate::guard::Class::OAuth, ip, None) {
+            return crate::guard::too_many(retry);
+        }
     }
     match start(
         &st,

@@ -81,6 +81,7 @@ fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
 pub fn router(
     state: AppState,
     sessions: SessionConfig,
+    gate: crate::guard::Gate,
     site_root: &Path,
     wechat: Option<WechatRoutes>,
 ) -> Router {
@@ -115,6 +116,7 @@ pub fn router(
             wx: w.wx.clone(),
             pool: w.pool.clone(),
             sessions: sessions.clone(),
+            limits: gate.limits.clone(),
         };
         pages_and_api = pages_and_api
             .route(
@@ -136,16 +138,30 @@ pub fn router(
                 appid: w.wx.appid.clone(),
                 mchid: w.wx.mchid.clone(),
                 version: w.wx.pay_version,
+                refusals: Default::default(),
             },
-        ));
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            gate.clone(),
+            crate::guard::rate_limit,
+        )));
         if let Some(sb) = &w.wx.embedded {
             wechat_only = wechat_only.nest_service("/sandbox", wechat_sandbox::router(sb.clone()));
         }
     }
+    // Rate limits run inside the session layer (they count per session too).
     let pages_and_api = pages_and_api
+        .layer(axum::middleware::from_fn_with_state(
+            gate.clone(),
+            crate::guard::rate_limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             sessions,
             session::middleware,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            gate.clone(),
+            crate::guard::api_writes,
         ))
         .layer(axum::middleware::from_fn(api_error_status))
         // Pages and JSON travel compressed when the client asks (the home page: 17 KB of HTML,
@@ -170,6 +186,8 @@ pub fn router(
             header::REFERRER_POLICY,
             HeaderValue::from_static("strict-origin-when-cross-origin"),
         ))
+        // Outermost but for tracing: the client's address, and the headers every answer carries.
+        .layer(axum::middleware::from_fn_with_state(gate, crate::guard::identify))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -23,6 +23,10 @@ pub struct SessionConfig {
 
 /// The cookie-signing key: `WXMALL_SESSION_SECRET` (≥ 32 bytes) if set, otherwise a random key
 /// created once in `data_dir/session.key` so sessions survive restarts.
+///
+/// The key file is created with mode 0600 in one step (never readable by others, not even for a
+/// moment), in a data directory of mode 0700. A key file that exists but cannot be read, or is
+/// not a key, stops the start: silently replacing it would sign everybody out.
 pub fn load_key(secret: Option<&str>, data_dir: &Path) -> std::io::Result<Key> {
     if let Some(secret) = secret {
         if secret.len() < 32 {
@@ -31,29 +35,64 @@ pub fn load_key(secret: Option<&str>, data_dir: &Path) -> std::io::Result<Key> {
                 "WXMALL_SESSION_SECRET must be at least 32 bytes",
             ));
         }
-        // `Key` wants 64 bytes of key material: stretch the secret with SHA-512.
         use sha2::Digest;
         return Ok(Key::from(&sha2::Sha512::digest(secret.as_bytes())));
     }
     let path = data_dir.join("session.key");
     match std::fs::read(&path) {
-        Ok(bytes) if bytes.len() == 64 => Ok(Key::from(&bytes)),
-        _ => {
-            std::fs::create_dir_all(data_dir)?;
-            let mut bytes = [0u8; 64];
-            rand::rngs::OsRng.fill_bytes(&mut bytes);
-            // Write-then-rename: a crash never leaves a half-written key behind.
-            let tmp = data_dir.join("session.key.tmp");
-            std::fs::write(&tmp, bytes)?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-            }
-            std::fs::rename(&tmp, &path)?;
-            Ok(Key::from(&bytes))
+        Ok(bytes) if bytes.len() == 64 => return Ok(Key::from(&bytes)),
+        Ok(bytes) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} holds {} bytes, not a 64-byte key: restore it, or delete it to sign every shopper out",
+                    path.display(),
+                    bytes.len()
+                ),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot read {}: {e}", path.display()),
+            ))
         }
     }
+    private_dir(data_dir)?;
+    let mut bytes = [0u8; 64];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let tmp = data_dir.join(format!("session.key.{}.tmp", std::process::id()));
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(Key::from(&bytes))
+}
+
+/// Creates `dir` (and its parents) with mode 0700 if it does not exist.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
 }
 
 pub fn new_session_id() -> SessionId {
@@ -99,4 +138,34 @@ pub fn issue(config: &SessionConfig, session: &SessionId) -> SignedCookieJar {
         .max_age(time::Duration::days(365))
         .build();
     SignedCookieJar::new(config.key.clone()).add(cookie)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_file_is_private_kept_and_never_silently_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let first = load_key(None, &data).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&data.join("session.key")), 0o600);
+            assert_eq!(mode(&data), 0o700);
+        }
+        // Kept across restarts.
+        assert_eq!(load_key(None, &data).unwrap().master(), first.master());
+        // A damaged key stops the start rather than signing everybody out.
+        std::fs::write(data.join("session.key"), b"short").unwrap();
+        let err = load_key(None, &data).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        // One that cannot be read at all, likewise.
+        std::fs::remove_file(data.join("session.key")).unwrap();
+        std::fs::create_dir(data.join("session.key")).unwrap();
+        assert!(load_key(None, &data).is_err());
+        assert!(data.join("session.key").is_dir(), "left as it was");
+    }
 }

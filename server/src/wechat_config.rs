@@ -118,13 +118,24 @@ fn parse_version(raw: Option<String>) -> Result<Option<PayVersion>, ConfigError>
     }
 }
 
-/// A PEM given inline or as a file path.
+/// A PEM given inline or as a file path. An error names the variable, never its value (it may
+/// be a private key).
 fn pem_or_file(name: &'static str, raw: &str) -> Result<String, ConfigError> {
     if raw.contains("-----BEGIN") {
         return Ok(raw.to_string());
     }
-    std::fs::read_to_string(Path::new(raw))
-        .map_err(|e| invalid(name, format!("cannot read {raw:?}: {}", e.kind())))
+    if raw.contains('\n') || raw.len() > 1024 {
+        return Err(invalid(
+            name,
+            "is neither a PEM (-----BEGIN …) nor the path of a file",
+        ));
+    }
+    std::fs::read_to_string(Path::new(raw)).map_err(|e| {
+        invalid(
+            name,
+            format!("cannot read the file it names ({})", e.kind()),
+        )
+    })
 }
 
 impl WechatSettings {
@@ -271,8 +282,14 @@ impl WechatSettings {
             Some((apiv3, serial, key_path)) => {
                 let apiv3_key = ApiV3Key::new(&apiv3)
                     .map_err(|e| invalid("WECHAT_APIV3_KEY", e.to_string()))?;
-                let private_key = MerchantKey::from_pem_file(&key_path)
-                    .map_err(|e| invalid("WECHAT_MCH_PRIVATE_KEY", e.to_string()))?;
+                // A file path or the PEM itself (`"$(cat apiclient_key.pem)"`), like the public key.
+                let pem = pem_or_file("WECHAT_MCH_PRIVATE_KEY", &key_path)?;
+                let private_key = MerchantKey::from_pem(&pem).map_err(|_| {
+                    invalid(
+                        "WECHAT_MCH_PRIVATE_KEY",
+                        "is not an RSA private key in PEM (PKCS#8 or PKCS#1)",
+                    )
+                })?;
                 let public_key = match (pub_key, pub_key_id) {
                     (Some(pem), Some(id)) => {
                         let pem = pem_or_file("WECHAT_PAY_PUBLIC_KEY", &pem)?;
@@ -467,5 +484,36 @@ mod tests {
         let a = sandbox_seed(dir.path()).unwrap();
         let b = sandbox_seed(dir.path()).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_private_key_may_be_inline_and_is_never_echoed() {
+        let creds = wechat_sandbox::SandboxCredentials::from_seed(7);
+        let pem = creds.merchant_private_key_pem.clone();
+        let base = [
+            ("WECHAT_APPID", "wx0123456789abcdef"),
+            ("WECHAT_APPSECRET", "secret-secret-secret"),
+            ("WECHAT_MCHID", "1900000109"),
+            ("WECHAT_APIV3_KEY", "0123456789abcdef0123456789abcdef"),
+            ("WECHAT_MCH_SERIAL", "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"),
+        ];
+        // Inline, as `WECHAT_MCH_PRIVATE_KEY="$(cat apiclient_key.pem)"` gives it.
+        let mut ok = base.to_vec();
+        ok.push(("WECHAT_MCH_PRIVATE_KEY", &pem));
+        assert!(WechatSettings::from_vars(&vars(&ok)).is_ok());
+        // Broken: the error names the variable and shows none of the key.
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let broken = pem.replace(&body[40..80], "");
+        let headless = body.clone();
+        for bad in [broken.as_str(), headless.as_str()] {
+            let mut v = base.to_vec();
+            v.push(("WECHAT_MCH_PRIVATE_KEY", bad));
+            let err = WechatSettings::from_vars(&vars(&v)).unwrap_err().to_string();
+            assert!(err.starts_with("WECHAT_MCH_PRIVATE_KEY"), "{err}");
+            for line in pem.lines().filter(|l| l.len() > 20) {
+                assert!(!err.contains(line), "the key leaks into: {err}");
+            }
+            assert!(!err.contains(&body[..40]), "{err}");
+        }
     }
 }

@@ -2,8 +2,11 @@
 //! `POST /wechat/notify/refund/v2` and `/refund/v3`.
 //!
 //! The gateway verifies (signature or decryption, v3 timestamp window and serial, appid/mchid);
-//! [`Payments`] applies. Every attempt lands in `payment_events`; refusals answer with WeChat's
-//! failure format (it retries), duplicates answer success without a second change.
+//! [`Payments`] applies. What a *verified* notification brought lands in `payment_events`;
+//! one that does not verify is refused and logged — at most [`REFUSALS_LOGGED_PER_MINUTE`]
+//! lines per reason a minute, and never written to the database (anyone can post junk).
+//! Refusals answer with WeChat's failure format (it retries), duplicates answer success
+//! without a second change.
 
 use super::events::{self, EventKind, Outcome};
 use super::Payments;
@@ -15,6 +18,57 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use wechat::{NotifyAnswer, NotifyError, PayGateway};
 
+/// Log lines per refusal reason and minute; the rest are counted and summed up.
+pub const REFUSALS_LOGGED_PER_MINUTE: u32 = 10;
+
+/// Counts refusals per reason so that a flood of junk cannot flood the log.
+#[derive(Default)]
+pub struct RefusalLog {
+    seen: std::sync::Mutex<std::collections::HashMap<&'static str, (std::time::Instant, u32)>>,
+}
+
+impl RefusalLog {
+    /// Whether this refusal gets a log line (and how many were not logged before it).
+    fn admit(&self, reason: &'static str) -> Option<u32> {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        let entry = seen.entry(reason).or_insert((now, 0));
+        if now.duration_since(entry.0) >= std::time::Duration::from_secs(60) {
+            let skipped = entry.1.saturating_sub(REFUSALS_LOGGED_PER_MINUTE);
+            *entry = (now, 1);
+            return Some(skipped);
+        }
+        entry.1 += 1;
+        (entry.1 <= REFUSALS_LOGGED_PER_MINUTE).then_some(0)
+    }
+
+    fn refused(&self, kind: EventKind, e: &NotifyError) {
+        let reason = reason_of(e);
+        if let Some(skipped) = self.admit(reason) {
+            tracing::warn!(kind = kind.as_str(), reason, error = %e, skipped, "notification refused");
+        }
+    }
+}
+
+/// A stable name per refusal reason (the log's key).
+fn reason_of(e: &NotifyError) -> &'static str {
+    match e {
+        NotifyError::TooLarge { .. } => "too_large",
+        NotifyError::DoctypeRefused | NotifyError::EntityRefused => "hostile_xml",
+        NotifyError::Malformed(_) => "malformed",
+        NotifyError::MissingSignature | NotifyError::MissingHeader(_) => "unsigned",
+        NotifyError::BadSignature => "bad_signature",
+        NotifyError::BadHeader(_) | NotifyError::UnknownSerial(_) => "unknown_key",
+        NotifyError::ExpiredCertificate(_) => "expired_certificate",
+        NotifyError::StaleTimestamp { .. } => "stale",
+        NotifyError::Decrypt | NotifyError::UnsupportedAlgorithm(_) => "undecryptable",
+        NotifyError::UnexpectedEvent(_) => "unexpected_event",
+        NotifyError::AppIdMismatch(_) | NotifyError::MchIdMismatch(_) => "not_ours",
+        NotifyError::ReturnFail(_) => "return_fail",
+        _ => "other",
+    }
+}
+
 #[derive(Clone)]
 pub struct NotifyState {
     pub payments: Payments,
@@ -22,6 +76,7 @@ pub struct NotifyState {
     pub appid: String,
     pub mchid: String,
     pub version: PayVersion,
+    pub refusals: Arc<RefusalLog>,
 }
 
 fn answer(a: NotifyAnswer) -> Response {
@@ -79,17 +134,6 @@ async fn payment(
         PayVersion::V2 => EventKind::NotifyV2,
         PayVersion::V3 => EventKind::NotifyV3,
     };
-    if route != st.version {
-        log(
-            st,
-            None,
-            kind,
-            Outcome::Refused,
-            "notification for the pay version not configured",
-        )
-        .await;
-        return fail(route, "wrong endpoint");
-    }
     let notice = match st.gateway.parse_notification(headers, body).await {
         Ok(n) => n,
         Err(NotifyError::PaymentFailed { err_code, .. }) => {
@@ -105,8 +149,7 @@ async fn payment(
             return answer(st.gateway.notification_success());
         }
         Err(e) => {
-            tracing::warn!(error = %e, "payment notification refused");
-            log(st, None, kind, Outcome::Refused, &e.to_string()).await;
+            st.refusals.refused(kind, &e);
             return fail(route, &refusal_message(&e));
         }
     };
@@ -141,22 +184,10 @@ async fn refund(st: &NotifyState, route: PayVersion, headers: &HeaderMap, body: 
         PayVersion::V2 => EventKind::RefundNotifyV2,
         PayVersion::V3 => EventKind::RefundNotifyV3,
     };
-    if route != st.version {
-        log(
-            st,
-            None,
-            kind,
-            Outcome::Refused,
-            "notification for the pay version not configured",
-        )
-        .await;
-        return fail(route, "wrong endpoint");
-    }
     let notice = match st.gateway.parse_refund_notification(headers, body).await {
         Ok(n) => n,
         Err(e) => {
-            tracing::warn!(error = %e, "refund notification refused");
-            log(st, None, kind, Outcome::Refused, &e.to_string()).await;
+            st.refusals.refused(kind, &e);
             return fail(route, &refusal_message(&e));
         }
     };
@@ -182,14 +213,19 @@ fn refusal_message(e: &NotifyError) -> String {
     }
 }
 
-/// The WeChat Pay notification routes (no session, no Leptos).
+/// The WeChat Pay notification routes of the configured version (no session, no Leptos); the
+/// other version's routes do not exist (404).
 pub fn router<S: Clone + Send + Sync + 'static>(st: NotifyState) -> axum::Router<S> {
     use axum::routing::post;
-    axum::Router::new()
-        .route("/wechat/notify/v2", post(v2))
-        .route("/wechat/notify/v3", post(v3))
-        .route("/wechat/notify/refund/v2", post(refund_v2))
-        .route("/wechat/notify/refund/v3", post(refund_v3))
+    let routes = match st.version {
+        PayVersion::V2 => axum::Router::new()
+            .route("/wechat/notify/v2", post(v2))
+            .route("/wechat/notify/refund/v2", post(refund_v2)),
+        PayVersion::V3 => axum::Router::new()
+            .route("/wechat/notify/v3", post(v3))
+            .route("/wechat/notify/refund/v3", post(refund_v3)),
+    };
+    routes
         .layer(axum::extract::DefaultBodyLimit::max(
             wechat::notify::MAX_NOTIFY_BYTES,
         ))

@@ -1,5 +1,6 @@
 //! The background sweep: [`Payments::sweep`] (expiry, reconciliation of orders and refunds)
-//! every `WXMALL_SWEEP_INTERVAL`. [`Sweeper::run_once`] is one pass (tests call it).
+//! and the pruning of idle anonymous shoppers and expired OAuth states, every
+//! `WXMALL_SWEEP_INTERVAL`. [`Sweeper::run_once`] is one pass (tests call it).
 
 use super::{Payments, Result, SweepReport};
 use std::time::Duration;
@@ -10,8 +11,15 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
+    /// One pass: the payments sweep, then what unauthenticated requests left behind
+    /// (`shop::sessions::prune`).
     pub async fn run_once(&self) -> Result<SweepReport> {
-        self.payments.sweep().await
+        let report = self.payments.sweep().await?;
+        let pruned = crate::shop::sessions::prune(self.payments.pool(), super::now()).await?;
+        if pruned != Default::default() {
+            tracing::info!(?pruned, "pruned expired OAuth states and idle anonymous shoppers");
+        }
+        Ok(report)
     }
 
     /// Runs [`Sweeper::run_once`] every `every` until the runtime shuts down.

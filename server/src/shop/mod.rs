@@ -26,12 +26,23 @@ pub use orders::OrderNo;
 pub struct ShopSettings {
     /// How long an unpaid order keeps its stock reservation.
     pub order_ttl: Duration,
+    /// How many unpaid orders (stock reservations) one shopper may hold at once.
+    pub max_unpaid_orders: i64,
+    /// Orders need a WeChat identity (an openid bound by OAuth): on with real credentials,
+    /// so that nobody can reserve the stock without one.
+    pub require_wechat_identity: bool,
+    /// `order_status` asks WeChat about one order at most this often (the page polls it; a
+    /// loop must not burn the merchant's WeChat quota).
+    pub status_query_interval: Duration,
 }
 
 impl Default for ShopSettings {
     fn default() -> Self {
         Self {
             order_ttl: Duration::from_secs(30 * 60),
+            max_unpaid_orders: 5,
+            require_wechat_identity: false,
+            status_query_interval: Duration::from_secs(3),
         }
     }
 }
@@ -42,6 +53,8 @@ pub struct SqlShop {
     settings: ShopSettings,
     wechat: Option<Arc<crate::wx::Wechat>>,
     payments: Option<crate::payments::Payments>,
+    /// When `order_status` last asked WeChat about each order.
+    last_status_query: Arc<std::sync::Mutex<std::collections::HashMap<i64, std::time::Instant>>>,
 }
 
 impl SqlShop {
@@ -51,6 +64,27 @@ impl SqlShop {
             settings,
             wechat: None,
             payments: None,
+            last_status_query: Default::default(),
+        }
+    }
+
+    /// Whether `order_status` may ask WeChat about `order_id` now (and notes that it does).
+    fn may_query(&self, order_id: i64) -> bool {
+        let now = std::time::Instant::now();
+        let every = self.settings.status_query_interval;
+        let mut last = self
+            .last_status_query
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.len() > 10_000 {
+            last.retain(|_, t| now.duration_since(*t) < every);
+        }
+        match last.get(&order_id) {
+            Some(t) if now.duration_since(*t) < every => false,
+            _ => {
+                last.insert(order_id, now);
+                true
+            }
         }
     }
 
@@ -203,6 +237,11 @@ impl ShopPort for SqlShop {
         order: NewOrder,
         clear_cart: bool,
     ) -> Result<CreatedOrder> {
+        if self.settings.require_wechat_identity
+            && sessions::identity(&self.pool, session).await?.is_none()
+        {
+            return Err(ApiError::new(ErrorCode::Unauthorized, "请在微信中打开"));
+        }
         let user = sessions::user_or_create(&self.pool, session).await?;
         orders::create(&self.pool, user, order, clear_cart, &self.settings).await
     }
@@ -217,7 +256,7 @@ impl ShopPort for SqlShop {
         let view = orders::status(&self.pool, user, order_id).await?;
         // Still unpaid but sent to WeChat: the page polls this after 支付, so ask WeChat rather
         // than wait for the notification.
-        if view.status == OrderStatus::Unpaid {
+        if view.status == OrderStatus::Unpaid && self.may_query(order_id) {
             if let Some(payments) = &self.payments {
                 if let Some(order_no) = orders::prepaid_order_no(&self.pool, order_id).await? {
                     let synced = payments.sync(&order_no).await?;

@@ -140,6 +140,27 @@ async fn create_numbered(
     // The first statement writes, so SQLite takes the write lock at once and concurrent
     // orders queue (busy_timeout) instead of failing on a read→write upgrade.
     let mut tx = pool.begin().await.map_err(db_error)?;
+    // At most so many stock reservations per shopper (inside the transaction: two checkouts
+    // at once cannot both pass). The user row is touched first so the write lock is taken.
+    sqlx::query("UPDATE users SET id = id WHERE id = $1")
+        .bind(user)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    let unpaid: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE user_id = $1 AND status = 'unpaid'")
+            .bind(user)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    if unpaid >= settings.max_unpaid_orders {
+        return Err(ApiError::new(
+            ErrorCode::InvalidState,
+            format!(
+                "您有 {unpaid} 个待支付订单，请先支付或取消后再下单"
+            ),
+        ));
+    }
     let mut lines = Vec::with_capacity(items.len());
     for &(sku_id, quantity) in &items {
         // Dropping `tx` on error rolls every reservation back.

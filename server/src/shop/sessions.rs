@@ -318,3 +318,46 @@ mod tests {
         assert!(!id.should_ask_profile(1_000));
     }
 }
+
+/// What [`prune`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub oauth_states: u64,
+    pub users: u64,
+    pub sessions: u64,
+}
+
+/// How long an anonymous shopper who keeps nothing is kept.
+pub const IDLE_ANONYMOUS_SECS: i64 = 24 * 3600;
+
+/// Removes what unauthenticated requests left behind: expired OAuth states, and anonymous
+/// shoppers (no openid) older than a day who keep nothing — no order, cart line or address —
+/// with their sessions.
+pub async fn prune(pool: &SqlitePool, now: i64) -> std::result::Result<Pruned, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let oauth_states = sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let idle = "SELECT u.id FROM users u WHERE u.openid IS NULL AND u.created_at < $1 \
+        AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id) \
+        AND NOT EXISTS (SELECT 1 FROM cart_lines c WHERE c.user_id = u.id) \
+        AND NOT EXISTS (SELECT 1 FROM addresses a WHERE a.user_id = u.id)";
+    let sessions = sqlx::query(&format!("DELETE FROM sessions WHERE user_id IN ({idle})"))
+        .bind(now - IDLE_ANONYMOUS_SECS)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let users = sqlx::query(&format!("DELETE FROM users WHERE id IN ({idle})"))
+        .bind(now - IDLE_ANONYMOUS_SECS)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(Pruned {
+        oauth_states,
+        users,
+        sessions,
+    })
+}

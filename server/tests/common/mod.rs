@@ -78,7 +78,14 @@ impl TestShop {
         };
         let wechat = built.wechat.clone();
         let server = tokio::spawn(async move {
-            axum::serve(listener, built.router).await.expect("serve");
+            axum::serve(
+                listener,
+                built
+                    .router
+                    .into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("serve");
         });
         Self {
             base: format!("http://{addr}"),

@@ -1,0 +1,429 @@
+//! The gate between the internet and the shop: who the client is, where a write comes from,
+//! how often it may come, and the headers every answer carries.
+//!
+//! - **Client address**: the TCP peer, unless the peer is one of `WXMALL_TRUSTED_PROXIES`; then
+//!   the right-most `X-Forwarded-For` entry that is not a trusted proxy (the left-most entries
+//!   are whatever the client wrote). Put in the request as [`ClientIp`].
+//! - **Where writes come from**: `POST /api/…` with `Sec-Fetch-Site: cross-site` or an `Origin`
+//!   other than the shop's own (`WXMALL_PUBLIC_URL`) → 403 `forbidden`; the JSON endpoints take
+//!   `Content-Type: application/json` only → 415 `unsupported_media_type` (a `text/plain` body is
+//!   what a cross-site form can send without asking).
+//! - **Rate limits** (`governor`, per client address and per session): order creation, pay,
+//!   order status, JS-SDK signing, the OAuth entry and WeChat's notifications → 429
+//!   `rate_limited` with `Retry-After`. Per-address limits are generous (many shoppers share a
+//!   carrier's address). `WXMALL_RATE_LIMIT=off` turns them off; `WXMALL_RATE_LIMITS` sets them.
+//! - **Headers**: no framing (`frame-ancestors 'none'`), HSTS on https, and
+//!   `Cache-Control: private, no-store` on JSON, personalised pages and anything that sets a cookie.
+
+use app::error::{ApiError, ErrorCode};
+use app::port::{ClientIp, SessionId};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+/// `WXMALL_TRUSTED_PROXIES`: addresses or CIDRs of the reverse proxies in front of the shop.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Comma- or space-separated addresses (`10.0.0.5`) and networks (`10.0.0.0/8`).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut nets = Vec::new();
+        for item in raw.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()) {
+            let net = match item.parse::<ipnet::IpNet>() {
+                Ok(n) => n,
+                Err(_) => match item.parse::<IpAddr>() {
+                    Ok(ip) => ipnet::IpNet::from(ip),
+                    Err(_) => return Err(format!("{item:?} is not an address or a CIDR")),
+                },
+            };
+            nets.push(net);
+        }
+        Ok(Self(nets))
+    }
+
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        self.0.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// The client's address (see the module docs).
+pub fn client_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &TrustedProxies) -> IpAddr {
+    let peer = peer.unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = forwarded_for
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|h| h.trim().parse().ok())
+        .collect();
+    hops.iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .or(hops.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// What a limit protects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// `create_order` and the checkout form.
+    Order,
+    /// `pay_order`.
+    Pay,
+    /// `order_status` (the page polls it after paying).
+    Status,
+    /// `jssdk_config`.
+    Jssdk,
+    /// The OAuth entry (a redirect to WeChat writes a state) and callback.
+    OAuth,
+    /// WeChat Pay's notifications.
+    Notify,
+}
+
+impl Class {
+    const ALL: [Class; 6] = [
+        Class::Order,
+        Class::Pay,
+        Class::Status,
+        Class::Jssdk,
+        Class::OAuth,
+        Class::Notify,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Class::Order => "order",
+            Class::Pay => "pay",
+            Class::Status => "status",
+            Class::Jssdk => "jssdk",
+            Class::OAuth => "oauth",
+            Class::Notify => "notify",
+        }
+    }
+
+    /// Requests per minute per client address and per session (0: no per-session limit).
+    fn defaults(self) -> (u32, u32) {
+        match self {
+            Class::Order => (120, 12),
+            Class::Pay => (240, 30),
+            Class::Status => (1200, 120),
+            Class::Jssdk => (1200, 120),
+            Class::OAuth => (240, 0),
+            Class::Notify => (3000, 0),
+        }
+    }
+
+    /// The limit that applies to a request path, if any.
+    pub fn of_path(path: &str) -> Option<Class> {
+        match path {
+            "/api/create_order" | "/api/form/checkout" => Some(Class::Order),
+            "/api/pay_order" => Some(Class::Pay),
+            "/api/order_status" => Some(Class::Status),
+            "/api/jssdk_config" => Some(Class::Jssdk),
+            p if p.starts_with("/wechat/oauth/") => Some(Class::OAuth),
+            p if p.starts_with("/wechat/notify/") => Some(Class::Notify),
+            _ => None,
+        }
+    }
+}
+
+/// Requests per minute, per client address and per session, for each [`Class`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    pub per_minute: Vec<(Class, u32, u32)>,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            per_minute: Class::ALL
+                .iter()
+                .map(|c| {
+                    let (ip, session) = c.defaults();
+                    (*c, ip, session)
+                })
+                .collect(),
+        }
+    }
+}
+
+impl RateLimitSettings {
+    /// `WXMALL_RATE_LIMITS`: `class=IP[/SESSION],…` in requests per minute, e.g.
+    /// `order=60/6,notify=6000`; classes: order, pay, status, jssdk, oauth, notify.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut s = Self::default();
+        for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (name, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("{item:?}: expected class=per_ip[/per_session]"))?;
+            let class = Class::ALL
+                .into_iter()
+                .find(|c| c.name() == name.trim())
+                .ok_or_else(|| format!("{name:?} is not one of order, pay, status, jssdk, oauth, notify"))?;
+            let (ip, session) = match value.split_once('/') {
+                Some((a, b)) => (a, Some(b)),
+                None => (value, None),
+            };
+            let num = |v: &str| {
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("{item:?}: {v:?} is not a whole number of requests per minute"))
+            };
+            let ip = num(ip)?;
+            let entry = s
+                .per_minute
+                .iter_mut()
+                .find(|(c, _, _)| *c == class)
+                .expect("every class has an entry");
+            entry.1 = ip;
+            if let Some(session) = session {
+                entry.2 = num(session)?;
+            }
+        }
+        Ok(s)
+    }
+}
+
+fn quota(per_minute: u32) -> Option<Quota> {
+    let n = NonZeroU32::new(per_minute)?;
+    // A burst of a quarter of a minute's worth: a page's few quick calls pass, a loop does not.
+    let burst = NonZeroU32::new((per_minute / 4).max(1)).unwrap_or(NonZeroU32::MIN);
+    Some(Quota::per_minute(n).allow_burst(burst))
+}
+
+/// The rate limiters, in process. (Several instances each keep their own.)
+pub struct Limits {
+    by_ip: Vec<(Class, DefaultKeyedRateLimiter<IpAddr>)>,
+    by_session: Vec<(Class, DefaultKeyedRateLimiter<String>)>,
+}
+
+/// A refusal: wait this many seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryAfter(pub u64);
+
+impl Limits {
+    pub fn new(settings: &RateLimitSettings) -> Self {
+        let mut by_ip = Vec::new();
+        let mut by_session = Vec::new();
+        for (class, ip, session) in &settings.per_minute {
+            if let Some(q) = quota(*ip) {
+                by_ip.push((*class, RateLimiter::keyed(q)));
+            }
+            if let Some(q) = quota(*session) {
+                by_session.push((*class, RateLimiter::keyed(q)));
+            }
+        }
+        Self { by_ip, by_session }
+    }
+
+    fn wait(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> RetryAfter {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        RetryAfter(wait.as_secs() + 1)
+    }
+
+    /// Counts one request of `class` from `ip` (and `session`); `Err` when over a limit.
+    pub fn check(&self, class: Class, ip: IpAddr, session: Option<&str>) -> Result<(), RetryAfter> {
+        if let Some((_, l)) = self.by_ip.iter().find(|(c, _)| *c == class) {
+            if l.len() > 100_000 {
+                l.retain_recent();
+            }
+            l.check_key(&ip).map_err(|e| Self::wait(&e))?;
+        }
+        if let (Some(session), Some((_, l))) =
+            (session, self.by_session.iter().find(|(c, _)| *c == class))
+        {
+            if l.len() > 100_000 {
+                l.retain_recent();
+            }
+            l.check_key(&session.to_string()).map_err(|e| Self::wait(&e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The 429 answer.
+pub fn too_many(retry: RetryAfter) -> Response {
+    let body = ApiError::new(ErrorCode::RateLimited, "操作太频繁，请稍后再试");
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            (header::RETRY_AFTER, HeaderValue::from(retry.0)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+fn refuse(code: ErrorCode, message: &str) -> Response {
+    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, axum::Json(ApiError::new(code, message))).into_response()
+}
+
+/// What the gate needs to know.
+#[derive(Clone)]
+pub struct Gate {
+    /// `scheme://host[:port]` of `WXMALL_PUBLIC_URL`.
+    pub origin: String,
+    pub https: bool,
+    pub trusted_proxies: TrustedProxies,
+    /// `None`: `WXMALL_RATE_LIMIT=off`.
+    pub limits: Option<Arc<Limits>>,
+}
+
+impl Gate {
+    /// The origin part of a public URL.
+    pub fn origin_of(public_url: &str) -> String {
+        match url::Url::parse(public_url) {
+            Ok(u) => u.origin().ascii_serialization(),
+            Err(_) => public_url.trim_end_matches('/').to_string(),
+        }
+    }
+}
+
+/// Outermost: works out the client's address.
+pub async fn identify(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let ip = client_ip(peer, forwarded, &gate.trusted_proxies);
+    req.extensions_mut().insert(ClientIp(ip));
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if gate.https {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    let personal = h.contains_key(header::SET_COOKIE)
+        || h.get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"));
+    if personal {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+    }
+    res
+}
+
+/// On `/api/…`: where a write comes from, and what it is.
+pub async fn api_writes(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if req.method() == Method::POST && path.starts_with("/api/") {
+        let h = req.headers();
+        let cross_site = h
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("cross-site"));
+        let foreign = h
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|o| o != gate.origin);
+        if cross_site || foreign {
+            tracing::warn!(path, "cross-site API write refused");
+            return refuse(ErrorCode::Forbidden, "请求来源不被允许");
+        }
+        if !path.starts_with("/api/form/") {
+            let json = h
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| {
+                    t.split(';')
+                        .next()
+                        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+                });
+            if !json {
+                return refuse(
+                    ErrorCode::UnsupportedMediaType,
+                    "请求须为 JSON（Content-Type: application/json）",
+                );
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// Rate limits by path (inside the session layer, so the session is known).
+pub async fn rate_limit(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+    if let (Some(limits), Some(class)) = (&gate.limits, Class::of_path(req.uri().path())) {
+        let ip = req
+            .extensions()
+            .get::<ClientIp>()
+            .map(|c| c.0)
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let session = req.extensions().get::<SessionId>().map(|s| s.0.clone());
+        if let Err(retry) = limits.check(class, ip, session.as_deref()) {
+            tracing::warn!(class = class.name(), %ip, "rate limited");
+            return too_many(retry);
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let none = TrustedProxies::default();
+        let proxies = TrustedProxies::parse("10.0.0.0/8, 127.0.0.1").unwrap();
+        // A client writing its own X-Forwarded-For changes nothing.
+        assert_eq!(client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &none), ip("203.0.113.9"));
+        assert_eq!(client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &proxies), ip("203.0.113.9"));
+        // Through the proxy: the right-most untrusted entry, not the client's own first one.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.5")), Some("1.2.3.4, 198.51.100.7, 10.0.0.9"), &proxies),
+            ip("198.51.100.7")
+        );
+        assert_eq!(client_ip(Some(ip("127.0.0.1")), None, &proxies), ip("127.0.0.1"));
+        assert_eq!(client_ip(Some(ip("10.0.0.5")), Some("garbage"), &proxies), ip("10.0.0.5"));
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("nope").is_err());
+    }
+
+    #[test]
+    fn limits_count_per_address_and_per_session() {
+        let settings = RateLimitSettings::parse("order=8/4").unwrap();
+        let limits = Limits::new(&settings);
+        let a = ip("198.51.100.1");
+        // Per session: a burst of 1 (4/min), then refused with a wait.
+        assert!(limits.check(Class::Order, a, Some("s1")).is_ok());
+        let wait = limits.check(Class::Order, a, Some("s1")).unwrap_err();
+        assert!(wait.0 >= 1 && wait.0 <= 16, "{wait:?}");
+        // Another session from the same address: its own budget, until the address's runs out.
+        assert!(limits.check(Class::Order, a, Some("s2")).is_ok());
+        assert!(limits.check(Class::Order, a, Some("s3")).is_err(), "address burst of 2 spent");
+        assert!(limits.check(Class::Order, ip("198.51.100.2"), Some("s4")).is_ok());
+        // Classes are separate.
+        assert!(limits.check(Class::Status, a, Some("s1")).is_ok());
+        assert!(RateLimitSettings::parse("nope=1").is_err());
+        assert!(RateLimitSettings::parse("order=x").is_err());
+    }
+}

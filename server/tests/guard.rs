@@ -1,0 +1,318 @@
+//! Ready for real traffic: each point of the abuse and misconfiguration review, over HTTP.
+
+mod common;
+
+use common::{order_body, TestShop, WECHAT_UA};
+use serde_json::{json, Value};
+use server::guard::{RateLimitSettings, TrustedProxies};
+use server::wechat_config::PayVersion;
+
+const MUG_BLACK: i64 = 17; // stock 5
+const ORANGE_SMALL: i64 = 1;
+
+/// A shop configured for the real WeChat (the sandbox's credentials, reached as an external
+/// WeChat): no embedded sandbox, identities required.
+async fn real_shop() -> TestShop {
+    TestShop::spawn_with(PayVersion::V3, |settings| {
+        let creds = server::wechat_config::sandbox_credentials(
+            &common::sandbox_credentials(),
+            "http://127.0.0.1:9",
+            PayVersion::V3,
+        )
+        .unwrap();
+        settings.wechat.sandbox = false;
+        settings.wechat.source = server::wechat_config::WechatSource::External(Box::new(creds));
+    })
+    .await
+}
+
+async fn post_raw(
+    shop: &TestShop,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{path}", shop.base))
+        .body(body.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+// 1. Orders need a WeChat identity with real credentials; a cap per shopper; rate limits.
+
+#[tokio::test]
+async fn with_real_credentials_orders_need_a_wechat_identity() {
+    let shop = real_shop().await;
+    let before = shop.stock(MUG_BLACK).await;
+    let anonymous = shop.shopper();
+    let (st, err) = anonymous
+        .api("create_order", order_body(&[(MUG_BLACK, 5)]))
+        .await;
+    assert_eq!(st, 401, "{err}");
+    assert_eq!(err["code"], "unauthorized");
+    assert_eq!(err["message"], "请在微信中打开");
+    assert_eq!(shop.stock(MUG_BLACK).await, before, "nothing reserved");
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&shop.pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 0, "nothing written");
+}
+
+#[tokio::test]
+async fn a_shopper_holds_at_most_five_unpaid_orders() {
+    let shop = TestShop::spawn().await;
+    let s = shop.wechat_shopper(0).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let (st, created) = s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+        assert_eq!(st, 200, "{created}");
+        ids.push(created["order_id"].as_i64().unwrap());
+    }
+    let (st, err) = s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    assert_eq!(st, 409, "{err}");
+    assert_eq!(err["code"], "invalid_state");
+    assert!(err["message"].as_str().unwrap().contains("待支付订单"));
+    // Another shopper is not affected; cancelling one frees a place.
+    let other = shop.wechat_shopper(1).await;
+    let (st, _) = other.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    assert_eq!(st, 200);
+    let (st, _) = s.api("cancel_order", json!({"order_id": ids[0]})).await;
+    assert_eq!(st, 200);
+    let (st, _) = s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    assert_eq!(st, 200);
+}
+
+#[tokio::test]
+async fn order_creation_is_rate_limited_per_session_with_retry_after() {
+    let shop = TestShop::spawn_with(PayVersion::V3, |s| {
+        s.rate_limits = Some(RateLimitSettings::parse("order=400/4").unwrap());
+    })
+    .await;
+    let s = shop.wechat_shopper(0).await;
+    let (st, _) = s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    assert_eq!(st, 200);
+    let res = s
+        .http
+        .post(format!("{}/api/create_order", shop.base))
+        .json(&order_body(&[(ORANGE_SMALL, 1)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=16).contains(&retry), "{retry}");
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["code"], "rate_limited");
+    // Another shopper (own session, same address) still gets through.
+    let other = shop.wechat_shopper(1).await;
+    let (st, _) = other.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    assert_eq!(st, 200);
+}
+
+#[tokio::test]
+async fn notifications_are_rate_limited_per_address_and_limits_can_be_off() {
+    let shop = TestShop::spawn_with(PayVersion::V3, |s| {
+        s.rate_limits = Some(RateLimitSettings::parse("notify=4").unwrap());
+    })
+    .await;
+    let (st, _, _) = post_raw(&shop, "/wechat/notify/v3", &[], "{}").await;
+    assert_eq!(st, 500, "refused as junk, but let through the limiter");
+    let (st, headers, body) = post_raw(&shop, "/wechat/notify/v3", &[], "{}").await;
+    assert_eq!(st, 429, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    // WXMALL_RATE_LIMIT=off (test settings): nothing is limited.
+    let off = TestShop::spawn().await;
+    for _ in 0..20 {
+        let (st, _, _) = post_raw(&off, "/wechat/notify/v3", &[], "{}").await;
+        assert_eq!(st, 500);
+    }
+}
+
+// 7. CSRF: JSON only, no cross-site writes.
+
+#[tokio::test]
+async fn json_endpoints_take_json_only_and_no_cross_site_writes() {
+    let shop = TestShop::spawn().await;
+    let body = r#"{"sku_id":1,"quantity":1}"#;
+    let (st, _, err) = post_raw(&shop, "/api/add_to_cart", &[("content-type", "text/plain")], body).await;
+    assert_eq!(st, 415, "{err}");
+    assert_eq!(err["code"], "unsupported_media_type");
+    let (st, _, err) = post_raw(
+        &shop,
+        "/api/add_to_cart",
+        &[("content-type", "application/json"), ("origin", "https://evil.example")],
+        body,
+    )
+    .await;
+    assert_eq!(st, 403, "{err}");
+    assert_eq!(err["code"], "forbidden");
+    let (st, _, _) = post_raw(
+        &shop,
+        "/api/add_to_cart",
+        &[("content-type", "application/json"), ("sec-fetch-site", "cross-site")],
+        body,
+    )
+    .await;
+    assert_eq!(st, 403);
+    // The plain forms refuse a foreign Origin too.
+    let (st, _, _) = post_raw(
+        &shop,
+        "/api/form/add_to_cart",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", "https://evil.example"),
+        ],
+        "sku_id=1&quantity=1",
+    )
+    .await;
+    assert_eq!(st, 403);
+    // The shop's own pages (same Origin) are fine; so is a client that sends none.
+    let origin = shop.base.clone();
+    let (st, _, cart) = post_raw(
+        &shop,
+        "/api/add_to_cart",
+        &[("content-type", "application/json; charset=utf-8"), ("origin", &origin)],
+        body,
+    )
+    .await;
+    assert_eq!(st, 200, "{cart}");
+    let (st, _, _) = post_raw(&shop, "/api/add_to_cart", &[("content-type", "application/json")], body).await;
+    assert_eq!(st, 200);
+    let carts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cart_lines")
+        .fetch_one(&shop.pool)
+        .await
+        .unwrap();
+    assert_eq!(carts, 2, "only the two allowed writes wrote");
+}
+
+// 10. The client's address: the peer, or behind a trusted proxy the right-most untrusted hop.
+
+#[tokio::test]
+async fn a_client_written_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+    // Per address only: 4 a minute, a burst of 1.
+    let limits = RateLimitSettings::parse("order=4/0").unwrap();
+    let shop = TestShop::spawn_with(PayVersion::V3, |s| s.rate_limits = Some(limits.clone())).await;
+    let s = shop.wechat_shopper(0).await;
+    let order = |xff: &'static str| {
+        let s = s.clone();
+        let base = shop.base.clone();
+        async move {
+            s.http
+                .post(format!("{base}/api/create_order"))
+                .header("x-forwarded-for", xff)
+                .json(&order_body(&[(ORANGE_SMALL, 1)]))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(order("198.51.100.1").await, 200);
+    // Writing another address does not buy a new budget: the peer (127.0.0.1) is the client.
+    assert_eq!(order("198.51.100.2").await, 429);
+
+    // Behind a trusted proxy (127.0.0.1), the right-most untrusted hop is the client.
+    let shop = TestShop::spawn_with(PayVersion::V3, |s| {
+        s.rate_limits = Some(limits.clone());
+        s.trusted_proxies = TrustedProxies::parse("127.0.0.1").unwrap();
+    })
+    .await;
+    let s = shop.wechat_shopper(0).await;
+    let post = |xff: &'static str| {
+        let s = s.clone();
+        let base = shop.base.clone();
+        async move {
+            s.http
+                .post(format!("{base}/api/create_order"))
+                .header("x-forwarded-for", xff)
+                .json(&order_body(&[(ORANGE_SMALL, 1)]))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post("203.0.113.1").await, 200);
+    assert_eq!(post("203.0.113.2").await, 200, "another client behind the proxy");
+    // A client prepending a fake hop is still itself (the right-most untrusted entry).
+    assert_eq!(post("203.0.113.9, 203.0.113.1").await, 429);
+}
+
+// 3. Unauthenticated requests do not write without bound.
+
+#[tokio::test]
+async fn idle_anonymous_shoppers_and_expired_oauth_states_are_pruned() {
+    let shop = TestShop::spawn().await;
+    // An anonymous shopper who put something in the cart and took it out again.
+    let idle = shop.shopper();
+    idle.api("add_to_cart", json!({"sku_id": 1, "quantity": 1})).await;
+    idle.api("update_cart", json!({"sku_id": 1, "quantity": 0})).await;
+    // One who keeps a cart, and a WeChat shopper with an order.
+    let keeper = shop.shopper();
+    keeper.api("add_to_cart", json!({"sku_id": 1, "quantity": 1})).await;
+    let buyer = shop.wechat_shopper(0).await;
+    buyer.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    // A page visit in WeChat without a session leaves an OAuth state behind.
+    let visitor = shop.shopper_with_ua(WECHAT_UA);
+    assert_eq!(visitor.raw_get("/").await.status(), 302);
+    sqlx::query("UPDATE users SET created_at = 0")
+        .execute(&shop.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE oauth_states SET expires_at = 0")
+        .execute(&shop.pool)
+        .await
+        .unwrap();
+    let count = |sql: &'static str| {
+        let pool = shop.pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM users").await, 3);
+    assert!(count("SELECT COUNT(*) FROM oauth_states").await >= 1);
+    shop.sweeper.run_once().await.unwrap();
+    assert_eq!(count("SELECT COUNT(*) FROM users").await, 2, "the idle one is gone");
+    assert_eq!(count("SELECT COUNT(*) FROM oauth_states").await, 0);
+    assert_eq!(count("SELECT COUNT(*) FROM cart_lines").await, 1);
+    assert_eq!(count("SELECT COUNT(*) FROM orders").await, 1);
+}
+
+// 13. Headers.
+
+#[tokio::test]
+async fn answers_cannot_be_framed_and_personal_ones_are_not_cached() {
+    let shop = TestShop::spawn().await;
+    let s = shop.shopper();
+    let page = s.raw_get("/").await;
+    assert_eq!(page.status(), 200);
+    let h = page.headers();
+    assert_eq!(h["content-security-policy"], "frame-ancestors 'none'");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["cache-control"], "private, no-store");
+    assert!(!h.contains_key("strict-transport-security"), "http: no HSTS");
+    let res = s
+        .http
+        .post(format!("{}/api/list_products", shop.base))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["cache-control"], "private, no-store");
+    let icon = s.raw_get("/favicon.svg").await;
+    if icon.status() == 200 {
+        assert_ne!(icon.headers()["cache-control"], "private, no-store");
+    }
+}
