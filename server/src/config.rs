@@ -377,7 +377,10 @@ mod tests {
         let mut plain = V2.to_vec();
         plain.push(("WXMALL_PUBLIC_URL", "http://shop.example.com"));
         let err = settings(&plain).unwrap_err().to_string();
-        assert!(err.starts_with("WXMALL_PUBLIC_URL") && err.contains("https"), "{err}");
+        assert!(
+            err.starts_with("WXMALL_PUBLIC_URL") && err.contains("https"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -385,13 +388,22 @@ mod tests {
         let s = settings(&[]).unwrap();
         assert!(s.rate_limits.is_some(), "on by default");
         assert_eq!(s.max_unpaid_orders, 5);
-        assert!(settings(&[("WXMALL_RATE_LIMIT", "off")]).unwrap().rate_limits.is_none());
+        assert!(settings(&[("WXMALL_RATE_LIMIT", "off")])
+            .unwrap()
+            .rate_limits
+            .is_none());
         let err = settings(&[("WXMALL_TRUSTED_PROXIES", "10.0.0.0/99")]).unwrap_err();
-        assert!(err.to_string().starts_with("WXMALL_TRUSTED_PROXIES"), "{err}");
+        assert!(
+            err.to_string().starts_with("WXMALL_TRUSTED_PROXIES"),
+            "{err}"
+        );
         let err = settings(&[("WXMALL_RATE_LIMITS", "order=lots")]).unwrap_err();
         assert!(err.to_string().starts_with("WXMALL_RATE_LIMITS"), "{err}");
         let err = settings(&[("WXMALL_MAX_UNPAID_ORDERS", "0")]).unwrap_err();
-        assert!(err.to_string().starts_with("WXMALL_MAX_UNPAID_ORDERS"), "{err}");
+        assert!(
+            err.to_string().starts_with("WXMALL_MAX_UNPAID_ORDERS"),
+            "{err}"
+        );
         assert!(is_loopback_http("http://127.0.0.9:1"));
         assert!(is_loopback_http("http://[::1]:3000"));
         assert!(!is_loopback_http("https://127.0.0.1"));

@@ -35,7 +35,11 @@ impl TrustedProxies {
     /// Comma- or space-separated addresses (`10.0.0.5`) and networks (`10.0.0.0/8`).
     pub fn parse(raw: &str) -> Result<Self, String> {
         let mut nets = Vec::new();
-        for item in raw.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()) {
+        for item in raw
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let net = match item.parse::<ipnet::IpNet>() {
                 Ok(n) => n,
                 Err(_) => match item.parse::<IpAddr>() {
@@ -54,7 +58,11 @@ impl TrustedProxies {
 }
 
 /// The client's address (see the module docs).
-pub fn client_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &TrustedProxies) -> IpAddr {
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &TrustedProxies,
+) -> IpAddr {
     let peer = peer.unwrap_or(IpAddr::from([127, 0, 0, 1]));
     if !trusted.contains(&peer) {
         return peer;
@@ -168,15 +176,17 @@ impl RateLimitSettings {
             let class = Class::ALL
                 .into_iter()
                 .find(|c| c.name() == name.trim())
-                .ok_or_else(|| format!("{name:?} is not one of order, pay, status, jssdk, oauth, notify"))?;
+                .ok_or_else(|| {
+                    format!("{name:?} is not one of order, pay, status, jssdk, oauth, notify")
+                })?;
             let (ip, session) = match value.split_once('/') {
                 Some((a, b)) => (a, Some(b)),
                 None => (value, None),
             };
             let num = |v: &str| {
-                v.trim()
-                    .parse::<u32>()
-                    .map_err(|_| format!("{item:?}: {v:?} is not a whole number of requests per minute"))
+                v.trim().parse::<u32>().map_err(|_| {
+                    format!("{item:?}: {v:?} is not a whole number of requests per minute")
+                })
             };
             let ip = num(ip)?;
             let entry = s
@@ -231,20 +241,23 @@ impl Limits {
     }
 
     /// Counts one request of `class` from `ip` (and `session`); `Err` when over a limit.
+    /// The session is counted first: a session over its own limit does not spend the budget
+    /// its address shares with other shoppers.
     pub fn check(&self, class: Class, ip: IpAddr, session: Option<&str>) -> Result<(), RetryAfter> {
-        if let Some((_, l)) = self.by_ip.iter().find(|(c, _)| *c == class) {
-            if l.len() > 100_000 {
-                l.retain_recent();
-            }
-            l.check_key(&ip).map_err(|e| Self::wait(&e))?;
-        }
         if let (Some(session), Some((_, l))) =
             (session, self.by_session.iter().find(|(c, _)| *c == class))
         {
             if l.len() > 100_000 {
                 l.retain_recent();
             }
-            l.check_key(&session.to_string()).map_err(|e| Self::wait(&e))?;
+            l.check_key(&session.to_string())
+                .map_err(|e| Self::wait(&e))?;
+        }
+        if let Some((_, l)) = self.by_ip.iter().find(|(c, _)| *c == class) {
+            if l.len() > 100_000 {
+                l.retain_recent();
+            }
+            l.check_key(&ip).map_err(|e| Self::wait(&e))?;
         }
         Ok(())
     }
@@ -395,15 +408,31 @@ mod tests {
         let none = TrustedProxies::default();
         let proxies = TrustedProxies::parse("10.0.0.0/8, 127.0.0.1").unwrap();
         // A client writing its own X-Forwarded-For changes nothing.
-        assert_eq!(client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &none), ip("203.0.113.9"));
-        assert_eq!(client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &proxies), ip("203.0.113.9"));
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &none),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &proxies),
+            ip("203.0.113.9")
+        );
         // Through the proxy: the right-most untrusted entry, not the client's own first one.
         assert_eq!(
-            client_ip(Some(ip("10.0.0.5")), Some("1.2.3.4, 198.51.100.7, 10.0.0.9"), &proxies),
+            client_ip(
+                Some(ip("10.0.0.5")),
+                Some("1.2.3.4, 198.51.100.7, 10.0.0.9"),
+                &proxies
+            ),
             ip("198.51.100.7")
         );
-        assert_eq!(client_ip(Some(ip("127.0.0.1")), None, &proxies), ip("127.0.0.1"));
-        assert_eq!(client_ip(Some(ip("10.0.0.5")), Some("garbage"), &proxies), ip("10.0.0.5"));
+        assert_eq!(
+            client_ip(Some(ip("127.0.0.1")), None, &proxies),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.5")), Some("garbage"), &proxies),
+            ip("10.0.0.5")
+        );
         assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
         assert!(TrustedProxies::parse("nope").is_err());
     }
@@ -419,8 +448,13 @@ mod tests {
         assert!(wait.0 >= 1 && wait.0 <= 16, "{wait:?}");
         // Another session from the same address: its own budget, until the address's runs out.
         assert!(limits.check(Class::Order, a, Some("s2")).is_ok());
-        assert!(limits.check(Class::Order, a, Some("s3")).is_err(), "address burst of 2 spent");
-        assert!(limits.check(Class::Order, ip("198.51.100.2"), Some("s4")).is_ok());
+        assert!(
+            limits.check(Class::Order, a, Some("s3")).is_err(),
+            "address burst of 2 spent"
+        );
+        assert!(limits
+            .check(Class::Order, ip("198.51.100.2"), Some("s4"))
+            .is_ok());
         // Classes are separate.
         assert!(limits.check(Class::Status, a, Some("s1")).is_ok());
         assert!(RateLimitSettings::parse("nope=1").is_err());

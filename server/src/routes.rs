@@ -131,20 +131,20 @@ pub fn router(
                 oauth_state,
                 crate::oauth::entry,
             ));
-        wechat_only = wechat_only.merge(crate::payments::notify::router(
-            crate::payments::notify::NotifyState {
+        wechat_only = wechat_only.merge(
+            crate::payments::notify::router(crate::payments::notify::NotifyState {
                 payments: w.payments.clone(),
                 gateway: w.wx.pay.clone(),
                 appid: w.wx.appid.clone(),
                 mchid: w.wx.mchid.clone(),
                 version: w.wx.pay_version,
                 refusals: Default::default(),
-            },
-        )
-        .layer(axum::middleware::from_fn_with_state(
-            gate.clone(),
-            crate::guard::rate_limit,
-        )));
+            })
+            .layer(axum::middleware::from_fn_with_state(
+                gate.clone(),
+                crate::guard::rate_limit,
+            )),
+        );
         if let Some(sb) = &w.wx.embedded {
             wechat_only = wechat_only.nest_service("/sandbox", wechat_sandbox::router(sb.clone()));
         }
@@ -187,7 +187,10 @@ pub fn router(
             HeaderValue::from_static("strict-origin-when-cross-origin"),
         ))
         // Outermost but for tracing: the client's address, and the headers every answer carries.
-        .layer(axum::middleware::from_fn_with_state(gate, crate::guard::identify))
+        .layer(axum::middleware::from_fn_with_state(
+            gate,
+            crate::guard::identify,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

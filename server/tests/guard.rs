@@ -76,21 +76,29 @@ async fn a_shopper_holds_at_most_five_unpaid_orders() {
     let s = shop.wechat_shopper(0).await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let (st, created) = s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+        let (st, created) = s
+            .api("create_order", order_body(&[(ORANGE_SMALL, 1)]))
+            .await;
         assert_eq!(st, 200, "{created}");
         ids.push(created["order_id"].as_i64().unwrap());
     }
-    let (st, err) = s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    let (st, err) = s
+        .api("create_order", order_body(&[(ORANGE_SMALL, 1)]))
+        .await;
     assert_eq!(st, 409, "{err}");
     assert_eq!(err["code"], "invalid_state");
     assert!(err["message"].as_str().unwrap().contains("待支付订单"));
     // Another shopper is not affected; cancelling one frees a place.
     let other = shop.wechat_shopper(1).await;
-    let (st, _) = other.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    let (st, _) = other
+        .api("create_order", order_body(&[(ORANGE_SMALL, 1)]))
+        .await;
     assert_eq!(st, 200);
     let (st, _) = s.api("cancel_order", json!({"order_id": ids[0]})).await;
     assert_eq!(st, 200);
-    let (st, _) = s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    let (st, _) = s
+        .api("create_order", order_body(&[(ORANGE_SMALL, 1)]))
+        .await;
     assert_eq!(st, 200);
 }
 
@@ -101,7 +109,9 @@ async fn order_creation_is_rate_limited_per_session_with_retry_after() {
     })
     .await;
     let s = shop.wechat_shopper(0).await;
-    let (st, _) = s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    let (st, _) = s
+        .api("create_order", order_body(&[(ORANGE_SMALL, 1)]))
+        .await;
     assert_eq!(st, 200);
     let res = s
         .http
@@ -111,13 +121,19 @@ async fn order_creation_is_rate_limited_per_session_with_retry_after() {
         .await
         .unwrap();
     assert_eq!(res.status(), 429);
-    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=16).contains(&retry), "{retry}");
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["code"], "rate_limited");
     // Another shopper (own session, same address) still gets through.
     let other = shop.wechat_shopper(1).await;
-    let (st, _) = other.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    let (st, _) = other
+        .api("create_order", order_body(&[(ORANGE_SMALL, 1)]))
+        .await;
     assert_eq!(st, 200);
 }
 
@@ -146,13 +162,22 @@ async fn notifications_are_rate_limited_per_address_and_limits_can_be_off() {
 async fn json_endpoints_take_json_only_and_no_cross_site_writes() {
     let shop = TestShop::spawn().await;
     let body = r#"{"sku_id":1,"quantity":1}"#;
-    let (st, _, err) = post_raw(&shop, "/api/add_to_cart", &[("content-type", "text/plain")], body).await;
+    let (st, _, err) = post_raw(
+        &shop,
+        "/api/add_to_cart",
+        &[("content-type", "text/plain")],
+        body,
+    )
+    .await;
     assert_eq!(st, 415, "{err}");
     assert_eq!(err["code"], "unsupported_media_type");
     let (st, _, err) = post_raw(
         &shop,
         "/api/add_to_cart",
-        &[("content-type", "application/json"), ("origin", "https://evil.example")],
+        &[
+            ("content-type", "application/json"),
+            ("origin", "https://evil.example"),
+        ],
         body,
     )
     .await;
@@ -161,7 +186,10 @@ async fn json_endpoints_take_json_only_and_no_cross_site_writes() {
     let (st, _, _) = post_raw(
         &shop,
         "/api/add_to_cart",
-        &[("content-type", "application/json"), ("sec-fetch-site", "cross-site")],
+        &[
+            ("content-type", "application/json"),
+            ("sec-fetch-site", "cross-site"),
+        ],
         body,
     )
     .await;
@@ -183,12 +211,21 @@ async fn json_endpoints_take_json_only_and_no_cross_site_writes() {
     let (st, _, cart) = post_raw(
         &shop,
         "/api/add_to_cart",
-        &[("content-type", "application/json; charset=utf-8"), ("origin", &origin)],
+        &[
+            ("content-type", "application/json; charset=utf-8"),
+            ("origin", &origin),
+        ],
         body,
     )
     .await;
     assert_eq!(st, 200, "{cart}");
-    let (st, _, _) = post_raw(&shop, "/api/add_to_cart", &[("content-type", "application/json")], body).await;
+    let (st, _, _) = post_raw(
+        &shop,
+        "/api/add_to_cart",
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await;
     assert_eq!(st, 200);
     let carts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cart_lines")
         .fetch_one(&shop.pool)
@@ -247,7 +284,11 @@ async fn a_client_written_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_
         }
     };
     assert_eq!(post("203.0.113.1").await, 200);
-    assert_eq!(post("203.0.113.2").await, 200, "another client behind the proxy");
+    assert_eq!(
+        post("203.0.113.2").await,
+        200,
+        "another client behind the proxy"
+    );
     // A client prepending a fake hop is still itself (the right-most untrusted entry).
     assert_eq!(post("203.0.113.9, 203.0.113.1").await, 429);
 }
@@ -259,13 +300,19 @@ async fn idle_anonymous_shoppers_and_expired_oauth_states_are_pruned() {
     let shop = TestShop::spawn().await;
     // An anonymous shopper who put something in the cart and took it out again.
     let idle = shop.shopper();
-    idle.api("add_to_cart", json!({"sku_id": 1, "quantity": 1})).await;
-    idle.api("update_cart", json!({"sku_id": 1, "quantity": 0})).await;
+    idle.api("add_to_cart", json!({"sku_id": 1, "quantity": 1}))
+        .await;
+    idle.api("update_cart", json!({"sku_id": 1, "quantity": 0}))
+        .await;
     // One who keeps a cart, and a WeChat shopper with an order.
     let keeper = shop.shopper();
-    keeper.api("add_to_cart", json!({"sku_id": 1, "quantity": 1})).await;
+    keeper
+        .api("add_to_cart", json!({"sku_id": 1, "quantity": 1}))
+        .await;
     let buyer = shop.wechat_shopper(0).await;
-    buyer.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    buyer
+        .api("create_order", order_body(&[(ORANGE_SMALL, 1)]))
+        .await;
     // A page visit in WeChat without a session leaves an OAuth state behind.
     let visitor = shop.shopper_with_ua(WECHAT_UA);
     assert_eq!(visitor.raw_get("/").await.status(), 302);
@@ -279,12 +326,21 @@ async fn idle_anonymous_shoppers_and_expired_oauth_states_are_pruned() {
         .unwrap();
     let count = |sql: &'static str| {
         let pool = shop.pool.clone();
-        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
     };
     assert_eq!(count("SELECT COUNT(*) FROM users").await, 3);
     assert!(count("SELECT COUNT(*) FROM oauth_states").await >= 1);
     shop.sweeper.run_once().await.unwrap();
-    assert_eq!(count("SELECT COUNT(*) FROM users").await, 2, "the idle one is gone");
+    assert_eq!(
+        count("SELECT COUNT(*) FROM users").await,
+        2,
+        "the idle one is gone"
+    );
     assert_eq!(count("SELECT COUNT(*) FROM oauth_states").await, 0);
     assert_eq!(count("SELECT COUNT(*) FROM cart_lines").await, 1);
     assert_eq!(count("SELECT COUNT(*) FROM orders").await, 1);
@@ -302,7 +358,10 @@ async fn answers_cannot_be_framed_and_personal_ones_are_not_cached() {
     assert_eq!(h["content-security-policy"], "frame-ancestors 'none'");
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["cache-control"], "private, no-store");
-    assert!(!h.contains_key("strict-transport-security"), "http: no HSTS");
+    assert!(
+        !h.contains_key("strict-transport-security"),
+        "http: no HSTS"
+    );
     let res = s
         .http
         .post(format!("{}/api/list_products", shop.base))

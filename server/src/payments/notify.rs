@@ -217,13 +217,18 @@ fn refusal_message(e: &NotifyError) -> String {
 /// other version's routes do not exist (404).
 pub fn router<S: Clone + Send + Sync + 'static>(st: NotifyState) -> axum::Router<S> {
     use axum::routing::post;
+    let not_configured = || async { (StatusCode::NOT_FOUND, "not configured") };
     let routes = match st.version {
         PayVersion::V2 => axum::Router::new()
             .route("/wechat/notify/v2", post(v2))
-            .route("/wechat/notify/refund/v2", post(refund_v2)),
+            .route("/wechat/notify/refund/v2", post(refund_v2))
+            .route("/wechat/notify/v3", post(not_configured))
+            .route("/wechat/notify/refund/v3", post(not_configured)),
         PayVersion::V3 => axum::Router::new()
             .route("/wechat/notify/v3", post(v3))
-            .route("/wechat/notify/refund/v3", post(refund_v3)),
+            .route("/wechat/notify/refund/v3", post(refund_v3))
+            .route("/wechat/notify/v2", post(not_configured))
+            .route("/wechat/notify/refund/v2", post(not_configured)),
     };
     routes
         .layer(axum::extract::DefaultBodyLimit::max(

@@ -17,7 +17,10 @@ impl Sweeper {
         let report = self.payments.sweep().await?;
         let pruned = crate::shop::sessions::prune(self.payments.pool(), super::now()).await?;
         if pruned != Default::default() {
-            tracing::info!(?pruned, "pruned expired OAuth states and idle anonymous shoppers");
+            tracing::info!(
+                ?pruned,
+                "pruned expired OAuth states and idle anonymous shoppers"
+            );
         }
         Ok(report)
     }

@@ -156,9 +156,7 @@ async fn create_numbered(
     if unpaid >= settings.max_unpaid_orders {
         return Err(ApiError::new(
             ErrorCode::InvalidState,
-            format!(
-                "您有 {unpaid} 个待支付订单，请先支付或取消后再下单"
-            ),
+            format!("您有 {unpaid} 个待支付订单，请先支付或取消后再下单"),
         ));
     }
     let mut lines = Vec::with_capacity(items.len());
