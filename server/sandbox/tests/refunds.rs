@@ -256,6 +256,8 @@ async fn v3_refund_processing_then_success_with_signed_notification() {
     assert!(wait_until(|| rx.received().len() >= 3, 3000).await);
     let got = rx.received();
     assert_eq!(got.len(), 3, "1 failure + 1 ack + 1 duplicate");
+    // The receiver sees the duplicate a moment before the sandbox records its answer.
+    assert!(wait_until(|| r.sandbox.refund_deliveries("V3R0001").len() >= 3, 3000).await);
     let kinds: Vec<_> = r
         .sandbox
         .refund_deliveries("V3R0001")
