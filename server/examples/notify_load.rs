@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! cargo run --release -p server --example notify_load -- \
-//!     [--orders N] [--concurrency C] [--version v2|v3] [--duplicates D] [--refunds]
+//!     [--orders N] [--concurrency C] [--version v2|v3] [--duplicates D] [--refunds] [--reconcile]
 //! # defaults: --orders 2000 --concurrency 16 --version v3 --duplicates 1
 //! ```
 //!
@@ -17,6 +17,10 @@
 //! signed notification (`Sandbox::signed_refund_notification`) posted to
 //! `/wechat/notify/refund/{v2,v3}`, plus D duplicate rounds. Checks: N orders `refunded`, N
 //! `accepted` and N×D `duplicate` refund-notification events.
+//!
+//! With `--reconcile`, last: **reconciliation (timed)** — `Payments::reconcile_bill` for today
+//! (China time): the sandbox's trade bill of every payment and refund of the run, downloaded,
+//! parsed and compared with the shop's books; it must match all N payments, no difference.
 //!
 //! Use `--release` for numbers (a debug build is fine to check it works, with a small N: v3
 //! signing and verification are slow at opt-level 1). `RUST_LOG=…` turns the shop's logs on
@@ -93,6 +97,9 @@ struct Args {
     /// Then refund every order and post the refund notifications (timed too).
     #[arg(long)]
     refunds: bool,
+    /// Then reconcile today's WeChat bill (every payment and refund of the run) and time it.
+    #[arg(long)]
+    reconcile: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -628,6 +635,35 @@ async fn run(args: Args) -> Result<bool, String> {
     }
     if ok && args.refunds {
         ok = refunds(&args, &payments, &sandbox, &http, &pool, &order_nos).await?;
+    }
+    if ok && args.reconcile {
+        // Today's bill (China time) holds every payment (and refund) of this run.
+        let today = time::OffsetDateTime::now_utc()
+            .to_offset(time::macros::offset!(+8))
+            .date();
+        let t = Instant::now();
+        let report = payments
+            .reconcile_bill(today)
+            .await
+            .map_err(|e| format!("reconcile: {e}"))?;
+        let elapsed = t.elapsed();
+        println!();
+        println!(
+            "reconcile {today}: {:.2} s for a bill of {} payments and {} refunds \
+             (download + parse + compare + store): {} differences",
+            elapsed.as_secs_f64(),
+            report.payments_matched,
+            report.refunds_matched,
+            report.differences.len()
+        );
+        if !report.is_clean() || report.payments_matched != n as i64 {
+            println!(
+                "CHECK FAILED: {} payments matched of {n}, differences: {:?}",
+                report.payments_matched,
+                report.differences.iter().take(3).collect::<Vec<_>>()
+            );
+            ok = false;
+        }
     }
     server.abort();
     Ok(ok)
