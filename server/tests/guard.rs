@@ -10,22 +10,6 @@ use server::wechat_config::PayVersion;
 const MUG_BLACK: i64 = 17; // stock 5
 const ORANGE_SMALL: i64 = 1;
 
-/// A shop configured for the real WeChat (the sandbox's credentials, reached as an external
-/// WeChat): no embedded sandbox, identities required.
-async fn real_shop() -> TestShop {
-    TestShop::spawn_with(PayVersion::V3, |settings| {
-        let creds = server::wechat_config::sandbox_credentials(
-            &common::sandbox_credentials(),
-            "http://127.0.0.1:9",
-            PayVersion::V3,
-        )
-        .unwrap();
-        settings.wechat.sandbox = false;
-        settings.wechat.source = server::wechat_config::WechatSource::External(Box::new(creds));
-    })
-    .await
-}
-
 async fn post_raw(
     shop: &TestShop,
     path: &str,
@@ -53,7 +37,7 @@ async fn post_raw(
 
 #[tokio::test]
 async fn with_real_credentials_orders_need_a_wechat_identity() {
-    let shop = real_shop().await;
+    let shop = TestShop::spawn_real().await;
     let before = shop.stock(MUG_BLACK).await;
     let anonymous = shop.shopper();
     let (st, err) = anonymous
@@ -234,6 +218,19 @@ async fn json_endpoints_take_json_only_and_no_cross_site_writes() {
     assert_eq!(carts, 2, "only the two allowed writes wrote");
 }
 
+/// `create_order` with an `X-Forwarded-For` the client wrote; the answer's status.
+async fn order_from(shop: &TestShop, s: &common::Shopper, forwarded_for: &str) -> u16 {
+    s.http
+        .post(format!("{}/api/create_order", shop.base))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&order_body(&[(ORANGE_SMALL, 1)]))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 // 10. The client's address: the peer, or behind a trusted proxy the right-most untrusted hop.
 
 #[tokio::test]
@@ -242,24 +239,9 @@ async fn a_client_written_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_
     let limits = RateLimitSettings::parse("order=4/0").unwrap();
     let shop = TestShop::spawn_with(PayVersion::V3, |s| s.rate_limits = Some(limits.clone())).await;
     let s = shop.wechat_shopper(0).await;
-    let order = |xff: &'static str| {
-        let s = s.clone();
-        let base = shop.base.clone();
-        async move {
-            s.http
-                .post(format!("{base}/api/create_order"))
-                .header("x-forwarded-for", xff)
-                .json(&order_body(&[(ORANGE_SMALL, 1)]))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
-    assert_eq!(order("198.51.100.1").await, 200);
+    assert_eq!(order_from(&shop, &s, "198.51.100.1").await, 200);
     // Writing another address does not buy a new budget: the peer (127.0.0.1) is the client.
-    assert_eq!(order("198.51.100.2").await, 429);
+    assert_eq!(order_from(&shop, &s, "198.51.100.2").await, 429);
 
     // Behind a trusted proxy (127.0.0.1), the right-most untrusted hop is the client.
     let shop = TestShop::spawn_with(PayVersion::V3, |s| {
@@ -268,29 +250,14 @@ async fn a_client_written_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_
     })
     .await;
     let s = shop.wechat_shopper(0).await;
-    let post = |xff: &'static str| {
-        let s = s.clone();
-        let base = shop.base.clone();
-        async move {
-            s.http
-                .post(format!("{base}/api/create_order"))
-                .header("x-forwarded-for", xff)
-                .json(&order_body(&[(ORANGE_SMALL, 1)]))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
-    assert_eq!(post("203.0.113.1").await, 200);
+    assert_eq!(order_from(&shop, &s, "203.0.113.1").await, 200);
     assert_eq!(
-        post("203.0.113.2").await,
+        order_from(&shop, &s, "203.0.113.2").await,
         200,
         "another client behind the proxy"
     );
     // A client prepending a fake hop is still itself (the right-most untrusted entry).
-    assert_eq!(post("203.0.113.9, 203.0.113.1").await, 429);
+    assert_eq!(order_from(&shop, &s, "203.0.113.9, 203.0.113.1").await, 429);
 }
 
 // 3. Unauthenticated requests do not write without bound.

@@ -73,6 +73,20 @@ where
     false
 }
 
+/// Waits until WeChat (the sandbox) has settled refund `rno` while its notification is being
+/// dropped: the shop still has the order as `refunding`.
+async fn settled_at_wechat_only(shop: &TestShop, id: i64, rno: &str) {
+    assert!(
+        wait_for(|| async {
+            shop.sandbox
+                .refund(rno)
+                .is_some_and(|r| r.status == "SUCCESS")
+        })
+        .await
+    );
+    assert_eq!(shop.order_row(id).await.0, "refunding");
+}
+
 fn refund(order: &str, amount: Option<i64>, reason: &str) -> RefundRequest {
     RefundRequest {
         order: order.to_string(),
@@ -526,15 +540,7 @@ async fn twenty_concurrent_refund_notifications_settle_the_refund_once() {
     req.restock = true;
     let out = shop.payments.refund(&req).await.unwrap();
     let rno = out.refund.out_refund_no.clone();
-    assert!(
-        wait_for(|| async {
-            shop.sandbox
-                .refund(&rno)
-                .is_some_and(|r| r.status == "SUCCESS")
-        })
-        .await
-    );
-    assert_eq!(shop.order_row(id).await.0, "refunding");
+    settled_at_wechat_only(&shop, id, &rno).await;
     let (headers, body) = shop.sandbox.signed_refund_notification(&rno).unwrap();
     let http = reqwest::Client::new();
     let url = format!("{}/wechat/notify/refund/v3", shop.base);
@@ -589,15 +595,7 @@ async fn a_lost_refund_notification_is_caught_by_the_reconciler() {
         .await
         .unwrap();
     let rno = out.refund.out_refund_no.clone();
-    assert!(
-        wait_for(|| async {
-            shop.sandbox
-                .refund(&rno)
-                .is_some_and(|r| r.status == "SUCCESS")
-        })
-        .await
-    );
-    assert_eq!(shop.order_row(id).await.0, "refunding");
+    settled_at_wechat_only(&shop, id, &rno).await;
     sqlx::query("UPDATE refunds SET retry_at = 0")
         .execute(&shop.pool)
         .await

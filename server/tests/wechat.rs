@@ -413,17 +413,7 @@ async fn api_and_non_browser_clients_are_not_redirected() {
 
 #[tokio::test]
 async fn outside_wechat_with_real_credentials_pages_ask_to_open_in_wechat() {
-    let shop = TestShop::spawn_with(PayVersion::V3, |settings| {
-        let creds = server::wechat_config::sandbox_credentials(
-            &common::sandbox_credentials(),
-            "http://127.0.0.1:9",
-            PayVersion::V3,
-        )
-        .unwrap();
-        settings.wechat.sandbox = false;
-        settings.wechat.source = server::wechat_config::WechatSource::External(Box::new(creds));
-    })
-    .await;
+    let shop = TestShop::spawn_real().await;
     let desktop =
         shop.shopper_with_ua("Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0 Safari/537.36");
     let res = desktop.raw_get("/product/1").await;

@@ -99,6 +99,23 @@ impl TestShop {
         }
     }
 
+    /// A shop configured for the real WeChat (the sandbox's credentials, reached as an external
+    /// WeChat at an unreachable address): no embedded sandbox, pages ask to open in WeChat,
+    /// orders need a WeChat identity.
+    pub async fn spawn_real() -> Self {
+        Self::spawn_with(PayVersion::V3, |settings| {
+            let creds = server::wechat_config::sandbox_credentials(
+                &sandbox_credentials(),
+                "http://127.0.0.1:9",
+                PayVersion::V3,
+            )
+            .unwrap();
+            settings.wechat.sandbox = false;
+            settings.wechat.source = WechatSource::External(Box::new(creds));
+        })
+        .await
+    }
+
     /// A shopper inside WeChat, signed in as sandbox user `index` (0-based) through the real
     /// OAuth redirect and callback.
     pub async fn wechat_shopper(&self, index: usize) -> Shopper {
