@@ -47,6 +47,11 @@ pub struct Settings {
     /// `WXMALL_STATUS_QUERY_INTERVAL`: `order_status` asks WeChat about one order at most this
     /// often. Default `3s`.
     pub status_query_interval: Duration,
+    /// `WXMALL_SESSION_SECRET`: the cookie-signing secret (≥ 32 bytes); none: a key file in
+    /// the data directory.
+    pub session_secret: Option<wechat::Secret<String>>,
+    /// `LEPTOS_ENV=DEV` (cargo-leptos's dev mode).
+    pub leptos_dev: bool,
 }
 
 /// An `http://` URL on this machine (127.0.0.0/8, `localhost`, `[::1]`).
@@ -255,6 +260,8 @@ impl Settings {
             None => Duration::from_secs(3),
         };
         Ok(Self {
+            session_secret: var("WXMALL_SESSION_SECRET").map(wechat::Secret::from),
+            leptos_dev: var("LEPTOS_ENV").as_deref() == Some("DEV"),
             status_query_interval,
             wechat,
             sweep_interval,
@@ -294,6 +301,8 @@ impl Settings {
             rate_limits: None,
             max_unpaid_orders: 5,
             status_query_interval: Duration::from_secs(3),
+            session_secret: None,
+            leptos_dev: false,
         }
     }
 }

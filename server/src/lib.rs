@@ -56,9 +56,10 @@ pub fn leptos_options(settings: &Settings) -> LeptosOptions {
         .site_pkg_dir("pkg")
         .site_addr(settings.addr)
         .hash_files(hash_files)
-        .env(match std::env::var("LEPTOS_ENV").as_deref() {
-            Ok("DEV") => leptos::config::Env::DEV,
-            _ => leptos::config::Env::PROD,
+        .env(if settings.leptos_dev {
+            leptos::config::Env::DEV
+        } else {
+            leptos::config::Env::PROD
         })
         .build()
 }
@@ -108,7 +109,7 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
         payments: payments.clone(),
     };
     let key = session::load_key(
-        std::env::var("WXMALL_SESSION_SECRET").ok().as_deref(),
+        settings.session_secret.as_ref().map(|s| s.expose_str()),
         &settings.data_dir,
     )
     .map_err(|source| StartError::SessionKey {

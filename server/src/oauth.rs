@@ -303,6 +303,13 @@ pub async fn callback(
         );
     };
     match st.wx.oauth.exchange_code(&code).await {
+        // The 朋友圈快照页 (a page opened from a Moments share): WeChat hands out a virtual
+        // openid without the user's consent. It is never bound; the shopper is asked to open
+        // the full page, where the real sign-in happens.
+        Ok(token) if token.is_snapshotuser == Some(1) => {
+            tracing::info!("snapshot-page visitor: not signed in");
+            snapshot_page(&return_to)
+        }
         Ok(token) => {
             let fresh = session::new_session_id();
             let user = match sessions::bind_openid(
@@ -461,6 +468,18 @@ fn error_page(status: StatusCode, message: &str, retry: &str) -> Response {
         escape(&retry)
     );
     no_store((status, Html(page("无法登录", &body))).into_response())
+}
+
+/// The answer for a 朋友圈快照页 visitor: how to get to the full shop.
+fn snapshot_page(return_to: &str) -> Response {
+    let retry = safe_return_path(return_to);
+    let body = format!(
+        "<h1 id=\"snapshot-page\">请前往完整服务</h1>\
+<p>当前为朋友圈快照页，无法登录和购买。请点击页面底部的“使用完整服务”，或在微信中重新打开本店。</p>\
+<a class=\"btn\" id=\"snapshot-retry\" href=\"{}\">重新进入</a>",
+        escape(&retry)
+    );
+    no_store((StatusCode::OK, Html(page("请前往完整服务", &body))).into_response())
 }
 
 /// Outside WeChat with real credentials: the shop needs the WeChat identity to sell.

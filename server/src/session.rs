@@ -13,12 +13,27 @@ use rand::RngCore;
 use std::path::Path;
 
 pub const COOKIE_NAME: &str = "wxmall_sid";
+/// The cookie's name on https: the `__Host-` prefix makes browsers refuse it unless it is
+/// `Secure`, for the whole host (`Path=/`) and set by this very host (no `Domain`), so a
+/// sibling subdomain cannot plant a session.
+pub const SECURE_COOKIE_NAME: &str = "__Host-wxmall_sid";
 
 #[derive(Clone)]
 pub struct SessionConfig {
     pub key: Key,
     /// Mark the cookie `Secure` (the shop is served over https).
     pub secure: bool,
+}
+
+impl SessionConfig {
+    /// `__Host-wxmall_sid` on https, `wxmall_sid` on a local http address.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_COOKIE_NAME
+        } else {
+            COOKIE_NAME
+        }
+    }
 }
 
 /// The cookie-signing key: `WXMALL_SESSION_SECRET` (≥ 32 bytes) if set, otherwise a random key
@@ -113,7 +128,7 @@ pub async fn middleware(
 ) -> Response {
     let jar = SignedCookieJar::from_headers(req.headers(), config.key.clone());
     let existing = jar
-        .get(COOKIE_NAME)
+        .get(config.cookie_name())
         .map(|c| c.value().to_string())
         .filter(|v| is_well_formed(v));
     let (session, is_new) = match existing {
@@ -130,7 +145,7 @@ pub async fn middleware(
 
 /// The signed Set-Cookie for `session` (the jar signs the value as it becomes a header).
 pub fn issue(config: &SessionConfig, session: &SessionId) -> SignedCookieJar {
-    let cookie = Cookie::build((COOKIE_NAME, session.0.clone()))
+    let cookie = Cookie::build((config.cookie_name(), session.0.clone()))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
@@ -167,5 +182,25 @@ mod tests {
         std::fs::create_dir(data.join("session.key")).unwrap();
         assert!(load_key(None, &data).is_err());
         assert!(data.join("session.key").is_dir(), "left as it was");
+    }
+
+    #[test]
+    fn on_https_the_cookie_is_secure_with_the_host_prefix() {
+        let key = Key::generate();
+        let id = SessionId("ab".repeat(24));
+        let cookie = |secure: bool| {
+            let config = SessionConfig {
+                key: key.clone(),
+                secure,
+            };
+            let jar = issue(&config, &id);
+            let c = jar.get(config.cookie_name()).expect("issued");
+            (c.name().to_string(), c.secure(), c.path().map(str::to_string), c.domain().is_none())
+        };
+        assert_eq!(
+            cookie(true),
+            ("__Host-wxmall_sid".into(), Some(true), Some("/".into()), true)
+        );
+        assert_eq!(cookie(false).0, "wxmall_sid");
     }
 }

@@ -61,9 +61,10 @@ pub enum SignKind {
     /// Pay v2 signature over `k=v` parameters (empty values and `sign` skipped, ASCII order,
     /// `&key=API_KEY`): uppercase hex.
     V2 {
-        /// The API key (v2).
-        #[arg(long)]
-        key: String,
+        /// A file holding the API key (v2); or set WXMALL_SIGN_KEY. Never on the command line:
+        /// it would sit in the process list and the shell history.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
         /// MD5 or HMAC-SHA256.
         #[arg(long, value_enum, ignore_case = true, default_value = "MD5")]
         sign_type: SignTypeArg,
@@ -74,9 +75,9 @@ pub enum SignKind {
     /// v2 `paySign` for getBrandWCPayRequest / wx.chooseWXPay
     /// (over appId, nonceStr, package, signType, timeStamp).
     PayV2 {
-        /// The API key (v2).
-        #[arg(long)]
-        key: String,
+        /// A file holding the API key (v2); or set WXMALL_SIGN_KEY.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
         /// MD5 or HMAC-SHA256.
         #[arg(long, value_enum, ignore_case = true, default_value = "MD5")]
         sign_type: SignTypeArg,
@@ -170,6 +171,17 @@ pub enum SignCmdError {
         /// Why (never the key itself).
         reason: String,
     },
+    /// No API key given.
+    #[error("give the API key with --key-file FILE or in WXMALL_SIGN_KEY (never as an argument: it would show in the process list and the shell history)")]
+    MissingKey,
+    /// The key file could not be read.
+    #[error("cannot read the key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
@@ -196,6 +208,28 @@ fn load_key(path: &PathBuf) -> Result<MerchantKey, SignCmdError> {
     })
 }
 
+/// The v2 API key: from `--key-file`, else from `WXMALL_SIGN_KEY`.
+fn api_key(
+    key_file: Option<&PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, SignCmdError> {
+    let key = match key_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| SignCmdError::KeyFile {
+                path: path.display().to_string(),
+                reason: e.kind().to_string(),
+            })?
+            .trim()
+            .to_string(),
+        None => env("WXMALL_SIGN_KEY")
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .ok_or(SignCmdError::MissingKey)?,
+    };
+    check_token(&key, "key-file")?;
+    Ok(key)
+}
+
 /// Shows a signed string on one line with `\n` (and other controls) escaped.
 fn shown(s: &str) -> String {
     format!("\"{}\"", s.escape_debug())
@@ -203,6 +237,15 @@ fn shown(s: &str) -> String {
 
 /// Runs `wxmall sign …`, writing to `out`. The last line written is the signature alone.
 pub fn run(args: &SignArgs, out: &mut dyn Write) -> Result<(), SignCmdError> {
+    run_with(args, out, &|name| std::env::var(name).ok())
+}
+
+/// [`run`] with the environment given (`WXMALL_SIGN_KEY`).
+pub fn run_with(
+    args: &SignArgs,
+    out: &mut dyn Write,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), SignCmdError> {
     match &args.kind {
         SignKind::Jssdk {
             ticket,
@@ -232,11 +275,11 @@ pub fn run(args: &SignArgs, out: &mut dyn Write) -> Result<(), SignCmdError> {
             )?;
         }
         SignKind::V2 {
-            key,
+            key_file,
             sign_type,
             params,
         } => {
-            check_token(key, "key")?;
+            let key = &api_key(key_file.as_ref(), env)?;
             let mut pairs: Vec<(String, String)> = Vec::with_capacity(params.len());
             for p in params {
                 let (k, v) = p
@@ -258,14 +301,14 @@ pub fn run(args: &SignArgs, out: &mut dyn Write) -> Result<(), SignCmdError> {
             write_v2(out, st, &string_a, key)?;
         }
         SignKind::PayV2 {
-            key,
+            key_file,
             sign_type,
             appid,
             timestamp,
             noncestr,
             prepay_id,
         } => {
-            check_token(key, "key")?;
+            let key = &api_key(key_file.as_ref(), env)?;
             check_token(appid, "appid")?;
             check_token(noncestr, "noncestr")?;
             check_token(prepay_id, "prepay-id")?;
@@ -368,13 +411,48 @@ mod tests {
         a: SignArgs,
     }
 
+    /// Runs the command; `--key K` in `args` is turned into a key file holding K (the command
+    /// itself takes keys only from a file or the environment).
     fn run_args(args: &[&str]) -> Result<String, String> {
-        let mut argv = vec!["wxmall"];
-        argv.extend_from_slice(args);
+        run_env(args, &|_| None)
+    }
+
+    fn run_env(args: &[&str], env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("apikey.txt");
+        let key_path = key_path.to_str().unwrap().to_string();
+        let mut argv: Vec<String> = vec!["wxmall".into()];
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            if *a == "--key" {
+                let key = it.next().expect("--key takes a value");
+                std::fs::write(&key_path, format!("{key}\n")).unwrap();
+                argv.push("--key-file".into());
+                argv.push(key_path.clone());
+            } else {
+                argv.push(a.to_string());
+            }
+        }
         let t = T::try_parse_from(argv).map_err(|e| format!("clap: {e}"))?;
         let mut out = Vec::new();
-        run(&t.a, &mut out).map_err(|e| e.to_string())?;
+        run_with(&t.a, &mut out, env).map_err(|e| e.to_string())?;
         Ok(String::from_utf8(out).expect("utf8"))
+    }
+
+    #[test]
+    fn the_api_key_never_comes_from_the_command_line() {
+        let argv = ["wxmall", "v2", "--key", "192006250b4c09247ec02edce69f6a2d", "a=b"];
+        assert!(T::try_parse_from(argv).is_err(), "--key is no argument");
+        let params = ["v2", "appid=wxd930ea5d5a258f4f", "mch_id=10000100", "device_info=1000", "body=test", "nonce_str=ibuaiVcKdpRxkhJA"];
+        let err = run_env(&params, &|_| None).unwrap_err();
+        assert!(err.contains("WXMALL_SIGN_KEY") && err.contains("--key-file"), "{err}");
+        let out = run_env(&params, &|k| {
+            (k == "WXMALL_SIGN_KEY").then(|| "192006250b4c09247ec02edce69f6a2d".to_string())
+        })
+        .unwrap();
+        assert_eq!(last_line(&out), "9A0A8659F005D6984697E2CA0A9CF3B7");
+        let err = run_env(&["v2", "--key-file", "/nonexistent/key", "a=b"], &|_| None).unwrap_err();
+        assert!(err.contains("cannot read the key file"), "{err}");
     }
 
     fn last_line(s: &str) -> &str {

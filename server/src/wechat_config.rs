@@ -307,7 +307,7 @@ impl WechatSettings {
                 }
             }
         };
-        let hosts = Hosts::from_env().map_err(|e| invalid("WECHAT_*_BASE", e.to_string()))?;
+        let hosts = Hosts::from_vars(var).map_err(|e| invalid("WECHAT_*_BASE", e.to_string()))?;
         Ok(Self {
             sandbox: sandbox_flag,
             source: WechatSource::External(Box::new(Credentials {

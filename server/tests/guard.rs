@@ -342,3 +342,30 @@ async fn answers_cannot_be_framed_and_personal_ones_are_not_cached() {
         assert_ne!(icon.headers()["cache-control"], "private, no-store");
     }
 }
+
+// 11. 朋友圈快照页 visitors are never bound.
+
+#[tokio::test]
+async fn a_snapshot_page_visitor_is_asked_to_open_the_full_page_and_never_bound() {
+    let shop = TestShop::spawn().await;
+    let visitor = shop.shopper_with_ua(WECHAT_UA);
+    let res = visitor.raw_get("/product/1").await;
+    assert_eq!(res.status(), 302);
+    let state = common::state_of(&common::location(&res));
+    let code = shop.sandbox.issue_snapshot_code(0);
+    let res = visitor
+        .raw_get(&format!("/wechat/oauth/callback?code={code}&state={state}"))
+        .await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("请前往完整服务") && page.contains("使用完整服务"), "{page}");
+    let bound: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE openid IS NOT NULL")
+        .fetch_one(&shop.pool)
+        .await
+        .unwrap();
+    assert_eq!(bound, 0, "the virtual openid is never bound");
+    // The real sign-in afterwards works as usual.
+    let s = shop.wechat_shopper(0).await;
+    let (st, _) = s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    assert_eq!(st, 200);
+}

@@ -331,7 +331,7 @@ pub(crate) async fn access_token(
         return refuse(what, 40002, "invalid grant_type");
     }
     let now = sb.now_ms();
-    let (user, scope) = {
+    let (user, scope, snapshot) = {
         let mut st = sb.lock();
         match st.codes.get_mut(code.as_str()) {
             None => {
@@ -348,11 +348,21 @@ pub(crate) async fn access_token(
             }
             Some(c) => {
                 c.used = true;
-                (c.user, c.scope.clone())
+                (c.user, c.scope.clone(), c.snapshot)
             }
         }
     };
-    Json(issue_sns(&sb, user, &scope, None)).into_response()
+    let mut answer = issue_sns(&sb, user, &scope, None);
+    if snapshot {
+        // A virtual openid, the same for this user every time, and no unionid.
+        let real = answer["openid"].as_str().unwrap_or_default().to_string();
+        answer["openid"] = json!(format!("o_snapshot_{}", &real[real.len().saturating_sub(16)..]));
+        answer["is_snapshotuser"] = json!(1);
+        if let Some(o) = answer.as_object_mut() {
+            o.remove("unionid");
+        }
+    }
+    Json(answer).into_response()
 }
 
 /// `GET /sns/oauth2/refresh_token?appid&grant_type=refresh_token&refresh_token`

@@ -442,6 +442,9 @@ pub(crate) struct OauthCode {
     pub scope: String,
     pub expires_at: i64,
     pub used: bool,
+    /// Issued on the 朋友圈快照页 (snapshot page): exchanged for a virtual openid with
+    /// `is_snapshotuser: 1`.
+    pub snapshot: bool,
 }
 
 pub(crate) struct SnsToken {
@@ -658,6 +661,17 @@ impl Sandbox {
         self.new_code(index, scope)
     }
 
+    /// Issues an OAuth `code` as WeChat does on the 朋友圈快照页 (a page opened from a Moments
+    /// share before the user taps 使用完整服务): its exchange answers a virtual openid (not
+    /// user `index`'s real one), `scope: snsapi_base` and `is_snapshotuser: 1`.
+    pub fn issue_snapshot_code(&self, index: usize) -> String {
+        let code = self.issue_oauth_code(index, "snsapi_base");
+        if let Some(c) = self.lock().codes.get_mut(&code) {
+            c.snapshot = true;
+        }
+        code
+    }
+
     /// Calls that reached `/cgi-bin/token`.
     pub fn token_fetches(&self) -> u64 {
         self.lock().token_fetches
@@ -854,6 +868,7 @@ impl Sandbox {
                 scope: scope.to_string(),
                 expires_at: now + ttl,
                 used: false,
+                snapshot: false,
             },
         );
         code

@@ -142,17 +142,25 @@ impl Hosts {
 
     /// Production defaults overridden by `WECHAT_OPEN_BASE`, `WECHAT_API_BASE`, `WECHAT_PAY_BASE`.
     pub fn from_env() -> Result<Self, ConfigError> {
-        fn var(name: &'static str, default: &str) -> Result<BaseUrl, ConfigError> {
-            match std::env::var(name) {
-                Ok(v) if !v.trim().is_empty() => BaseUrl::parse(v.trim()),
-                Ok(_) | Err(std::env::VarError::NotPresent) => BaseUrl::parse(default),
-                Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::BadEnv { name }),
+        for name in ["WECHAT_OPEN_BASE", "WECHAT_API_BASE", "WECHAT_PAY_BASE"] {
+            if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(name) {
+                return Err(ConfigError::BadEnv { name });
             }
         }
+        Self::from_vars(&|name| std::env::var(name).ok())
+    }
+
+    /// `WECHAT_OPEN_BASE` / `WECHAT_API_BASE` / `WECHAT_PAY_BASE` read through `var` (an
+    /// application's own configuration, or a map in tests); unset or blank → WeChat's hosts.
+    pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let base = |name: &str, default: &str| match var(name) {
+            Some(v) if !v.trim().is_empty() => BaseUrl::parse(v.trim()),
+            _ => BaseUrl::parse(default),
+        };
         Ok(Self {
-            open: var("WECHAT_OPEN_BASE", OPEN_BASE)?,
-            api: var("WECHAT_API_BASE", API_BASE)?,
-            pay: var("WECHAT_PAY_BASE", PAY_BASE)?,
+            open: base("WECHAT_OPEN_BASE", OPEN_BASE)?,
+            api: base("WECHAT_API_BASE", API_BASE)?,
+            pay: base("WECHAT_PAY_BASE", PAY_BASE)?,
         })
     }
 }
