@@ -8,6 +8,7 @@ mod sign_cmd;
 
 use clap::{Parser, Subcommand};
 use server::config::Settings;
+use std::future::IntoFuture;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -84,16 +85,33 @@ async fn serve() -> Result<(), String> {
     // The peer address feeds the gate (client address, rate limits). TCP_NODELAY (above):
     // an answer written in two pieces (headers, then a file's body) must not wait for the
     // client's delayed ACK (≈40 ms per static file on a kept-alive connection).
-    axum::serve(
+    // SIGTERM / Ctrl-C: stop accepting, let the requests and notifications in flight finish
+    // (their transactions commit or roll back whole), but not for longer than DRAIN.
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
         listener,
         built
             .router
             .into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|e| e.to_string())
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    });
+    tokio::select! {
+        served = server.into_future() => served.map_err(|e| e.to_string()),
+        _ = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(DRAIN).await;
+        } => {
+            tracing::warn!("requests still running {} s after the stop signal: stopping anyway", DRAIN.as_secs());
+            Ok(())
+        }
+    }
 }
+
+/// How long a stopping shop waits for requests in flight.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

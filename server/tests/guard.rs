@@ -369,3 +369,60 @@ async fn a_snapshot_page_visitor_is_asked_to_open_the_full_page_and_never_bound(
     let (st, _) = s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
     assert_eq!(st, 200);
 }
+
+// Crashes lose nothing: a stop signal lets the shop finish and exit 0.
+
+#[test]
+fn sigterm_stops_the_shop_and_it_exits_cleanly() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wxmall"))
+        .env("WXMALL_ADDR", &addr)
+        .env("WXMALL_PUBLIC_URL", format!("http://{addr}"))
+        .env("WXMALL_DATA_DIR", dir.path())
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let health = || -> Option<String> {
+        let mut s = std::net::TcpStream::connect(&addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    };
+    let started = Instant::now();
+    while health().is_none_or(|h| !h.ends_with("ok")) {
+        assert!(started.elapsed() < Duration::from_secs(90), "the shop did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopping = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(15),
+            "still running 15 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(health().is_none(), "no longer accepting");
+}
