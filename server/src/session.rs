@@ -195,11 +195,21 @@ mod tests {
             };
             let jar = issue(&config, &id);
             let c = jar.get(config.cookie_name()).expect("issued");
-            (c.name().to_string(), c.secure(), c.path().map(str::to_string), c.domain().is_none())
+            (
+                c.name().to_string(),
+                c.secure(),
+                c.path().map(str::to_string),
+                c.domain().is_none(),
+            )
         };
         assert_eq!(
             cookie(true),
-            ("__Host-wxmall_sid".into(), Some(true), Some("/".into()), true)
+            (
+                "__Host-wxmall_sid".into(),
+                Some(true),
+                Some("/".into()),
+                true
+            )
         );
         assert_eq!(cookie(false).0, "wxmall_sid");
     }

@@ -441,11 +441,27 @@ mod tests {
 
     #[test]
     fn the_api_key_never_comes_from_the_command_line() {
-        let argv = ["wxmall", "v2", "--key", "192006250b4c09247ec02edce69f6a2d", "a=b"];
+        let argv = [
+            "wxmall",
+            "v2",
+            "--key",
+            "192006250b4c09247ec02edce69f6a2d",
+            "a=b",
+        ];
         assert!(T::try_parse_from(argv).is_err(), "--key is no argument");
-        let params = ["v2", "appid=wxd930ea5d5a258f4f", "mch_id=10000100", "device_info=1000", "body=test", "nonce_str=ibuaiVcKdpRxkhJA"];
+        let params = [
+            "v2",
+            "appid=wxd930ea5d5a258f4f",
+            "mch_id=10000100",
+            "device_info=1000",
+            "body=test",
+            "nonce_str=ibuaiVcKdpRxkhJA",
+        ];
         let err = run_env(&params, &|_| None).unwrap_err();
-        assert!(err.contains("WXMALL_SIGN_KEY") && err.contains("--key-file"), "{err}");
+        assert!(
+            err.contains("WXMALL_SIGN_KEY") && err.contains("--key-file"),
+            "{err}"
+        );
         let out = run_env(&params, &|k| {
             (k == "WXMALL_SIGN_KEY").then(|| "192006250b4c09247ec02edce69f6a2d".to_string())
         })

@@ -358,7 +358,10 @@ async fn a_snapshot_page_visitor_is_asked_to_open_the_full_page_and_never_bound(
         .await;
     assert_eq!(res.status(), 200);
     let page = res.text().await.unwrap();
-    assert!(page.contains("请前往完整服务") && page.contains("使用完整服务"), "{page}");
+    assert!(
+        page.contains("请前往完整服务") && page.contains("使用完整服务"),
+        "{page}"
+    );
     let bound: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE openid IS NOT NULL")
         .fetch_one(&shop.pool)
         .await
@@ -366,7 +369,9 @@ async fn a_snapshot_page_visitor_is_asked_to_open_the_full_page_and_never_bound(
     assert_eq!(bound, 0, "the virtual openid is never bound");
     // The real sign-in afterwards works as usual.
     let s = shop.wechat_shopper(0).await;
-    let (st, _) = s.api("create_order", order_body(&[(ORANGE_SMALL, 1)])).await;
+    let (st, _) = s
+        .api("create_order", order_body(&[(ORANGE_SMALL, 1)]))
+        .await;
     assert_eq!(st, 200);
 }
 
@@ -404,7 +409,10 @@ fn sigterm_stops_the_shop_and_it_exits_cleanly() {
     };
     let started = Instant::now();
     while health().is_none_or(|h| !h.ends_with("ok")) {
-        assert!(started.elapsed() < Duration::from_secs(90), "the shop did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the shop did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let killed = std::process::Command::new("kill")

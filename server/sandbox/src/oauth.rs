@@ -356,7 +356,10 @@ pub(crate) async fn access_token(
     if snapshot {
         // A virtual openid, the same for this user every time, and no unionid.
         let real = answer["openid"].as_str().unwrap_or_default().to_string();
-        answer["openid"] = json!(format!("o_snapshot_{}", &real[real.len().saturating_sub(16)..]));
+        answer["openid"] = json!(format!(
+            "o_snapshot_{}",
+            &real[real.len().saturating_sub(16)..]
+        ));
         answer["is_snapshotuser"] = json!(1);
         if let Some(o) = answer.as_object_mut() {
             o.remove("unionid");
