@@ -79,16 +79,18 @@ struct OrderForRefund {
 }
 
 /// `out_refund_no` for a merchant refund: derived from the request, so the same request
-/// (a double click, a command run again after a timeout) names the same refund.
+/// (a double click, a command run again after a timeout) names the same refund. It starts from
+/// the order's number (its `out_trade_no`, unique at WeChat), never from a database id that a
+/// restored or rebuilt database could give to another order.
 fn merchant_refund_no(
-    order_id: i64,
+    order_no: &str,
     amount: i64,
     lines: &[RefundLine],
     reason: &str,
     restock: bool,
 ) -> String {
     let mut h = Sha256::new();
-    h.update(format!("{order_id}|{amount}|{restock}|{reason}|").as_bytes());
+    h.update(format!("{order_no}|{amount}|{restock}|{reason}|").as_bytes());
     for l in lines {
         h.update(format!("{}x{};", l.line_no, l.quantity).as_bytes());
     }
@@ -234,7 +236,8 @@ impl Payments {
                 "退款金额须大于 0".into()
             }));
         }
-        let out_refund_no = merchant_refund_no(order.id, amount, &lines, &reason, req.restock);
+        let out_refund_no =
+            merchant_refund_no(&order.order_no, amount, &lines, &reason, req.restock);
         if let Some(existing) = self.refund_record(&out_refund_no).await? {
             return Ok(RefundOutcome {
                 refund: existing,
@@ -663,11 +666,23 @@ mod tests {
             line_no: 1,
             quantity: 2,
         }];
-        let a = merchant_refund_no(7, 100, &lines, "破损", true);
-        assert_eq!(a, merchant_refund_no(7, 100, &lines, "破损", true));
-        assert_ne!(a, merchant_refund_no(7, 100, &lines, "破损", false));
-        assert_ne!(a, merchant_refund_no(7, 101, &lines, "破损", true));
-        assert_ne!(a, merchant_refund_no(8, 100, &lines, "破损", true));
+        let a = merchant_refund_no("202612041200001234567890", 100, &lines, "破损", true);
+        assert_eq!(
+            a,
+            merchant_refund_no("202612041200001234567890", 100, &lines, "破损", true)
+        );
+        assert_ne!(
+            a,
+            merchant_refund_no("202612041200001234567890", 100, &lines, "破损", false)
+        );
+        assert_ne!(
+            a,
+            merchant_refund_no("202612041200001234567890", 101, &lines, "破损", true)
+        );
+        assert_ne!(
+            a,
+            merchant_refund_no("202612041200001234567891", 100, &lines, "破损", true)
+        );
         let auto = automatic_refund_no("4200000001202612040123456789");
         assert_eq!(auto, "A4200000001202612040123456789");
         for n in [a, auto, automatic_refund_no(&"x-".repeat(40))] {
