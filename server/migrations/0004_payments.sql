@@ -80,8 +80,11 @@ CREATE TABLE refunds (
     retry_at        BIGINT,                      -- processing: ask WeChat again from then on
     retries         INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX refunds_order ON refunds(order_id);
-CREATE INDEX refunds_processing ON refunds(status, retry_at);
+-- An order's refunds by state (the refunded total and status are recomputed from them on every
+-- settlement: with `status` alone SQLite would scan every succeeded refund of the shop).
+CREATE INDEX refunds_order ON refunds(order_id, status);
+-- The reconciler's work: refunds still processing.
+CREATE INDEX refunds_processing ON refunds(retry_at) WHERE status = 'processing';
 
 -- The order lines a refund gives back (refunds by line), with the quantity of each.
 CREATE TABLE refund_lines (
