@@ -52,6 +52,9 @@ pub struct Settings {
     pub session_secret: Option<wechat::Secret<String>>,
     /// `LEPTOS_ENV=DEV` (cargo-leptos's dev mode).
     pub leptos_dev: bool,
+    /// `WXMALL_SESSION_IDLE`: a session not seen for this long is deleted on the server.
+    /// Default `30d`.
+    pub session_idle: Duration,
 }
 
 /// An `http://` URL on this machine (127.0.0.0/8, `localhost`, `[::1]`).
@@ -98,6 +101,7 @@ pub fn parse_duration(raw: &str) -> Option<Duration> {
         "s" | "" => n,
         "m" => n.checked_mul(60)?,
         "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
         _ => return None,
     };
     (secs > 0).then(|| Duration::from_secs(secs))
@@ -259,7 +263,15 @@ impl Settings {
             })?,
             None => Duration::from_secs(3),
         };
+        let session_idle = match var("WXMALL_SESSION_IDLE") {
+            Some(raw) => parse_duration(&raw).ok_or_else(|| ConfigError::Invalid {
+                name: "WXMALL_SESSION_IDLE",
+                message: format!("{raw:?} is not a duration like 30d or 12h"),
+            })?,
+            None => Duration::from_secs(30 * 86_400),
+        };
         Ok(Self {
+            session_idle,
             session_secret: var("WXMALL_SESSION_SECRET").map(wechat::Secret::from),
             leptos_dev: var("LEPTOS_ENV").as_deref() == Some("DEV"),
             status_query_interval,
@@ -303,6 +315,7 @@ impl Settings {
             status_query_interval: Duration::from_secs(3),
             session_secret: None,
             leptos_dev: false,
+            session_idle: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -316,6 +329,10 @@ mod tests {
         assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
         assert_eq!(parse_duration("900"), Some(Duration::from_secs(900)));
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(
+            parse_duration("30d"),
+            Some(Duration::from_secs(30 * 86_400))
+        );
         assert_eq!(parse_duration("0"), None);
         assert_eq!(parse_duration("5x"), None);
         assert_eq!(parse_duration(""), None);

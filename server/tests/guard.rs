@@ -434,3 +434,40 @@ fn sigterm_stops_the_shop_and_it_exits_cleanly() {
     assert!(status.success(), "{status:?}");
     assert!(health().is_none(), "no longer accepting");
 }
+
+// 8. Sessions expire on the server.
+
+#[tokio::test]
+async fn a_session_idle_for_thirty_days_is_gone_and_a_visit_keeps_one_alive() {
+    let shop = TestShop::spawn().await;
+    let idle = shop.wechat_shopper(0).await;
+    let (st, _) = idle
+        .api("add_to_cart", json!({"sku_id": 1, "quantity": 2}))
+        .await;
+    assert_eq!(st, 200);
+    let active = shop.wechat_shopper(1).await;
+    let (st, _) = active
+        .api("add_to_cart", json!({"sku_id": 1, "quantity": 1}))
+        .await;
+    assert_eq!(st, 200);
+    // Both last seen 31 days ago; then the second one visits again.
+    sqlx::query("UPDATE sessions SET last_seen_at = strftime('%s','now') - 31 * 86400")
+        .execute(&shop.pool)
+        .await
+        .unwrap();
+    let (_, cart) = active.api("get_cart", json!({})).await;
+    assert_eq!(cart["lines"].as_array().unwrap().len(), 1, "{cart}");
+    shop.sweeper.run_once().await.unwrap();
+    // The idle one's cookie leads nowhere: an empty cart, no WeChat identity, and a page sends it
+    // through WeChat's sign-in again.
+    let (_, cart) = idle.api("get_cart", json!({})).await;
+    assert_eq!(cart["lines"].as_array().unwrap().len(), 0, "{cart}");
+    let (_, profile) = idle.api("get_profile", json!({})).await;
+    assert_eq!(profile["wechat"], false);
+    assert_eq!(idle.raw_get("/").await.status(), 302);
+    // The one that visited is still signed in with its cart.
+    let (_, cart) = active.api("get_cart", json!({})).await;
+    assert_eq!(cart["lines"].as_array().unwrap().len(), 1, "{cart}");
+    let (_, profile) = active.api("get_profile", json!({})).await;
+    assert_eq!(profile["wechat"], true);
+}

@@ -8,6 +8,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Sweeper {
     pub payments: Payments,
+    /// `WXMALL_SESSION_IDLE`: sessions not seen for this long are deleted.
+    pub session_idle: Duration,
 }
 
 impl Sweeper {
@@ -15,7 +17,12 @@ impl Sweeper {
     /// (`shop::sessions::prune`).
     pub async fn run_once(&self) -> Result<SweepReport> {
         let report = self.payments.sweep().await?;
-        let pruned = crate::shop::sessions::prune(self.payments.pool(), super::now()).await?;
+        let pruned = crate::shop::sessions::prune(
+            self.payments.pool(),
+            super::now(),
+            self.session_idle.as_secs() as i64,
+        )
+        .await?;
         if pruned != Default::default() {
             tracing::info!(
                 ?pruned,

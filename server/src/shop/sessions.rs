@@ -6,12 +6,36 @@ use app::model::{OrderCounts, Profile};
 use app::port::{Result, SessionId};
 use sqlx::SqlitePool;
 
+/// How often a session's `last_seen_at` is written (a write per visit would queue every page
+/// view behind SQLite's single writer).
+pub const TOUCH_EVERY_SECS: i64 = 3600;
+
+/// Notes that `session` was seen, if it was last noted more than an hour ago.
+async fn touch(pool: &SqlitePool, session: &SessionId, last_seen_at: i64) -> Result<()> {
+    let now = now();
+    if last_seen_at <= now - TOUCH_EVERY_SECS {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&session.0)
+            .execute(pool)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 pub async fn user(pool: &SqlitePool, session: &SessionId) -> Result<Option<i64>> {
-    sqlx::query_scalar::<_, i64>("SELECT user_id FROM sessions WHERE id = $1")
-        .bind(&session.0)
-        .fetch_optional(pool)
-        .await
-        .map_err(db_error)
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT user_id, last_seen_at FROM sessions WHERE id = $1")
+            .bind(&session.0)
+            .fetch_optional(pool)
+            .await
+            .map_err(db_error)?;
+    let Some((user, seen)) = row else {
+        return Ok(None);
+    };
+    touch(pool, session, seen).await?;
+    Ok(Some(user))
 }
 
 pub async fn user_or_create(pool: &SqlitePool, session: &SessionId) -> Result<i64> {
@@ -26,7 +50,7 @@ pub async fn user_or_create(pool: &SqlitePool, session: &SessionId) -> Result<i6
         .map_err(db_error)?;
     // Two first requests of one browser can race here: the loser keeps the winner's user.
     sqlx::query(
-        "INSERT INTO sessions (id, user_id, created_at) VALUES ($1, $2, $3) \
+        "INSERT INTO sessions (id, user_id, created_at, last_seen_at) VALUES ($1, $2, $3, $3) \
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(&session.0)
@@ -115,8 +139,9 @@ pub async fn bind_openid(
         .await
         .map_err(db_error)?;
     sqlx::query(
-        "INSERT INTO sessions (id, user_id, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id",
+        "INSERT INTO sessions (id, user_id, created_at, last_seen_at) VALUES ($1, $2, $3, $3) \
+         ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, \
+           last_seen_at = excluded.last_seen_at",
     )
     .bind(&new_session.0)
     .bind(user)
@@ -152,17 +177,28 @@ impl Identity {
     }
 }
 
-/// The WeChat identity bound to the session, if any.
+/// The WeChat identity bound to the session, if any (a visit: the session is seen).
 pub async fn identity(pool: &SqlitePool, session: &SessionId) -> Result<Option<Identity>> {
-    sqlx::query_as(
-        "SELECT u.id AS user_id, u.nickname IS NOT NULL AS has_profile, u.profile_declined_at \
-         FROM sessions s JOIN users u ON u.id = s.user_id \
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        identity: Identity,
+        last_seen_at: i64,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT u.id AS user_id, u.nickname IS NOT NULL AS has_profile, u.profile_declined_at, \
+           s.last_seen_at FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND u.openid IS NOT NULL",
     )
     .bind(&session.0)
     .fetch_optional(pool)
     .await
-    .map_err(db_error)
+    .map_err(db_error)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    touch(pool, session, row.last_seen_at).await?;
+    Ok(Some(row.identity))
 }
 
 /// Stores the profile WeChat returned (`sns/userinfo`), cleaned: a nickname WeChat sends empty
@@ -330,11 +366,20 @@ pub struct Pruned {
 /// How long an anonymous shopper who keeps nothing is kept.
 pub const IDLE_ANONYMOUS_SECS: i64 = 24 * 3600;
 
-/// Removes what unauthenticated requests left behind: expired OAuth states, and anonymous
-/// shoppers (no openid) older than a day who keep nothing — no order, cart line or address —
-/// with their sessions.
-pub async fn prune(pool: &SqlitePool, now: i64) -> std::result::Result<Pruned, sqlx::Error> {
+/// Removes sessions idle for `session_idle_secs` (their shoppers stay; the cookie's id then
+/// leads nowhere), expired OAuth states, and anonymous shoppers (no openid) older than a day
+/// who keep nothing — no order, cart line or address — with their sessions.
+pub async fn prune(
+    pool: &SqlitePool,
+    now: i64,
+    session_idle_secs: i64,
+) -> std::result::Result<Pruned, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    let expired = sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1")
+        .bind(now - session_idle_secs)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     let oauth_states = sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
         .bind(now)
         .execute(&mut *tx)
@@ -358,6 +403,6 @@ pub async fn prune(pool: &SqlitePool, now: i64) -> std::result::Result<Pruned, s
     Ok(Pruned {
         oauth_states,
         users,
-        sessions,
+        sessions: sessions + expired,
     })
 }

@@ -75,6 +75,7 @@ impl TestShop {
             .with_reconcile_after(std::time::Duration::ZERO);
         let sweeper = server::payments::sweeper::Sweeper {
             payments: payments.clone(),
+            session_idle: built.sweeper.session_idle,
         };
         let wechat = built.wechat.clone();
         let server = tokio::spawn(async move {
