@@ -471,3 +471,34 @@ async fn a_session_idle_for_thirty_days_is_gone_and_a_visit_keeps_one_alive() {
     let (_, profile) = active.api("get_profile", json!({})).await;
     assert_eq!(profile["wechat"], true);
 }
+
+// 6. A failing WeChat is not asked on every request.
+
+#[tokio::test]
+async fn a_failing_ticket_fetch_is_remembered_for_a_short_growing_time() {
+    let shop = TestShop::spawn().await;
+    let url = format!("{}/", shop.base);
+    shop.sandbox.fail_next(
+        wechat_sandbox::Endpoint::GetTicket,
+        wechat_sandbox::Fault::errcode(-1, "system error"),
+    );
+    let s = shop.shopper();
+    let (st, err) = s.api("jssdk_config", json!({"url": url})).await;
+    assert_eq!(st, 503, "{err}");
+    let asked = shop.sandbox.ticket_fetches();
+    // A loop of requests right after: answered at once, WeChat not asked again.
+    for _ in 0..20 {
+        let (st, _) = s.api("jssdk_config", json!({"url": url})).await;
+        assert_eq!(st, 503);
+    }
+    assert_eq!(
+        shop.sandbox.ticket_fetches(),
+        asked,
+        "no fetch during the backoff"
+    );
+    // After the backoff (1 s after a first failure), WeChat is asked again and it works.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (st, cfg) = s.api("jssdk_config", json!({"url": url})).await;
+    assert_eq!(st, 200, "{cfg}");
+    assert_eq!(shop.sandbox.ticket_fetches(), asked + 1);
+}

@@ -476,8 +476,10 @@ async fn jsapi_ticket_single_flight_and_retry_on_rejected_token() {
 async fn timeouts_and_bad_answers_are_typed() {
     let (mp, hosts) = fake().await;
     mp.delay_ms.store(3000, Ordering::SeqCst);
+    // Every failure typed, one after another: no backoff between them here.
     let opts = TokenOptions {
         timeout: Duration::from_millis(300),
+        failure_backoff: Duration::ZERO,
         ..TokenOptions::default()
     };
     let m = manager(&hosts, Arc::new(MemoryTokenCache::new()), opts);

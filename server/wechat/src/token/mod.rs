@@ -108,6 +108,17 @@ pub enum TokenError {
     /// Another instance held the refresh lock for longer than `lock_wait`.
     #[error("timed out waiting for another instance to refresh the token")]
     LockTimeout,
+    /// The last fetch failed a moment ago: WeChat is not asked again until the backoff passes
+    /// (a loop of requests must not burn the daily quota).
+    #[error("WeChat failed {failures} time(s) in a row ({last}); next try in {retry_in_ms} ms")]
+    Backoff {
+        /// Consecutive failures so far.
+        failures: u32,
+        /// The last failure, as text (never a secret).
+        last: String,
+        /// How long until WeChat is asked again.
+        retry_in_ms: u64,
+    },
 }
 
 impl TokenError {
@@ -173,6 +184,11 @@ pub struct TokenOptions {
     pub timeout: Duration,
     /// Cache key prefix (default `wechat`): keys are `{prefix}:{appid}:access_token` etc.
     pub key_prefix: String,
+    /// After a failed fetch, WeChat is not asked again for this long, doubling with each
+    /// further failure up to `failure_backoff_max` (default 1 s … 60 s).
+    pub failure_backoff: Duration,
+    /// The longest wait after failures (default 60 s).
+    pub failure_backoff_max: Duration,
 }
 
 impl Default for TokenOptions {
@@ -186,6 +202,8 @@ impl Default for TokenOptions {
             poll_interval: Duration::from_millis(50),
             timeout: DEFAULT_TIMEOUT,
             key_prefix: "wechat".to_owned(),
+            failure_backoff: Duration::from_secs(1),
+            failure_backoff_max: Duration::from_secs(60),
         }
     }
 }
@@ -199,6 +217,15 @@ struct Inner {
     opts: TokenOptions,
     flights: [tokio::sync::Mutex<()>; 2],
     ahead_attempts: [std::sync::Mutex<Option<Instant>>; 2],
+    failures: [std::sync::Mutex<Option<Failure>>; 2],
+}
+
+/// The last failed fetches of one token, remembered for a short, growing time.
+#[derive(Debug, Clone)]
+struct Failure {
+    count: u32,
+    until: Instant,
+    last: String,
 }
 
 /// Gets, caches and refreshes the base access_token and jsapi_ticket of one appid. Clone freely.
@@ -248,6 +275,7 @@ impl TokenManager {
                 opts,
                 flights: [tokio::sync::Mutex::new(()), tokio::sync::Mutex::new(())],
                 ahead_attempts: [std::sync::Mutex::new(None), std::sync::Mutex::new(None)],
+                failures: [std::sync::Mutex::new(None), std::sync::Mutex::new(None)],
             }),
         }
     }
@@ -349,8 +377,63 @@ impl TokenManager {
                 return Ok(t.value);
             }
         }
+        self.check_backoff(kind)?;
         let _guard = inner.flights[kind.idx()].lock().await;
-        self.refresh_locked(kind, true).await
+        // Callers queued behind a fetch that just failed get its backoff, not a fetch of their own.
+        self.check_backoff(kind)?;
+        let result = self.refresh_locked(kind, true).await;
+        self.note_result(kind, &result);
+        result
+    }
+
+    /// `Err(Backoff)` while a recent failure is remembered.
+    fn check_backoff(&self, kind: TokenKind) -> Result<(), TokenError> {
+        let failures = self.inner.failures[kind.idx()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match &*failures {
+            Some(f) if f.until > Instant::now() => Err(TokenError::Backoff {
+                failures: f.count,
+                last: f.last.clone(),
+                retry_in_ms: f
+                    .until
+                    .saturating_duration_since(Instant::now())
+                    .as_millis() as u64,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Remembers a failed fetch (with WeChat's errcode in the log), or forgets them after a success.
+    fn note_result(&self, kind: TokenKind, result: &Result<Secret<String>, TokenError>) {
+        let mut failures = self.inner.failures[kind.idx()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(_) => *failures = None,
+            Err(TokenError::LockTimeout | TokenError::Backoff { .. }) => {}
+            Err(e) => {
+                let count = failures.as_ref().map_or(0, |f| f.count).saturating_add(1);
+                let opts = &self.inner.opts;
+                let wait = opts
+                    .failure_backoff
+                    .saturating_mul(1u32 << (count - 1).min(16))
+                    .min(opts.failure_backoff_max);
+                warn!(
+                    token = kind.name(),
+                    errcode = e.api().map(|a| a.code()),
+                    error = %e,
+                    failures = count,
+                    backoff_ms = wait.as_millis() as u64,
+                    "token fetch failed; not asking WeChat again before the backoff"
+                );
+                *failures = Some(Failure {
+                    count,
+                    until: Instant::now() + wait,
+                    last: e.to_string().chars().take(200).collect(),
+                });
+            }
+        }
     }
 
     fn ahead_attempt_allowed(&self, kind: TokenKind) -> bool {
