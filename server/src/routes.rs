@@ -15,6 +15,12 @@ use std::path::Path;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+/// The largest request body the pages and the API take (WeChat's routes have their own cap).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The longest a page or API request may take.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -162,6 +168,17 @@ pub fn router(
         .layer(axum::middleware::from_fn_with_state(
             gate.clone(),
             crate::guard::api_writes,
+        ))
+        // Bodies: the API's JSON and the plain forms are small (an order with 20 lines and an
+        // address is ~2 KB); more is refused with 413 before it is read.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES,
+        ))
+        // A request that takes longer than this (a stuck WeChat call has its own, shorter,
+        // timeout) is answered 408 and its work dropped.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
         ))
         .layer(axum::middleware::from_fn(api_error_status))
         // Pages and JSON travel compressed when the client asks (the home page: 17 KB of HTML,

@@ -502,3 +502,30 @@ async fn a_failing_ticket_fetch_is_remembered_for_a_short_growing_time() {
     assert_eq!(st, 200, "{cfg}");
     assert_eq!(shop.sandbox.ticket_fetches(), asked + 1);
 }
+
+// 13. Body limits.
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_before_it_is_read() {
+    let shop = TestShop::spawn().await;
+    let huge = format!(
+        r#"{{"items":[],"address":{{}},"remark":"{}"}}"#,
+        "x".repeat(200 * 1024)
+    );
+    let (st, _, _) = post_raw(
+        &shop,
+        "/api/create_order",
+        &[("content-type", "application/json")],
+        &huge,
+    )
+    .await;
+    assert_eq!(st, 413);
+    let (st, _, _) = post_raw(
+        &shop,
+        "/api/form/checkout",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &format!("remark={}", "x".repeat(200 * 1024)),
+    )
+    .await;
+    assert_eq!(st, 413);
+}
