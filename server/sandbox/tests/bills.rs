@@ -11,19 +11,6 @@ use sha1::Digest as _;
 
 const HEADER: &str = "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注";
 
-fn m(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn signed(mut p: BTreeMap<String, String>) -> BTreeMap<String, String> {
-    let s = v2_sign_md5(&p, &creds().pay_key_v2);
-    p.insert("sign".into(), s);
-    p
-}
-
 async fn post_v2(r: &Running, path: &str, p: &BTreeMap<String, String>) -> (String, Vec<u8>) {
     let resp = r
         .http
@@ -55,7 +42,7 @@ async fn paid(r: &Running, no: &str, total: &str) {
     let (_, a) = post_v2(
         r,
         "/pay/unifiedorder",
-        &signed(m(&[
+        &signed_md5(m(&[
             ("appid", &c.appid),
             ("mch_id", &c.mchid),
             ("nonce_str", &nonce()),
@@ -88,7 +75,7 @@ fn bill_request(date: &str, tar: Option<&str>) -> BTreeMap<String, String> {
     if let Some(t) = tar {
         p.insert("tar_type".into(), t.into());
     }
-    signed(p)
+    signed_md5(p)
 }
 
 /// Checks the layout line by line; returns the data lines' fields.

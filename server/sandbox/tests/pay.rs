@@ -9,13 +9,6 @@ use common::*;
 use serde_json::{json, Value};
 use wechat_sandbox::{AnswerSigner, DeliveryKind, Endpoint, Fault, Forgery, TradeState};
 
-fn m(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 fn order_params(no: &str, total: &str, notify: &str) -> BTreeMap<String, String> {
     let c = creds();
     let openid = wechat_sandbox::Sandbox::new(c.clone()).users()[0]
@@ -33,12 +26,6 @@ fn order_params(no: &str, total: &str, notify: &str) -> BTreeMap<String, String>
         ("trade_type", "JSAPI"),
         ("openid", &openid),
     ])
-}
-
-fn signed_md5(mut p: BTreeMap<String, String>) -> BTreeMap<String, String> {
-    let s = v2_sign_md5(&p, &creds().pay_key_v2);
-    p.insert("sign".into(), s);
-    p
 }
 
 async fn v2_raw(r: &Running, path: &str, body: String) -> BTreeMap<String, String> {

@@ -22,19 +22,6 @@ async fn start_slow_settle() -> Running {
     .await
 }
 
-fn m(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn signed_md5(mut p: BTreeMap<String, String>) -> BTreeMap<String, String> {
-    let s = v2_sign_md5(&p, &creds().pay_key_v2);
-    p.insert("sign".into(), s);
-    p
-}
-
 async fn v2(r: &Running, path: &str, p: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let text = r
         .http

@@ -7,7 +7,7 @@
 //! (`state::settle_refund`).
 
 use super::events::{self, EventKind, Outcome};
-use super::state::{settle_refund, Settled, REFUNDABLE};
+use super::state::{is_refundable, settle_refund, Settled, REFUNDABLE};
 use super::{backoff_secs, now, PaymentError, Payments, Result};
 use app::model::{RefundState, RefundView};
 use sha2::{Digest, Sha256};
@@ -163,7 +163,7 @@ impl Payments {
         if order.status == "refunded" {
             return Err(PaymentError::BadRefund("订单已全额退款".into()));
         }
-        if !REFUNDABLE.contains(&format!("'{}'", order.status)) {
+        if !is_refundable(&order.status) {
             return Err(PaymentError::InvalidState("订单状态不允许退款"));
         }
         if req.restock && req.lines.is_empty() {

@@ -24,8 +24,16 @@ use super::now;
 use app::model::RefundState;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-/// The statuses a refund may start from.
+/// The statuses a refund may start from (SQL list, for `status IN …`).
 pub const REFUNDABLE: &str = "('paid', 'shipped', 'completed', 'partially_refunded', 'refunding')";
+
+/// A refund may start from `status` (the same list as [`REFUNDABLE`]).
+pub fn is_refundable(status: &str) -> bool {
+    matches!(
+        status,
+        "paid" | "shipped" | "completed" | "partially_refunded" | "refunding"
+    )
+}
 
 /// What became of a report that an order was paid.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -283,4 +291,19 @@ pub async fn settle_refund(
     tx.commit().await?;
     tracing::info!(out_refund_no, state = state.as_str(), "refund settled");
     Ok(Settled::Changed { order_id })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_refundable_check_and_its_sql_list_agree() {
+        for status in app::model::OrderStatus::ALL {
+            let s = status.as_str();
+            assert_eq!(
+                super::is_refundable(s),
+                super::REFUNDABLE.contains(&format!("'{s}'")),
+                "{s}"
+            );
+        }
+    }
 }

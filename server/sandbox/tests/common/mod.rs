@@ -198,6 +198,21 @@ pub fn aes_gcm_decrypt(key: &[u8], nonce: &str, aad: &str, ct_b64: &str) -> Vec<
 
 // ---------- XML (tiny, independent) ----------
 
+/// A parameter map from pairs.
+pub fn m(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// `p` with its v2 MD5 `sign` (the sandbox credentials' API key) added.
+pub fn signed_md5(mut p: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let s = v2_sign_md5(&p, &creds().pay_key_v2);
+    p.insert("sign".into(), s);
+    p
+}
+
 pub fn to_xml(m: &BTreeMap<String, String>) -> String {
     let mut s = String::from("<xml>");
     for (k, v) in m {
