@@ -31,6 +31,71 @@ pub struct Wechat {
     pub embedded: Option<wechat_sandbox::Sandbox>,
     /// Where pages load the JS-SDK from.
     pub jssdk_url: String,
+    /// The embedded sandbox's mutual-TLS listener for v2 refunds (stopped with the shop).
+    _secapi: Option<AbortOnDrop>,
+}
+
+/// Stops a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The embedded sandbox's `/secapi/…` listener and a client that presents the sandbox merchant's
+/// API certificate (`apiclient_cert.pem` issued by the sandbox CA, on the merchant key) and
+/// trusts only the sandbox CA.
+struct SandboxSecapi {
+    base: wechat::BaseUrl,
+    client: reqwest::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SandboxSecapi {
+    async fn start(sb: &wechat_sandbox::Sandbox) -> Result<Self, WechatStartError> {
+        let fail = |e: &dyn std::fmt::Display| {
+            WechatStartError::Client(format!("sandbox refund listener: {e}"))
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| fail(&e))?;
+        let server = wechat_sandbox::serve_secapi(sb.clone(), listener)
+            .await
+            .map_err(|e| fail(&e))?;
+        let build = || -> Result<reqwest::Client, String> {
+            let ca = sb.ca_certificate_pem().map_err(|e| e.to_string())?;
+            let cert = sb.merchant_certificate_pem().map_err(|e| e.to_string())?;
+            let identity = wechat::pay_v2::identity_from_pem(
+                cert.as_bytes(),
+                sb.credentials().merchant_private_key_pem.as_bytes(),
+            )
+            .map_err(|e| e.to_string())?;
+            reqwest::Client::builder()
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(
+                    reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?,
+                )
+                .identity(identity)
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        let client = match build() {
+            Ok(c) => c,
+            Err(e) => {
+                server.task.abort();
+                return Err(fail(&e));
+            }
+        };
+        let base = wechat::BaseUrl::parse(&server.base).map_err(|e| fail(&e))?;
+        Ok(Self {
+            base,
+            client,
+            task: server.task,
+        })
+    }
 }
 
 impl std::fmt::Debug for Wechat {
@@ -116,23 +181,32 @@ impl Wechat {
             http.clone(),
             cache,
         );
+        let mut secapi_task = None;
         let pay: Arc<dyn PayGateway> = match &creds.pay {
             PayCredentials::V2 {
                 key,
                 sign_type,
                 refund_identity,
             } => {
-                let client = wechat::pay_v2::PayV2Client::new(
-                    wechat::pay_v2::PayV2Config::new(
-                        &creds.appid,
-                        &creds.mchid,
-                        key.clone(),
-                        *sign_type,
-                        creds.hosts.pay.clone(),
-                    ),
-                    http.clone(),
+                let cfg = wechat::pay_v2::PayV2Config::new(
+                    &creds.appid,
+                    &creds.mchid,
+                    key.clone(),
+                    *sign_type,
+                    creds.hosts.pay.clone(),
                 );
-                let client = match (refund_identity, &embedded) {
+                // The embedded sandbox asks for the merchant certificate on a TLS listener of
+                // its own, as WeChat does on `/secapi/…`.
+                let sandbox_refunds = match (refund_identity, &embedded) {
+                    (None, Some(sb)) => Some(SandboxSecapi::start(sb).await?),
+                    _ => None,
+                };
+                let cfg = match &sandbox_refunds {
+                    Some(s) => cfg.with_secapi_base(s.base.clone()),
+                    None => cfg,
+                };
+                let client = wechat::pay_v2::PayV2Client::new(cfg, http.clone());
+                let client = match (refund_identity, sandbox_refunds) {
                     (Some(RefundIdentity::Pem { cert, key }), _) => client
                         .with_refund_identity(
                             wechat::pay_v2::identity_from_pem(
@@ -160,8 +234,11 @@ impl Wechat {
                             name: "WECHAT_MCH_P12",
                             message: e.to_string(),
                         })?,
-                    // The embedded sandbox: plain HTTP, no client certificate to present.
-                    (None, Some(_)) => client.with_refund_client(http.clone()),
+                    (None, Some(sandbox)) => {
+                        let c = client.with_refund_client(sandbox.client);
+                        secapi_task = Some(AbortOnDrop(sandbox.task));
+                        c
+                    }
                     (None, None) => client,
                 };
                 Arc::new(client)
@@ -210,6 +287,7 @@ impl Wechat {
             pay_version: version,
             embedded,
             jssdk_url,
+            _secapi: secapi_task,
         })
     }
 

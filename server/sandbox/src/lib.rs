@@ -31,6 +31,11 @@
 //! payment notifications. Rust hooks: [`Sandbox::refunds`], [`Sandbox::refund_deliveries`],
 //! [`Sandbox::wait_for_refund_ack`], [`Sandbox::signed_refund_notification`].
 //!
+//! `/secapi/pay/refund` needs mutual TLS as at WeChat: [`serve_secapi`] runs the sandbox's own
+//! TLS listener, which asks for the merchant's API certificate
+//! ([`Sandbox::merchant_certificate_pem`], issued by [`Sandbox::ca_certificate_pem`]); the
+//! plain-HTTP route refuses every call (证书不存在).
+//!
 //! Trade bills are built from the sandbox's own payments and refunds of the requested Beijing
 //! date ([`Sandbox::trade_bill`]); [`Sandbox::tamper_bill_amount`] makes them disagree with the
 //! shop on purpose.
@@ -56,6 +61,7 @@ mod pages;
 mod pay_v2;
 mod pay_v3;
 mod state;
+mod tls;
 mod token;
 mod util;
 mod xml;
@@ -71,6 +77,7 @@ pub use state::{
     AnswerSigner, Delivery, DeliveryKind, Endpoint, Fault, Forgery, JsEvent, PayApi, Refund,
     Sandbox, SandboxOptions, SandboxUser, TradeState, Transaction,
 };
+pub use tls::{serve_secapi, SecapiServer};
 
 /// Errors of the Rust API.
 #[derive(Debug, thiserror::Error)]

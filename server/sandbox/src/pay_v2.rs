@@ -6,11 +6,13 @@ use std::net::IpAddr;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 
 use crate::answer::{pre, v2_return_fail, v2_signed};
 use crate::crypto::{ct_eq, v2_sign, V2SignType};
 use crate::orders::{CreateErr, NewOrder, OrderErr, RefundReq};
 use crate::state::{Endpoint, PayApi, Sandbox, TradeState, Transaction};
+use crate::tls::PeerMerchant;
 use crate::util::{
     check_notify_url, compact_beijing, dashed_beijing, parse_compact_beijing, valid_trade_no,
 };
@@ -280,15 +282,23 @@ pub(crate) async fn closeorder(State(sb): State<Sandbox>, body: Bytes) -> Respon
     }
 }
 
-/// `POST /secapi/pay/refund` (WeChat requires the merchant's client certificate here; the
-/// sandbox cannot do mutual TLS and accepts the call without it).
-pub(crate) async fn refund(State(sb): State<Sandbox>, body: Bytes) -> Response {
+/// `POST /secapi/pay/refund`, answered only over mutual TLS with the merchant's API certificate
+/// (the sandbox's listener from [`crate::serve_secapi`]); see [`crate::tls`].
+pub(crate) async fn refund(
+    State(sb): State<Sandbox>,
+    peer: Option<Extension<PeerMerchant>>,
+    body: Bytes,
+) -> Response {
     let what = "secapi/pay/refund";
+    match peer.and_then(|Extension(p)| p.0) {
+        None => return fail(what, "证书不存在：请使用商户API证书（双向TLS）调用退款接口"),
+        Some(m) if m != sb.creds().mchid => return fail(what, "证书与商户号mch_id不匹配"),
+        Some(_) => {}
+    }
     let v = match preamble(&sb, Endpoint::V2Refund, what, &body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    tracing::debug!(target: "wechat_sandbox", "refund: no mutual TLS in the sandbox, client certificate not checked");
     let g = |k: &str| v.p.get(k).map(String::as_str).unwrap_or_default();
     if !valid_trade_no(g("out_refund_no"), 1) {
         return fail(what, "out_refund_no参数格式错误");

@@ -524,6 +524,8 @@ pub(crate) struct Inner {
     pub offset_ms: AtomicI64,
     pub state: Mutex<State>,
     pub http: reqwest::Client,
+    /// The CA for mutual TLS on `/secapi/…`, built on first use ([`crate::tls`]).
+    pub authority: Mutex<Option<Arc<crate::tls::Authority>>>,
 }
 
 /// The embedded WeChat sandbox. Cheap to clone (an `Arc` inside).
@@ -613,6 +615,7 @@ impl Sandbox {
                 offset_ms: AtomicI64::new(0),
                 state: Mutex::new(State::default()),
                 http,
+                authority: Mutex::new(None),
             }),
         })
     }

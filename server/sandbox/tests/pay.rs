@@ -29,9 +29,9 @@ fn order_params(no: &str, total: &str, notify: &str) -> BTreeMap<String, String>
 }
 
 async fn v2_raw(r: &Running, path: &str, body: String) -> BTreeMap<String, String> {
-    let text = r
-        .http
-        .post(format!("{}/pay{path}", r.base))
+    let (client, url) = r.v2_target(path);
+    let text = client
+        .post(url)
         .body(body)
         .send()
         .await

@@ -23,9 +23,9 @@ async fn start_slow_settle() -> Running {
 }
 
 async fn v2(r: &Running, path: &str, p: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    let text = r
-        .http
-        .post(format!("{}/pay{path}", r.base))
+    let (client, url) = r.v2_target(path);
+    let text = client
+        .post(url)
         .body(to_xml(p))
         .send()
         .await
@@ -599,4 +599,75 @@ async fn dropped_refund_notifications() {
     assert_eq!(r.sandbox.refund("V3DR-R1").unwrap().status, "SUCCESS");
     let q = v3(&r, "GET", "/v3/refund/domestic/refunds/V3DR-R1", None).await;
     assert_eq!(q.json()["status"], "SUCCESS");
+}
+
+/// `/secapi/pay/refund` needs the merchant's API certificate, as at WeChat: no certificate ends
+/// the TLS handshake, the plain-HTTP route refuses, a CA-issued certificate of another merchant
+/// is refused, and the merchant's own certificate is accepted.
+#[tokio::test]
+async fn v2_refund_requires_the_merchant_certificate() {
+    let r = start().await;
+    let pay_rx = receiver(false, 0).await;
+    paid_v2(&r, "V2TLS1", "800", &pay_rx.url).await;
+    let req = to_xml(&v2_refund("V2TLS1", "V2TLS-R1", "800", "100", None));
+
+    // Plain HTTP (the shop's /sandbox/pay mount): refused, nothing refunded.
+    let plain = r
+        .http
+        .post(format!("{}/pay/secapi/pay/refund", r.base))
+        .body(req.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let a = from_xml(&plain);
+    assert_eq!(a["return_code"], "FAIL", "{a:?}");
+    assert!(a["return_msg"].contains("证书"), "{a:?}");
+
+    // TLS without a client certificate: the handshake is refused.
+    let anonymous = secapi_client(&r.sandbox, None);
+    let e = anonymous
+        .post(format!("{}/secapi/pay/refund", r.secapi))
+        .body(req.clone())
+        .send()
+        .await;
+    assert!(
+        e.is_err(),
+        "a refund without a client certificate got an answer: {e:?}"
+    );
+
+    // A certificate from the same CA, issued to another merchant id, on the same key.
+    let other = r
+        .sandbox
+        .issue_client_certificate("1900000999", &creds().merchant_private_key_pem)
+        .unwrap();
+    let wrong = secapi_client(
+        &r.sandbox,
+        Some((&other, &creds().merchant_private_key_pem)),
+    );
+    let text = wrong
+        .post(format!("{}/secapi/pay/refund", r.secapi))
+        .body(req.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let a = from_xml(&text);
+    assert_eq!(a["return_code"], "FAIL", "{a:?}");
+    assert!(a["return_msg"].contains("商户号"), "{a:?}");
+    assert!(r.sandbox.refunds("V2TLS1").is_empty());
+
+    // The merchant's own certificate.
+    let a = v2(
+        &r,
+        "/secapi/pay/refund",
+        &v2_refund("V2TLS1", "V2TLS-R1", "800", "100", None),
+    )
+    .await;
+    assert_eq!(a["result_code"], "SUCCESS", "{a:?}");
+    assert_eq!(r.sandbox.refunds("V2TLS1").len(), 1);
 }

@@ -35,6 +35,9 @@ pub struct PayV2Config {
     pub sign_type: SignType,
     /// Pay base (`https://api.mch.weixin.qq.com`, or the sandbox).
     pub base: BaseUrl,
+    /// Base of the `/secapi/…` calls (mutual TLS); `None`: [`PayV2Config::base`], as at WeChat
+    /// (one host). The embedded sandbox serves them on a TLS listener of its own.
+    pub secapi_base: Option<BaseUrl>,
     /// Per-request timeout.
     pub timeout: Duration,
 }
@@ -54,7 +57,22 @@ impl PayV2Config {
             key,
             sign_type,
             base,
+            secapi_base: None,
             timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Sends `/secapi/…` calls to `base` instead of [`PayV2Config::base`].
+    pub fn with_secapi_base(mut self, base: BaseUrl) -> Self {
+        self.secapi_base = Some(base);
+        self
+    }
+
+    /// The URL of a call: `/secapi/…` paths on [`PayV2Config::secapi_base`] when set.
+    fn url(&self, path: &str) -> String {
+        match &self.secapi_base {
+            Some(b) if path.starts_with("/secapi/") => b.join(path),
+            _ => self.base.join(path),
         }
     }
 }
@@ -259,7 +277,7 @@ impl PayV2Client {
         params.insert("sign".into(), sign);
         let xml = to_xml(&params)?;
         let resp = client
-            .post(self.cfg.base.join(path))
+            .post(self.cfg.url(path))
             .timeout(self.cfg.timeout)
             .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
             .body(xml)
@@ -533,4 +551,33 @@ fn refund_entry(
     Err(PayV2Error::Malformed(
         "answer has no entry for this out_refund_no".into(),
     ))
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn secapi_calls_go_to_their_own_base_when_set() {
+        let cfg = PayV2Config::new(
+            "wx1",
+            "1900000109",
+            Secret::new("k".repeat(32)),
+            SignType::Md5,
+            BaseUrl::parse("https://api.mch.weixin.qq.com").unwrap(),
+        );
+        assert_eq!(
+            cfg.url("/secapi/pay/refund"),
+            "https://api.mch.weixin.qq.com/secapi/pay/refund"
+        );
+        let cfg = cfg.with_secapi_base(BaseUrl::parse("https://127.0.0.1:4443").unwrap());
+        assert_eq!(
+            cfg.url("/secapi/pay/refund"),
+            "https://127.0.0.1:4443/secapi/pay/refund"
+        );
+        assert_eq!(
+            cfg.url("/pay/orderquery"),
+            "https://api.mch.weixin.qq.com/pay/orderquery"
+        );
+    }
 }

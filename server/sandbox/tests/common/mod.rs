@@ -44,6 +44,36 @@ pub struct Running {
     /// `{origin}/sandbox`
     pub base: String,
     pub http: reqwest::Client,
+    /// The mutual-TLS listener for `/secapi/…` (`https://127.0.0.1:<port>`).
+    pub secapi: String,
+    /// A client presenting the merchant's API certificate and trusting the sandbox CA.
+    pub mtls: reqwest::Client,
+}
+
+impl Running {
+    /// Where a Pay v2 path is called, and with which client: `/secapi/…` over mutual TLS on the
+    /// secapi listener with the merchant certificate, the rest over plain HTTP.
+    pub fn v2_target(&self, path: &str) -> (&reqwest::Client, String) {
+        if path.starts_with("/secapi/") {
+            (&self.mtls, format!("{}{path}", self.secapi))
+        } else {
+            (&self.http, format!("{}/pay{path}", self.base))
+        }
+    }
+}
+
+/// A client for the secapi listener: trusts the sandbox CA, presents `identity` if any.
+pub fn secapi_client(sandbox: &Sandbox, identity: Option<(&str, &str)>) -> reqwest::Client {
+    let ca =
+        reqwest::Certificate::from_pem(sandbox.ca_certificate_pem().unwrap().as_bytes()).unwrap();
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca);
+    if let Some((cert, key)) = identity {
+        b = b.identity(reqwest::Identity::from_pem(format!("{key}\n{cert}").as_bytes()).unwrap());
+    }
+    b.build().unwrap()
 }
 
 pub async fn start() -> Running {
@@ -57,7 +87,17 @@ pub async fn start_with(opts: SandboxOptions) -> Running {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let origin = format!("http://{addr}");
+    let secapi = wechat_sandbox::serve_secapi(
+        sandbox.clone(),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let cert = sandbox.merchant_certificate_pem().unwrap();
+    let mtls = secapi_client(&sandbox, Some((&cert, &creds().merchant_private_key_pem)));
     Running {
+        secapi: secapi.base,
+        mtls,
         sandbox,
         base: format!("{origin}/sandbox"),
         origin,
