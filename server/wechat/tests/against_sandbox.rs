@@ -35,6 +35,8 @@ struct Env {
     notify_url: String,
     refund_url: String,
     seen: Seen,
+    /// The sandbox's mutual-TLS `/secapi/…` listener (v2 refunds), stopped with the test.
+    _secapi: Option<tokio::task::JoinHandle<()>>,
 }
 
 async fn serve(app: axum::Router) -> String {
@@ -60,21 +62,39 @@ async fn env(version: ApiVersion) -> Env {
     let c = creds();
     let base = BaseUrl::parse(&format!("{origin}/sandbox/pay")).unwrap();
     let http = reqwest::Client::new();
+    let mut secapi_task = None;
     let gateway: Arc<dyn PayGateway> = match version {
-        ApiVersion::V2 => Arc::new(
-            PayV2Client::new(
-                PayV2Config::new(
-                    c.appid.clone(),
-                    c.mchid.clone(),
-                    Secret::new(c.pay_key_v2.clone()),
-                    SignType::Md5,
-                    base,
-                ),
-                http.clone(),
+        ApiVersion::V2 => {
+            // Refunds go to the sandbox's `/secapi/…` listener, which asks for the merchant's API
+            // certificate as WeChat does; the client presents it and trusts only the sandbox CA.
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let secapi = wechat_sandbox::serve_secapi(sandbox.clone(), listener)
+                .await
+                .unwrap();
+            let identity = wechat::pay_v2::identity_from_pem(
+                sandbox.merchant_certificate_pem().unwrap().as_bytes(),
+                c.merchant_private_key_pem.as_bytes(),
             )
-            // The sandbox does no mutual TLS.
-            .with_refund_client(http.clone()),
-        ),
+            .unwrap();
+            let ca = sandbox.ca_certificate_pem().unwrap();
+            let mtls = reqwest::Client::builder()
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+                .identity(identity)
+                .build()
+                .unwrap();
+            let cfg = PayV2Config::new(
+                c.appid.clone(),
+                c.mchid.clone(),
+                Secret::new(c.pay_key_v2.clone()),
+                SignType::Md5,
+                base,
+            )
+            .with_secapi_base(BaseUrl::parse(&secapi.base).unwrap());
+            secapi_task = Some(secapi.task);
+            Arc::new(PayV2Client::new(cfg, http.clone()).with_refund_client(mtls))
+        }
         ApiVersion::V3 => {
             let cfg = PayV3Config::new(
                 c.appid.clone(),
@@ -125,6 +145,7 @@ async fn env(version: ApiVersion) -> Env {
         notify_url: format!("{shop}/notify"),
         refund_url: format!("{shop}/refund"),
         seen,
+        _secapi: secapi_task,
     }
 }
 
