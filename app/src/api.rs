@@ -5,7 +5,8 @@
 //!   HTTP status. This is the public API (see the README) and what the hydrated pages call.
 //! - `/api/form/<name>`: URL-encoded form posts, used by the plain HTML forms so the shop works
 //!   with JavaScript off. They answer with a redirect (303/302) to the next page; on error,
-//!   Leptos redirects back to the form's page with the error in `?__err=`.
+//!   Leptos redirects back to the form's page with the error, which the server moves from
+//!   `?__err=` into a signed cookie for that session and page (see `ServerFormError`).
 //!
 //! Each body is a few lines: take the server's port from context and call it.
 

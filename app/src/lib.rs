@@ -28,6 +28,8 @@ use leptos_router::{
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let env = components::wx_env();
     let jssdk = env.jssdk_url.clone();
+    #[cfg(feature = "ssr")]
+    set_content_security_policy(&jssdk);
     view! {
         <!DOCTYPE html>
         <html lang="zh-CN">
@@ -49,6 +51,37 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App />
             </body>
         </html>
+    }
+}
+
+/// The page's `Content-Security-Policy`: scripts only from the shop itself and WeChat's JS-SDK
+/// host, inline scripts only with this render's nonce (Leptos puts it on its hydration and
+/// resource scripts), wasm compiled from the shop's own bundle, no plugins, no framing, forms
+/// posting only to the shop. Images may come from https (WeChat avatars) and `data:`.
+#[cfg(feature = "ssr")]
+pub fn content_security_policy(nonce: &str, jssdk_url: &str) -> String {
+    let jssdk_host = jssdk_url
+        .strip_prefix("https://")
+        .and_then(|rest| rest.split('/').next())
+        .map(|host| format!(" https://{host}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'{jssdk_host}; \
+         style-src 'self'; img-src 'self' data: https:; connect-src 'self'; font-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+#[cfg(feature = "ssr")]
+fn set_content_security_policy(jssdk_url: &str) {
+    let (Some(nonce), Some(res)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) else {
+        return;
+    };
+    if let Ok(v) = http::HeaderValue::from_str(&content_security_policy(&nonce, jssdk_url)) {
+        res.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
     }
 }
 

@@ -19,6 +19,17 @@ pub struct SessionId(pub String);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientIp(pub std::net::IpAddr);
 
+/// The error a plain (JavaScript-free) form post came back with, for the page it returned to:
+/// the server reads it from a short-lived cookie it signed for this session and this page
+/// (never from the URL, where anyone could write one) and puts it in the page request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormError {
+    /// The form's endpoint, `/api/form/<name>`.
+    pub endpoint: String,
+    /// The error as Leptos encodes it (URL-safe base64 of the error's JSON).
+    pub encoded: String,
+}
+
 pub type Result<T> = std::result::Result<T, ApiError>;
 
 #[async_trait]

@@ -42,14 +42,14 @@ export async function orderOne(page: Page, skuId: number) {
 }
 
 /**
- * After a link to 我的: the first time a WeChat user opens it, WeChat asks whether to share the
- * profile (snsapi_userinfo). The sandbox users are shared by every test of a run, so whether
- * the question comes depends on earlier tests; this answers it if it comes.
+ * On 我的: the shopper presses 授权头像昵称 (or 更新头像昵称) and answers WeChat's consent page
+ * (snsapi_userinfo), then is back on 我的. 我的 itself never asks: it signs in with snsapi_base
+ * like every page.
  */
-export async function passProfileConsent(page: Page, decision: "allow" | "deny") {
-  const button = page.locator(`#wx-${decision}`);
-  await expect(button.or(page.getByTestId("profile"))).toBeVisible();
-  if (await button.isVisible()) await button.click();
+export async function shareProfile(page: Page, decision: "allow" | "deny") {
+  await page.getByTestId("share-profile").click();
+  await page.locator(`#wx-${decision}`).click();
+  await expect(page).toHaveURL(/\/me(#wechat_redirect)?$/);
   await expect(page.getByTestId("profile")).toBeVisible();
 }
 

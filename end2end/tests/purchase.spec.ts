@@ -1,5 +1,5 @@
 import { expect, Page, test } from "@playwright/test";
-import { gotoSignedIn, hydrated, passProfileConsent } from "./helpers";
+import { gotoSignedIn, hydrated, shareProfile } from "./helpers";
 
 async function openProduct(page: Page, name: string, user = 1) {
   // In sandbox mode a first visit passes WeChat's authorization (the sandbox's user picker).
@@ -72,9 +72,10 @@ test.describe("with JavaScript (hydrated)", () => {
     await expect(page.getByTestId("order-total")).toContainText("104.00");
     await expect(page.getByText("广东省 深圳市 南山区 科技园南区 1 栋 101")).toBeVisible();
 
-    // 我的 → 我的订单. The first visit to 我的 asks WeChat for the profile (允许 here).
+    // 我的 → 我的订单. 我的 shows the profile once the shopper shares it with its button (允许).
     await page.getByRole("link", { name: "我的", exact: true }).click();
-    await passProfileConsent(page, "allow");
+    await hydrated(page);
+    await shareProfile(page, "allow");
     await expect(page.getByTestId("nickname")).toHaveText("张小明");
     await page.getByTestId("all-orders").click();
     await expect(page).toHaveURL(/\/orders$/);
@@ -141,7 +142,8 @@ test.describe("without JavaScript (old in-app browsers)", () => {
 
     // 我的 (拒绝 sharing the profile: still 我的) → 我的订单.
     await page.getByRole("link", { name: "我的", exact: true }).click();
-    await passProfileConsent(page, "deny");
+    await hydrated(page);
+    await shareProfile(page, "deny");
     await page.getByTestId("all-orders").click();
     await expect(page.getByTestId("order-card").filter({ hasText: "帆布托特包" })).toContainText("待支付");
   });

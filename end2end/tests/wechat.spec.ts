@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { gotoSignedIn, hydrated, orderOne, passProfileConsent, paymentTrail } from "./helpers";
+import { gotoSignedIn, hydrated, orderOne, paymentTrail } from "./helpers";
 import { REAL_WECHAT_APPID, REAL_WECHAT_BASE_URL, REAL_WECHAT_OPEN_BASE } from "../playwright.config";
 
 // WeChat's in-app browser on an iPhone (the config's default user agent is Android's).
@@ -86,12 +86,17 @@ for (const platform of ["android", "ios"] as const) {
 const ME = /\/me(#wechat_redirect)?$/;
 
 // Sandbox user 3 and 2 are used by nobody else, so their first visit is a first visit.
-test.describe("我的 (snsapi_userinfo)", () => {
-  test("a first visit asks for the profile once, then shows it", async ({ page }) => {
+test.describe("我的 (snsapi_base, then snsapi_userinfo with its button)", () => {
+  test("a first visit signs in silently; the button asks for the profile", async ({ page }) => {
     await page.goto("/me");
     await expect(page).toHaveURL(/\/sandbox\/open\/connect\/oauth2\/authorize\?/);
-    expect(new URL(page.url()).searchParams.get("scope")).toBe("snsapi_userinfo");
+    expect(new URL(page.url()).searchParams.get("scope")).toBe("snsapi_base");
     await page.locator("#wx-user-3").click();
+    await expect(page).toHaveURL(ME);
+    await expect(page.getByTestId("nickname")).toHaveText("微信用户");
+    await expect(page.getByTestId("share-profile")).toHaveText("授权头像昵称");
+    await hydrated(page);
+    await page.getByTestId("share-profile").click();
     // WeChat's consent page for the profile.
     await expect(page.locator("#wx-current-user")).toHaveText("王大锤");
     await page.locator("#wx-allow").click();
@@ -99,21 +104,24 @@ test.describe("我的 (snsapi_userinfo)", () => {
     await expect(page.getByTestId("nickname")).toHaveText("王大锤");
     await expect(page.getByTestId("avatar")).toBeVisible();
     await expect(page.getByTestId("share-profile")).toHaveText("更新头像昵称");
-    // Known now: no second trip to WeChat.
+    // Known now: no trip to WeChat.
     await page.reload();
     await expect(page).toHaveURL(ME);
     await expect(page.getByTestId("nickname")).toHaveText("王大锤");
   });
 
-  test("拒绝 still signs in, never loops, and the button asks again", async ({ page }) => {
+  test("拒绝 keeps the shopper signed in, and the button asks again", async ({ page }) => {
     await page.goto("/me");
     await page.locator("#wx-user-2").click();
+    await expect(page).toHaveURL(ME);
+    await hydrated(page);
+    await page.getByTestId("share-profile").click();
     await page.locator("#wx-deny").click();
-    // Signed in silently (snsapi_base) and back on 我的, without the profile.
     await expect(page).toHaveURL(ME);
     await expect(page.getByTestId("nickname")).toHaveText("微信用户");
     await page.reload();
     await expect(page).toHaveURL(ME);
+    await hydrated(page);
     await page.getByTestId("share-profile").click();
     await page.locator("#wx-allow").click();
     await expect(page).toHaveURL(ME);
@@ -126,7 +134,6 @@ test.describe("我的 (snsapi_userinfo)", () => {
     const count = (await unpaid.json()).length;
     expect(count).toBeGreaterThanOrEqual(1);
     await page.getByRole("link", { name: "我的", exact: true }).click();
-    await passProfileConsent(page, "allow");
     await expect(page.getByTestId("count-unpaid")).toContainText(String(count));
     await page.getByTestId("count-unpaid").click();
     await expect(page).toHaveURL(/\/orders\?status=unpaid$/);
@@ -151,7 +158,7 @@ test.describe("a shop on the real WeChat", () => {
   test("WeChat's browser is sent to WeChat's authorize URL", async ({ request }) => {
     for (const [pagePath, scope] of [
       ["/cart", "snsapi_base"],
-      ["/me", "snsapi_userinfo"],
+      ["/me", "snsapi_base"],
     ]) {
       const res = await request.get(pagePath, { maxRedirects: 0 });
       expect(res.status()).toBe(302);

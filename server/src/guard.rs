@@ -12,7 +12,8 @@
 //!   order status, JS-SDK signing, the OAuth entry and WeChat's notifications → 429
 //!   `rate_limited` with `Retry-After`. Per-address limits are generous (many shoppers share a
 //!   carrier's address). `WXMALL_RATE_LIMIT=off` turns them off; `WXMALL_RATE_LIMITS` sets them.
-//! - **Headers**: no framing (`frame-ancestors 'none'`), HSTS on https, and
+//! - **Headers**: no framing (`frame-ancestors 'none'`; pages carry a full CSP with a script
+//!   nonce, see `app::content_security_policy`), HSTS on https, and
 //!   `Cache-Control: private, no-store` on JSON, personalised pages and anything that sets a cookie.
 
 use app::error::{ApiError, ErrorCode};
@@ -317,10 +318,13 @@ pub async fn identify(State(gate): State<Gate>, mut req: Request, next: Next) ->
     req.extensions_mut().insert(ClientIp(ip));
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static("frame-ancestors 'none'"),
-    );
+    // Pages set their own, with the render's script nonce (`app::content_security_policy`).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        );
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if gate.https {
         h.insert(

@@ -7,6 +7,7 @@ pub mod guard;
 pub mod oauth;
 pub mod payments;
 pub mod routes;
+pub mod serve;
 pub mod session;
 pub mod shop;
 pub mod wechat_config;
@@ -177,6 +178,7 @@ pub fn payments_service(pool: sqlx::SqlitePool, wechat: &wx::Wechat) -> payments
             notify_url: wechat.notify_url(),
             refund_notify_url: wechat.refund_notify_url(),
             reconcile_after: std::time::Duration::from_secs(120),
+            sandbox: wechat.embedded.is_some(),
         },
     )
 }

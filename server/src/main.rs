@@ -8,7 +8,6 @@ mod sign_cmd;
 
 use clap::{Parser, Subcommand};
 use server::config::Settings;
-use std::future::IntoFuture;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -72,34 +71,24 @@ async fn serve() -> Result<(), String> {
     let _reconcile = settings
         .reconcile_at
         .map(|at| built.payments.clone().spawn_daily_reconciliation(at));
-    use axum::serve::ListenerExt;
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?
-        .tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
     tracing::info!("wxmall listening on http://{}", settings.addr);
-    // The peer address feeds the gate (client address, rate limits). TCP_NODELAY (above):
-    // an answer written in two pieces (headers, then a file's body) must not wait for the
-    // client's delayed ACK (≈40 ms per static file on a kept-alive connection).
     // SIGTERM / Ctrl-C: stop accepting, let the requests and notifications in flight finish
     // (their transactions commit or roll back whole), but not for longer than DRAIN.
     let (stopping, mut stopped) = tokio::sync::watch::channel(false);
-    let server = axum::serve(
+    let server = server::serve::serve(
         listener,
-        built
-            .router
-            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = stopping.send(true);
-    });
+        built.router,
+        server::serve::HEADER_READ_TIMEOUT,
+        async move {
+            shutdown_signal().await;
+            let _ = stopping.send(true);
+        },
+    );
     tokio::select! {
-        served = server.into_future() => served.map_err(|e| e.to_string()),
+        () = server => Ok(()),
         _ = async {
             let _ = stopped.wait_for(|s| *s).await;
             tokio::time::sleep(DRAIN).await;

@@ -7,10 +7,11 @@
 //! fresh session and goes back. An openid is only ever taken from WeChat's answer to that
 //! exchange, never from a query string or form.
 //!
-//! Pages that show the shopper's WeChat profile (the 我的 page) ask for `snsapi_userinfo`
-//! instead, when the profile is missing and the shopper has not just declined it; a "no"
-//! there still signs the shopper in (silently, through `snsapi_base`) and is remembered, so the
-//! page never loops back to the consent screen.
+//! Every page signs in with `snsapi_base`, the 我的 page too: asking for `snsapi_userinfo` on a
+//! first visit is what makes WeChat show a visitor the snapshot page (朋友圈快照页) instead of the
+//! shop. The profile is asked for only when the shopper presses 授权头像昵称 on 我的
+//! (`/wechat/oauth/profile`); a "no" there still leaves the shopper signed in (silently, through
+//! `snsapi_base`, if they were not yet) and is remembered.
 //!
 //! Outside WeChat (real credentials), pages ask to be opened in WeChat, with a QR code. In
 //! sandbox mode any browser counts as WeChat's. Clients that are no browser at all (no
@@ -40,9 +41,6 @@ pub struct OAuthState {
     /// Each redirect to WeChat writes a state row: counted per client address.
     pub limits: Option<Arc<crate::guard::Limits>>,
 }
-
-/// Pages that show the WeChat profile (and so ask for `snsapi_userinfo`).
-const PROFILE_PAGES: [&str; 1] = ["/me"];
 
 /// What one trip to WeChat's authorize page is for (stored with its `state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,16 +121,8 @@ pub async fn entry(State(st): State<OAuthState>, req: Request, next: Next) -> Re
     let Some(session) = req.extensions().get::<SessionId>().cloned() else {
         return next.run(req).await;
     };
-    let wants_profile = PROFILE_PAGES.contains(&req.uri().path());
     let scope = match sessions::identity(&st.pool, &session).await {
-        Ok(Some(id)) => {
-            if wants_profile && in_wechat && id.should_ask_profile(crate::shop::now()) {
-                Scope::UserInfo
-            } else {
-                return next.run(req).await;
-            }
-        }
-        Ok(None) if wants_profile => Scope::UserInfo,
+        Ok(Some(_)) => return next.run(req).await,
         Ok(None) => Scope::Base,
         Err(_) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, "服务器开小差了", "/"),
     };

@@ -162,6 +162,10 @@ pub fn router(
             crate::guard::rate_limit,
         ))
         .layer(axum::middleware::from_fn_with_state(
+            sessions.clone(),
+            session::form_errors,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             sessions,
             session::middleware,
         ))

@@ -155,9 +155,176 @@ pub fn issue(config: &SessionConfig, session: &SessionId) -> SignedCookieJar {
     SignedCookieJar::new(config.key.clone()).add(cookie)
 }
 
+/// The form-error cookie of [`form_errors`] (`__Host-` prefixed on https, like the session's).
+pub const FORM_ERROR_COOKIE: &str = "wxmall_form_err";
+pub const SECURE_FORM_ERROR_COOKIE: &str = "__Host-wxmall_form_err";
+/// How long a form's error waits for the page it returns to.
+const FORM_ERROR_TTL_SECS: i64 = 60;
+
+/// What the form-error cookie holds (signed with the session key, so only this server wrote it).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FormErrorCookie {
+    /// The session it was written for.
+    s: String,
+    /// The page path it returns to.
+    p: String,
+    /// The form's endpoint.
+    e: String,
+    /// The error as Leptos encoded it.
+    m: String,
+    /// Expiry, Unix seconds.
+    x: i64,
+}
+
+impl SessionConfig {
+    fn form_error_cookie_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_FORM_ERROR_COOKIE
+        } else {
+            FORM_ERROR_COOKIE
+        }
+    }
+}
+
+/// Takes `__path` and `__err` out of a redirect target: the new target, the page's path and the
+/// encoded error. `None` when the target carries no error.
+fn take_form_error(location: &str) -> Option<(String, String, String)> {
+    let absolute = url::Url::parse(location).is_ok();
+    let base = url::Url::parse("http://wxmall.invalid/").ok()?;
+    let mut url = base.join(location).ok()?;
+    let mut error = None;
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter_map(|(k, v)| match k.as_ref() {
+            "__err" => {
+                error = Some(v.into_owned());
+                None
+            }
+            "__path" => None,
+            _ => Some((k.into_owned(), v.into_owned())),
+        })
+        .collect();
+    let error = error?;
+    if kept.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    let target = if absolute {
+        url.to_string()
+    } else {
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        }
+    };
+    Some((target, url.path().to_string(), error))
+}
+
+/// Form errors never travel in the URL (finding: `?__err=` let anyone write any text into the
+/// shop's red error box, on the shop's own domain). Inside the session layer:
+/// - the redirect a plain form post (`POST /api/form/…`) answers with an error loses `__path`
+///   and `__err`; the error goes into a signed, HttpOnly cookie for this session and the page it
+///   returns to, valid 60 s;
+/// - the request for that page (same session, same path, in time) gets the error as
+///   [`app::port::FormError`] and the cookie is removed; a cookie that does not verify, has
+///   expired or belongs to another session is removed unread.
+pub async fn form_errors(
+    State(config): State<SessionConfig>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let name = config.form_error_cookie_name();
+    let path = req.uri().path().to_string();
+    let session = req.extensions().get::<SessionId>().cloned();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut remove = false;
+    if axum_extra::extract::cookie::CookieJar::from_headers(req.headers())
+        .get(name)
+        .is_some()
+    {
+        let signed = SignedCookieJar::from_headers(req.headers(), config.key.clone());
+        let parsed = signed
+            .get(name)
+            .and_then(|c| serde_json::from_str::<FormErrorCookie>(c.value()).ok());
+        match parsed {
+            Some(c) if c.x >= now && session.as_ref().is_some_and(|s| s.0 == c.s) => {
+                if c.p == path {
+                    req.extensions_mut().insert(app::port::FormError {
+                        endpoint: c.e,
+                        encoded: c.m,
+                    });
+                    remove = true;
+                }
+                // Another page of this session: left for the page it was written for.
+            }
+            _ => remove = true,
+        }
+    }
+    let is_form = req.method() == axum::http::Method::POST && path.starts_with("/api/form/");
+    let mut res = next.run(req).await;
+    let jar = SignedCookieJar::new(config.key.clone());
+    if is_form && res.status().is_redirection() {
+        let taken = res
+            .headers()
+            .get(axum::http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(take_form_error);
+        if let (Some((target, page, error)), Some(session)) = (taken, session) {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&target) {
+                res.headers_mut().insert(axum::http::header::LOCATION, v);
+                let value = serde_json::to_string(&FormErrorCookie {
+                    s: session.0,
+                    p: page,
+                    e: path,
+                    m: error,
+                    x: now + FORM_ERROR_TTL_SECS,
+                })
+                .unwrap_or_default();
+                let cookie = Cookie::build((name, value))
+                    .path("/")
+                    .http_only(true)
+                    .same_site(SameSite::Lax)
+                    .secure(config.secure)
+                    .max_age(time::Duration::seconds(FORM_ERROR_TTL_SECS))
+                    .build();
+                return (jar.add(cookie), res).into_response();
+            }
+        }
+    }
+    if remove {
+        // An expired cookie of the same name and path (a jar's `remove` only removes what the
+        // jar itself was given).
+        let mut gone = Cookie::build((name, ""))
+            .path("/")
+            .secure(config.secure)
+            .build();
+        gone.make_removal();
+        return (axum_extra::extract::cookie::CookieJar::new().add(gone), res).into_response();
+    }
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_error_comes_out_of_the_redirect_target() {
+        let (target, page, err) = take_form_error(
+            "http://127.0.0.1:3000/checkout?a=1&__path=%2Fapi%2Fform%2Fcheckout&__err=eyJ9",
+        )
+        .unwrap();
+        assert_eq!(target, "http://127.0.0.1:3000/checkout?a=1");
+        assert_eq!(page, "/checkout");
+        assert_eq!(err, "eyJ9");
+        let (target, page, _) = take_form_error("/product/3?__path=x&__err=e").unwrap();
+        assert_eq!(
+            (target.as_str(), page.as_str()),
+            ("/product/3", "/product/3")
+        );
+        assert!(take_form_error("/orders/1").is_none());
+    }
 
     #[test]
     fn the_key_file_is_private_kept_and_never_silently_replaced() {

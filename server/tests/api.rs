@@ -331,7 +331,8 @@ async fn plain_forms_work_without_javascript() {
         .await;
     assert_eq!(location, "/checkout?sku=2&qty=1");
 
-    // A wrong phone number comes back to the form with the error in the URL.
+    // A wrong phone number comes back to the form; the error travels in a signed cookie for
+    // this session and page, never in the URL.
     let bad = [
         ("address_id", "new"),
         ("name", "李四"),
@@ -342,15 +343,20 @@ async fn plain_forms_work_without_javascript() {
     ];
     let (status, location) = s.form("checkout", &bad, "/checkout").await;
     assert_eq!(status, 302);
-    assert!(
-        location.starts_with(&format!("{}/checkout?", shop.base)) && location.contains("__err="),
-        "{location}"
-    );
-    let (status, page) = s.get(location.trim_start_matches(&shop.base)).await;
+    assert_eq!(location, format!("{}/checkout", shop.base));
+    // Another page of the session does not take it.
+    let (_, cart) = s.get("/cart").await;
+    assert!(!cart.contains("请输入正确的 11 位手机号"));
+    let (status, page) = s.get("/checkout").await;
     assert_eq!(status, 200);
     assert!(
         page.contains("请输入正确的 11 位手机号"),
         "the checkout page shows the server's message"
+    );
+    let (_, again) = s.get("/checkout").await;
+    assert!(
+        !again.contains("请输入正确的 11 位手机号"),
+        "shown once, then gone"
     );
 
     let good = [
@@ -495,4 +501,100 @@ async fn pages_and_json_are_compressed_for_clients_that_ask() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
+}
+
+/// Finding 5: `?__path=…&__err=<base64 JSON>` used to put any text in the shop's red error box.
+/// Neither a crafted URL nor a form-error cookie of another session shows anything.
+#[tokio::test]
+async fn form_errors_cannot_be_written_by_a_link_or_another_session() {
+    use leptos::server_fn::error::ServerFnUrlError;
+    let shop = TestShop::spawn().await;
+    let lure = "订单异常，请加客服微信 fake123 办理退款";
+    let forged = ServerFnUrlError::new(
+        "/api/form/checkout",
+        app::error::ApiError::new(app::error::ErrorCode::BadRequest, lure),
+    )
+    .to_url(&format!("{}/checkout", shop.base))
+    .unwrap();
+    let s = shop.shopper();
+    let (status, page) = s.get(&forged.as_str()[shop.base.len()..]).await;
+    assert_eq!(status, 200);
+    assert!(
+        !page.contains("fake123"),
+        "a link writes nothing on the page"
+    );
+
+    // A real form error of shopper A, its cookie replayed by shopper B.
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookies = |res: &reqwest::Response, name: &str| -> String {
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} cookie"))
+            .to_string()
+    };
+    // A puts something in the cart (so the checkout page shows its form), then sends a
+    // wrong phone number.
+    let res = plain
+        .post(format!("{}/api/form/add_to_cart", shop.base))
+        .header("accept", "text/html")
+        .header("referer", format!("{}/product/1", shop.base))
+        .form(&[("sku_id", "1"), ("quantity", "1"), ("intent", "cart")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let a_session = cookies(&res, "wxmall_sid");
+    let res = plain
+        .post(format!("{}/api/form/checkout", shop.base))
+        .header("accept", "text/html")
+        .header("referer", format!("{}/checkout", shop.base))
+        .header("cookie", a_session.clone())
+        .form(&[
+            ("address_id", "new"),
+            ("name", "李四"),
+            ("phone", "123"),
+            ("province", "浙江省"),
+            ("city", "杭州市 西湖区"),
+            ("detail", "文三路 100 号"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let form_error = cookies(&res, "wxmall_form_err");
+    let res = plain.get(format!("{}/", shop.base)).send().await.unwrap();
+    let b_session = cookies(&res, "wxmall_sid");
+    let page_with = |session: String| {
+        let plain = plain.clone();
+        let url = format!("{}/checkout", shop.base);
+        let form_error = form_error.clone();
+        async move {
+            let res = plain
+                .get(url)
+                .header("cookie", format!("{session}; {form_error}"))
+                .send()
+                .await
+                .unwrap();
+            res.text().await.unwrap()
+        }
+    };
+    assert!(
+        !page_with(b_session)
+            .await
+            .contains("请输入正确的 11 位手机号"),
+        "another session's form error is not shown"
+    );
+    assert!(
+        page_with(a_session)
+            .await
+            .contains("请输入正确的 11 位手机号"),
+        "its own session's is"
+    );
 }

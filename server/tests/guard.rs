@@ -322,13 +322,52 @@ async fn answers_cannot_be_framed_and_personal_ones_are_not_cached() {
     let page = s.raw_get("/").await;
     assert_eq!(page.status(), 200);
     let h = page.headers();
-    assert_eq!(h["content-security-policy"], "frame-ancestors 'none'");
+    let csp = h["content-security-policy"].to_str().unwrap().to_string();
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["cache-control"], "private, no-store");
     assert!(
         !h.contains_key("strict-transport-security"),
         "http: no HSTS"
     );
+    // A full policy, whose nonce is the one on every inline script of the page.
+    for part in [
+        "default-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "'wasm-unsafe-eval'",
+    ] {
+        assert!(csp.contains(part), "{part} in {csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("a script nonce")
+        .to_string();
+    assert!(nonce.len() >= 16, "{nonce}");
+    let html = page.text().await.unwrap();
+    let scripts: Vec<&str> = html.split("<script").skip(1).collect();
+    assert!(!scripts.is_empty());
+    for tag in scripts {
+        let open = &tag[..tag.find('>').unwrap()];
+        if open.contains(" src=") {
+            continue; // from 'self' (the sandbox's JS-SDK shim here)
+        }
+        assert!(
+            open.contains(&format!("nonce=\"{nonce}\"")),
+            "inline script without the page's nonce: <script{open}>"
+        );
+    }
+    // Each render has its own nonce.
+    let again = s.raw_get("/").await;
+    assert_ne!(
+        again.headers()["content-security-policy"].to_str().unwrap(),
+        csp
+    );
+    // Not a page: no framing all the same.
     let res = s
         .http
         .post(format!("{}/api/list_products", shop.base))
@@ -337,6 +376,10 @@ async fn answers_cannot_be_framed_and_personal_ones_are_not_cached() {
         .await
         .unwrap();
     assert_eq!(res.headers()["cache-control"], "private, no-store");
+    assert_eq!(
+        res.headers()["content-security-policy"],
+        "frame-ancestors 'none'"
+    );
     let icon = s.raw_get("/favicon.svg").await;
     if icon.status() == 200 {
         assert_ne!(icon.headers()["cache-control"], "private, no-store");
@@ -528,4 +571,60 @@ async fn an_oversized_body_is_refused_before_it_is_read() {
     )
     .await;
     assert_eq!(st, 413);
+}
+
+// 13. A header-read timeout: a client that trickles its headers (slowloris) loses the
+// connection; `axum::serve` sets no timer, so hyper never enforced one.
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    tokio::spawn(server::serve::serve(
+        listener,
+        router,
+        Duration::from_millis(300),
+        std::future::pending(),
+    ));
+
+    // A whole request is answered.
+    let mut whole = tokio::net::TcpStream::connect(addr).await.unwrap();
+    whole
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    whole.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Headers that never end: the connection is closed soon after the timeout.
+    let started = Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let (mut r, mut w) = slow.split();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        // Keep trickling, as slowloris does; the server must not wait for the end.
+        loop {
+            tokio::select! {
+                n = r.read_to_end(&mut buf) => break n,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if w.write_all(b"x-a: b\r\n").await.is_err() {
+                        break Ok(0);
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "the connection is still open after 5 s of unfinished headers"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
 }

@@ -30,8 +30,8 @@ pub fn CartPage() -> impl IntoView {
     // The latest cart the server answered with, once the shopper changed something.
     let latest = RwSignal::new(None::<Cart>);
     let error = RwSignal::new(
-        ServerFormError::from_query("/api/form/update_cart")
-            .or_else(|| ServerFormError::from_query("/api/form/select_cart_line")),
+        ServerFormError::take("/api/form/update_cart")
+            .or_else(|| ServerFormError::take("/api/form/select_cart_line")),
     );
     Effect::new(move |_| match edit.value().get() {
         Some(Ok(cart)) => {

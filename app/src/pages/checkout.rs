@@ -94,7 +94,7 @@ fn CheckoutForm(data: CheckoutData) -> impl IntoView {
     let city = RwSignal::new(String::new());
     let detail = RwSignal::new(String::new());
     let remark = RwSignal::new(String::new());
-    let error = RwSignal::new(ServerFormError::from_query("/api/form/checkout"));
+    let error = RwSignal::new(ServerFormError::take("/api/form/checkout"));
 
     let items: Vec<OrderItemInput> = quote
         .lines

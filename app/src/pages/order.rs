@@ -136,8 +136,7 @@ fn OrderView(
         .sum();
     let pay_notice = RwSignal::new(None::<String>);
     let pay_state = RwSignal::new(PayState::Idle);
-    let error =
-        RwSignal::new(ServerFormError::from_query("/api/form/cancel_order").map(|e| e.message));
+    let error = RwSignal::new(ServerFormError::take("/api/form/cancel_order").map(|e| e.message));
     Effect::new(move |_| {
         if let Some(Err(e)) = cancel.value().get() {
             error.set(Some(e.message));

@@ -51,9 +51,8 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
     let price = Signal::derive(move || sku().map(|s| s.price_fen).unwrap_or(0));
     let sold_out = move || stock() <= 0;
 
-    let notice = RwSignal::new(
-        ServerFormError::from_query("/api/form/add_to_cart").map(|e| (false, e.message)),
-    );
+    let notice =
+        RwSignal::new(ServerFormError::take("/api/form/add_to_cart").map(|e| (false, e.message)));
     let add = Action::new(move |(sku_id, qty): &(i64, i64)| add_to_cart(*sku_id, *qty));
     Effect::new(move |_| {
         if let Some(result) = add.value().get() {

@@ -97,6 +97,9 @@ pub struct PaymentsConfig {
     /// How old an unpaid, prepaid order (or a processing refund) must be before the reconciler
     /// asks WeChat about it: notifications normally arrive within seconds.
     pub reconcile_after: Duration,
+    /// The gateway is the embedded WeChat sandbox: payments it reports moved no money and are
+    /// marked so (`orders.paid_in_sandbox`).
+    pub sandbox: bool,
 }
 
 /// The payments service. Cheap to clone.

@@ -173,8 +173,15 @@ impl Payments {
         total_fee: i64,
         kind: EventKind,
     ) -> Result<Applied> {
-        let (applied, _) =
-            apply_paid(&self.pool, order_no, transaction_id, total_fee, kind).await?;
+        let (applied, _) = apply_paid(
+            &self.pool,
+            order_no,
+            transaction_id,
+            total_fee,
+            kind,
+            self.cfg.sandbox,
+        )
+        .await?;
         if let Applied::Unexpected { order_id, .. } = &applied {
             self.refund_unexpected(*order_id, order_no, transaction_id, total_fee)
                 .await?;

@@ -76,6 +76,7 @@ struct OrderForRefund {
     status: String,
     total_fee: i64,
     transaction_id: Option<String>,
+    paid_in_sandbox: bool,
 }
 
 /// `out_refund_no` for a merchant refund: derived from the request, so the same request
@@ -150,7 +151,7 @@ impl Payments {
             )));
         }
         let order: OrderForRefund = sqlx::query_as(
-            "SELECT id, order_no, status, total_fee, transaction_id FROM orders \
+            "SELECT id, order_no, status, total_fee, transaction_id, paid_in_sandbox FROM orders \
              WHERE order_no = $1 OR CAST(id AS TEXT) = $1 ORDER BY order_no = $1 DESC LIMIT 1",
         )
         .bind(req.order.trim())
@@ -160,6 +161,12 @@ impl Payments {
         let Some(transaction_id) = order.transaction_id.clone() else {
             return Err(PaymentError::InvalidState("订单未支付，不能退款"));
         };
+        // A sandbox payment moved no money: the real WeChat has nothing to give back.
+        if order.paid_in_sandbox && !self.cfg.sandbox {
+            return Err(PaymentError::BadRefund(
+                "该订单是在微信沙箱中支付的，没有真实款项可退".into(),
+            ));
+        }
         if order.status == "refunded" {
             return Err(PaymentError::BadRefund("订单已全额退款".into()));
         }

@@ -80,18 +80,21 @@ pub async fn apply_paid(
     transaction_id: &str,
     total_fee: i64,
     kind: EventKind,
+    sandbox: bool,
 ) -> Result<(Applied, Option<i64>), sqlx::Error> {
     let mut tx = pool.begin().await?;
     // A write first: SQLite takes the write lock now, so concurrent deliveries queue here
     // instead of failing on a read→write upgrade.
     let paid = sqlx::query_scalar::<_, i64>(
         "UPDATE orders SET status = 'paid', paid_at = $1, transaction_id = $2, pay_error = NULL, \
-         retry_at = NULL WHERE order_no = $3 AND status = 'unpaid' AND total_fee = $4 RETURNING id",
+         retry_at = NULL, paid_in_sandbox = $5 \
+         WHERE order_no = $3 AND status = 'unpaid' AND total_fee = $4 RETURNING id",
     )
     .bind(now())
     .bind(transaction_id)
     .bind(order_no)
     .bind(total_fee)
+    .bind(sandbox)
     .fetch_optional(&mut *tx)
     .await?;
     let (applied, order_id) = match paid {

@@ -153,10 +153,6 @@ pub async fn bind_openid(
     Ok(user)
 }
 
-/// After a "no" to sharing the profile, the 我的 page asks again only after this long (the
-/// page's 授权 button asks at once).
-pub const PROFILE_ASK_AGAIN_SECS: i64 = 7 * 24 * 3600;
-
 /// A session's WeChat identity (an openid is bound), as the OAuth entry needs it.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct Identity {
@@ -165,16 +161,6 @@ pub struct Identity {
     pub has_profile: bool,
     /// When the profile was last asked for in vain (the shopper declined, or WeChat failed).
     pub profile_declined_at: Option<i64>,
-}
-
-impl Identity {
-    /// Whether a page that shows the profile should ask WeChat for it now.
-    pub fn should_ask_profile(&self, now: i64) -> bool {
-        !self.has_profile
-            && self
-                .profile_declined_at
-                .is_none_or(|t| now - t >= PROFILE_ASK_AGAIN_SECS)
-    }
 }
 
 /// The WeChat identity bound to the session, if any (a visit: the session is seen).
@@ -336,22 +322,6 @@ mod tests {
         ] {
             assert_eq!(clean_avatar_url(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn a_declined_profile_is_asked_for_again_only_after_a_while() {
-        let mut id = Identity {
-            user_id: 1,
-            has_profile: false,
-            profile_declined_at: None,
-        };
-        assert!(id.should_ask_profile(1_000));
-        id.profile_declined_at = Some(1_000);
-        assert!(!id.should_ask_profile(1_000 + 60));
-        assert!(id.should_ask_profile(1_000 + PROFILE_ASK_AGAIN_SECS));
-        id.has_profile = true;
-        id.profile_declined_at = None;
-        assert!(!id.should_ask_profile(1_000));
     }
 }
 

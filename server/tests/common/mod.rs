@@ -79,14 +79,13 @@ impl TestShop {
         };
         let wechat = built.wechat.clone();
         let server = tokio::spawn(async move {
-            axum::serve(
+            server::serve::serve(
                 listener,
-                built
-                    .router
-                    .into_make_service_with_connect_info::<SocketAddr>(),
+                built.router,
+                server::serve::HEADER_READ_TIMEOUT,
+                std::future::pending(),
             )
-            .await
-            .expect("serve");
+            .await;
         });
         Self {
             base: format!("http://{addr}"),
