@@ -5,10 +5,12 @@ import * as path from "path";
 // The shop under test: the binary `cargo leptos build` made, on its own port and a fresh
 // database for every run, on the embedded defaults (SQLite, demo catalogue).
 // A port of its own per run (workers inherit it from the main process through the environment),
-// so a shop already running on this machine never gets in the way.
+// so a shop already running on this machine never gets in the way. Below Linux's ephemeral range
+// (32768–60999): a port in it can be taken at any moment by some outgoing connection's local end
+// (seen once: "cannot listen on 127.0.0.1:33844: Address already in use").
 // The same goes for the data directory: tests read the payment log with `wxmall payments`.
 if (!process.env.WXMALL_E2E_PORT) {
-  process.env.WXMALL_E2E_PORT = String(31000 + (process.pid % 2000) * 2);
+  process.env.WXMALL_E2E_PORT = String(20000 + (process.pid % 6000) * 2);
 }
 if (!process.env.WXMALL_E2E_DATA_DIR) {
   process.env.WXMALL_E2E_DATA_DIR = path.join(os.tmpdir(), `wxmall-e2e-${process.pid}-${Date.now()}`);

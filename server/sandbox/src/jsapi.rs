@@ -16,6 +16,7 @@ use crate::state::{Endpoint, Fault, JsConfig, PayApi, PaySession, Sandbox, Trade
 use crate::util::yuan;
 
 const SHIM: &str = include_str!("jweixin.js");
+const SHIM_CSS: &str = include_str!("jweixin.css");
 
 /// `GET /jweixin.js`
 pub(crate) async fn script() -> Response {
@@ -28,6 +29,18 @@ pub(crate) async fn script() -> Response {
             (header::CACHE_CONTROL, "no-cache"),
         ],
         SHIM,
+    )
+        .into_response()
+}
+
+/// `GET /jweixin.css`: the pay sheet's stylesheet (the shim links it; see the file).
+pub(crate) async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        SHIM_CSS,
     )
         .into_response()
 }

@@ -129,21 +129,6 @@
 
   /* ---------------- pay sheet ---------------- */
 
-  var CSS =
-    '#wx-pay-mask{position:fixed;left:0;top:0;right:0;bottom:0;background:rgba(0,0,0,.5);z-index:2147483000}' +
-    '#wx-pay-sheet{position:fixed;left:0;right:0;bottom:0;background:#fff;border-radius:12px 12px 0 0;z-index:2147483001;' +
-    'padding:16px 20px 28px;font-family:-apple-system,BlinkMacSystemFont,"PingFang SC","Microsoft YaHei",sans-serif;color:#191919;text-align:center;' +
-    'max-width:560px;margin:0 auto}' +
-    '#wx-pay-sheet .wx-pay-title{font-size:15px;color:#888;margin-bottom:14px}' +
-    '#wx-pay-merchant{font-size:16px;margin-bottom:6px}' +
-    '#wx-pay-amount{font-size:36px;font-weight:600;margin:4px 0 8px}' +
-    '#wx-pay-desc{font-size:14px;color:#888;margin-bottom:14px}' +
-    '#wx-pay-payer{font-size:14px;color:#576b95;border-top:1px solid #eee;padding-top:12px;margin-bottom:16px;text-align:left}' +
-    '#wx-pay-sheet button{display:block;width:100%;border:0;border-radius:8px;font-size:17px;font-weight:600;padding:12px;margin-top:10px;cursor:pointer}' +
-    '#wx-pay-confirm{background:#07c160;color:#fff}#wx-pay-confirm[disabled]{opacity:.6}' +
-    '#wx-pay-cancel{background:#f2f2f2;color:#191919}' +
-    '#wx-pay-toast{position:fixed;left:50%;top:40%;transform:translate(-50%,-50%);background:rgba(17,17,17,.8);color:#fff;' +
-    'padding:14px 22px;border-radius:8px;font-size:16px;z-index:2147483002;pointer-events:none}';
 
   function el(tag, id, text, cls) {
     var e = doc.createElement(tag);
@@ -157,12 +142,17 @@
     return doc.body || doc.documentElement;
   }
 
+  // The sheet's stylesheet, from beside this script (a <link>, not an inline <style>: the shop's
+  // Content-Security-Policy allows styles from its own origin only). Loaded with the script so
+  // the sheet is styled the moment it opens.
   function ensureStyle() {
-    if (doc.getElementById('wx-sandbox-style')) return;
-    var s = el('style', 'wx-sandbox-style');
-    s.textContent = CSS;
+    if (!doc || doc.getElementById('wx-sandbox-style')) return;
+    var s = el('link', 'wx-sandbox-style');
+    s.setAttribute('rel', 'stylesheet');
+    s.setAttribute('href', base + '/jweixin.css');
     (doc.head || root()).appendChild(s);
   }
+  if (doc && (doc.head || doc.body)) ensureStyle();
 
   function removeById(id) {
     var e = doc.getElementById(id);

@@ -14,7 +14,7 @@
 //! # }
 //! ```
 //!
-//! Routes (relative to the mount point): `/jweixin.js`, `/jsapi/{config,pay/prepare,pay/confirm,
+//! Routes (relative to the mount point): `/jweixin.js` (and its `/jweixin.css`), `/jsapi/{config,pay/prepare,pay/confirm,
 //! pay/cancel}`, `/open/connect/oauth2/{authorize,sandbox_pick,sandbox_consent,sandbox_logout}`,
 //! `/api/sns/{oauth2/access_token,oauth2/refresh_token,userinfo,auth}`,
 //! `/api/cgi-bin/{token,stable_token,ticket/getticket}`,
@@ -107,6 +107,7 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route("/dashboard/pay", post(controls::pay))
         .route("/dashboard/notifications", post(controls::notifications))
         .route("/jweixin.js", get(jsapi::script))
+        .route("/jweixin.css", get(jsapi::stylesheet))
         .route("/jsapi/config", post(jsapi::config))
         .route("/jsapi/pay/prepare", post(jsapi::pay_prepare))
         .route("/jsapi/pay/confirm", post(jsapi::pay_confirm))
