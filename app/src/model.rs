@@ -370,6 +370,9 @@ pub struct Order {
     pub refunded_fen: i64,
     /// Every refund of the order, oldest first.
     pub refunds: Vec<RefundView>,
+    /// Paid in the embedded WeChat sandbox: no money moved.
+    #[serde(default)]
+    pub paid_in_sandbox: bool,
 }
 
 /// What the order list shows per order.

@@ -184,10 +184,7 @@ impl Settings {
             None => time::Time::from_hms(10, 0, 0).ok(),
         };
         let wechat = crate::wechat_config::WechatSettings::from_vars(&var)?;
-        let sandbox = matches!(
-            wechat.source,
-            crate::wechat_config::WechatSource::Embedded { .. }
-        );
+        let sandbox = wechat.source.is_embedded();
         let local = is_loopback_http(&public_url);
         if sandbox && !local {
             let asked = match var("WXMALL_SANDBOX") {
@@ -294,6 +291,7 @@ impl Settings {
     }
 
     /// Settings for tests: everything on loopback, a private database, no demo data unless asked.
+    #[cfg(feature = "sandbox")]
     pub fn for_tests(database_url: String, data_dir: PathBuf) -> Self {
         Self {
             addr: "127.0.0.1:0".parse().expect("literal address"),
@@ -320,7 +318,7 @@ impl Settings {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sandbox"))]
 mod tests {
     use super::*;
 

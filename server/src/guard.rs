@@ -12,6 +12,7 @@
 //!   order status, JS-SDK signing, the OAuth entry and WeChat's notifications → 429
 //!   `rate_limited` with `Retry-After`. Per-address limits are generous (many shoppers share a
 //!   carrier's address). `WXMALL_RATE_LIMIT=off` turns them off; `WXMALL_RATE_LIMITS` sets them.
+//!   With `WXMALL_REDIS_URL` they are kept in Redis, one budget for every instance.
 //! - **Headers**: no framing (`frame-ancestors 'none'`; pages carry a full CSP with a script
 //!   nonce, see `app::content_security_policy`), HSTS on https, and
 //!   `Cache-Control: private, no-store` on JSON, personalised pages and anything that sets a cookie.
@@ -211,11 +212,45 @@ fn quota(per_minute: u32) -> Option<Quota> {
     Some(Quota::per_minute(n).allow_burst(burst))
 }
 
-/// The rate limiters, in process. (Several instances each keep their own.)
+/// The rate limiters: in process, or shared by every instance through Redis
+/// (`WXMALL_REDIS_URL`, see [`Limits::shared_through`]).
 pub struct Limits {
     by_ip: Vec<(Class, DefaultKeyedRateLimiter<IpAddr>)>,
     by_session: Vec<(Class, DefaultKeyedRateLimiter<String>)>,
+    /// Requests per minute per class: (per address, per session).
+    per_minute: Vec<(Class, u32, u32)>,
+    shared: Option<SharedLimits>,
 }
+
+/// The same limits (GCRA, as `governor` computes them in process) kept in Redis, so several
+/// instances behind one load balancer spend one budget. One Lua script per check: atomic, one
+/// round trip, the clock is Redis's (instances' clocks may differ).
+struct SharedLimits {
+    conn: redis::aio::ConnectionManager,
+    script: redis::Script,
+    prefix: String,
+}
+
+/// KEYS[1]: the key; ARGV[1]: emission interval (ms per request); ARGV[2]: burst (requests).
+/// Returns 0 when the request is admitted, else the milliseconds to wait.
+const GCRA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local wait = tat + interval - burst * interval - now
+if wait > 0 then return wait end
+redis.call('SET', KEYS[1], tat + interval, 'PX', tat + interval - now)
+return 0
+"#;
+
+/// The Redis keys of the shared limits start with this.
+pub const SHARED_LIMITS_PREFIX: &str = "wxmall:rl";
+
+/// How long a Redis check may take before the in-process limiter decides instead.
+const SHARED_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A refusal: wait this many seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,7 +268,93 @@ impl Limits {
                 by_session.push((*class, RateLimiter::keyed(q)));
             }
         }
-        Self { by_ip, by_session }
+        Self {
+            by_ip,
+            by_session,
+            per_minute: settings.per_minute.clone(),
+            shared: None,
+        }
+    }
+
+    /// Keeps the limits in Redis at `url` (keys `PREFIX:CLASS:ip:…` / `PREFIX:CLASS:s:…`), shared
+    /// by every instance that uses the same Redis and prefix. Should Redis fail or be slow later,
+    /// each instance falls back to its own in-process limits (logged), never to none.
+    pub async fn shared_through(mut self, url: &str, prefix: &str) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+            .set_response_timeout(Some(SHARED_TIMEOUT))
+            .set_number_of_retries(1);
+        let conn = tokio::time::timeout(
+            std::time::Duration::from_secs(4),
+            client.get_connection_manager_with_config(cfg),
+        )
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+        self.shared = Some(SharedLimits {
+            conn,
+            script: redis::Script::new(GCRA),
+            prefix: prefix.to_string(),
+        });
+        Ok(self)
+    }
+
+    /// Counts one request (in Redis when shared, else in process); `Err` when over a limit.
+    pub async fn admit(
+        &self,
+        class: Class,
+        ip: IpAddr,
+        session: Option<&str>,
+    ) -> Result<(), RetryAfter> {
+        let Some(shared) = &self.shared else {
+            return self.check(class, ip, session);
+        };
+        let Some(&(_, per_ip, per_session)) = self.per_minute.iter().find(|(c, _, _)| *c == class)
+        else {
+            return Ok(());
+        };
+        let mut checks: Vec<(String, u32)> = Vec::with_capacity(2);
+        if let (Some(s), true) = (session, per_session > 0) {
+            checks.push((
+                format!("{}:{}:s:{s}", shared.prefix, class.name()),
+                per_session,
+            ));
+        }
+        if per_ip > 0 {
+            checks.push((
+                format!("{}:{}:ip:{ip}", shared.prefix, class.name()),
+                per_ip,
+            ));
+        }
+        for (key, per_minute) in checks {
+            let interval_ms = (60_000 / u64::from(per_minute.max(1))).max(1);
+            let burst = (per_minute / 4).max(1);
+            let mut conn = shared.conn.clone();
+            let answer: Result<redis::RedisResult<i64>, _> = tokio::time::timeout(
+                SHARED_TIMEOUT,
+                shared
+                    .script
+                    .key(&key)
+                    .arg(interval_ms)
+                    .arg(burst)
+                    .invoke_async(&mut conn),
+            )
+            .await;
+            match answer {
+                Ok(Ok(0)) => {}
+                Ok(Ok(wait_ms)) => return Err(RetryAfter(wait_ms.max(0) as u64 / 1000 + 1)),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "shared rate limits unavailable: limiting in process");
+                    return self.check(class, ip, session);
+                }
+                Err(_) => {
+                    tracing::warn!("shared rate limits too slow: limiting in process");
+                    return self.check(class, ip, session);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn wait(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> RetryAfter {
@@ -391,7 +512,7 @@ pub async fn rate_limit(State(gate): State<Gate>, req: Request, next: Next) -> R
             .map(|c| c.0)
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let session = req.extensions().get::<SessionId>().map(|s| s.0.clone());
-        if let Err(retry) = limits.check(class, ip, session.as_deref()) {
+        if let Err(retry) = limits.admit(class, ip, session.as_deref()).await {
             tracing::warn!(class = class.name(), %ip, "rate limited");
             return too_many(retry);
         }

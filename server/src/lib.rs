@@ -42,6 +42,8 @@ pub enum StartError {
     Wechat(#[from] wx::WechatStartError),
     #[error("cannot prepare the session key in {dir}: {source}")]
     SessionKey { dir: String, source: std::io::Error },
+    #[error("cannot keep the rate limits in Redis at WXMALL_REDIS_URL: {0}")]
+    SharedLimits(String),
 }
 
 /// Leptos's options from our settings. The bundle's file names are content-hashed when
@@ -132,14 +134,22 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
         pool: pool.clone(),
         payments: payments.clone(),
     };
+    // With several instances (WXMALL_REDIS_URL), one budget for all of them.
+    let limits = match (&settings.rate_limits, &settings.wechat.redis_url) {
+        (None, _) => None,
+        (Some(l), None) => Some(Arc::new(guard::Limits::new(l))),
+        (Some(l), Some(url)) => Some(Arc::new(
+            guard::Limits::new(l)
+                .shared_through(url, guard::SHARED_LIMITS_PREFIX)
+                .await
+                .map_err(StartError::SharedLimits)?,
+        )),
+    };
     let gate = guard::Gate {
         origin: guard::Gate::origin_of(&settings.public_url),
         https: settings.public_url.starts_with("https://"),
         trusted_proxies: settings.trusted_proxies.clone(),
-        limits: settings
-            .rate_limits
-            .as_ref()
-            .map(|l| Arc::new(guard::Limits::new(l))),
+        limits,
     };
     let router = routes::router(
         state,

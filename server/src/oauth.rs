@@ -140,7 +140,7 @@ pub async fn entry(State(st): State<OAuthState>, req: Request, next: Next) -> Re
             .get::<app::port::ClientIp>()
             .map(|c| c.0)
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-        if let Err(retry) = limits.check(crate::guard::Class::OAuth, ip, None) {
+        if let Err(retry) = limits.admit(crate::guard::Class::OAuth, ip, None).await {
             return crate::guard::too_many(retry);
         }
     }

@@ -52,6 +52,9 @@ fn render(t: &PaymentTrail) -> String {
     if let Some(tx) = &t.transaction_id {
         s.push_str(&format!("\nWeChat transaction {tx}"));
     }
+    if t.paid_in_sandbox {
+        s.push_str("\nSANDBOX payment: made in the embedded WeChat sandbox, no money moved");
+    }
     if let Some(why) = &t.pay_error {
         s.push_str(&format!("\nlast payment error: {why}"));
     }

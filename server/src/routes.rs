@@ -151,6 +151,7 @@ pub fn router(
                 crate::guard::rate_limit,
             )),
         );
+        #[cfg(feature = "sandbox")]
         if let Some(sb) = &w.wx.embedded {
             wechat_only = wechat_only.nest_service("/sandbox", wechat_sandbox::router(sb.clone()));
         }

@@ -34,6 +34,7 @@ pub struct WechatSettings {
 
 #[derive(Clone, Debug)]
 pub enum WechatSource {
+    #[cfg(feature = "sandbox")]
     /// The embedded sandbox. `credentials` is set by tests (key generation is slow in debug
     /// builds); otherwise they are derived from the seed in the data directory.
     Embedded {
@@ -138,8 +139,19 @@ fn pem_or_file(name: &'static str, raw: &str) -> Result<String, ConfigError> {
     })
 }
 
+impl WechatSource {
+    /// The embedded sandbox (never, in a build without the `sandbox` feature).
+    pub fn is_embedded(&self) -> bool {
+        #[cfg(feature = "sandbox")]
+        return matches!(self, Self::Embedded { .. });
+        #[cfg(not(feature = "sandbox"))]
+        return false;
+    }
+}
+
 impl WechatSettings {
     /// The embedded sandbox with generated (or given) credentials.
+    #[cfg(feature = "sandbox")]
     pub fn embedded(pay_version: PayVersion) -> Self {
         Self {
             sandbox: true,
@@ -188,9 +200,22 @@ impl WechatSettings {
                     ),
                 ));
             }
-            let mut s = Self::embedded(version.unwrap_or(PayVersion::V3));
-            s.redis_url = redis_url;
-            return Ok(s);
+            #[cfg(feature = "sandbox")]
+            {
+                let mut s = Self::embedded(version.unwrap_or(PayVersion::V3));
+                s.redis_url = redis_url;
+                return Ok(s);
+            }
+            #[cfg(not(feature = "sandbox"))]
+            {
+                let _ = (version, redis_url, sandbox_flag);
+                return Err(invalid(
+                    "WECHAT_APPID",
+                    "not set, and this build has no embedded WeChat sandbox (built without the \
+                     `sandbox` feature): set the WeChat credentials (WECHAT_APPID, \
+                     WECHAT_APPSECRET, WECHAT_MCHID …)",
+                ));
+            }
         };
         let mut missing: Vec<&'static str> = Vec::new();
         let mut need = |name: &'static str| {
@@ -323,6 +348,7 @@ impl WechatSettings {
 }
 
 /// The sandbox seed in `data_dir/sandbox.seed`, created once.
+#[cfg(feature = "sandbox")]
 pub fn sandbox_seed(data_dir: &Path) -> std::io::Result<u64> {
     let path = data_dir.join("sandbox.seed");
     if let Ok(s) = std::fs::read_to_string(&path) {
@@ -339,6 +365,7 @@ pub fn sandbox_seed(data_dir: &Path) -> std::io::Result<u64> {
 }
 
 /// Credentials for the shop's side of the embedded sandbox.
+#[cfg(feature = "sandbox")]
 pub fn sandbox_credentials(
     creds: &wechat_sandbox::SandboxCredentials,
     public_url: &str,
@@ -377,11 +404,12 @@ pub fn sandbox_credentials(
     })
 }
 
+#[cfg(feature = "sandbox")]
 fn base(s: &str) -> Result<wechat::BaseUrl, ConfigError> {
     wechat::BaseUrl::parse(s).map_err(|e| invalid("WXMALL_PUBLIC_URL", e.to_string()))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sandbox"))]
 mod tests {
     use super::*;
 

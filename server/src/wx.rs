@@ -3,9 +3,10 @@
 //! and, in sandbox mode, the embedded sandbox itself.
 
 use crate::config::ConfigError;
+#[cfg(feature = "sandbox")]
+use crate::wechat_config::{sandbox_credentials, sandbox_seed};
 use crate::wechat_config::{
-    sandbox_credentials, sandbox_seed, Credentials, PayCredentials, PayVersion, RefundIdentity,
-    WechatSettings, WechatSource,
+    Credentials, PayCredentials, PayVersion, RefundIdentity, WechatSettings, WechatSource,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ pub struct Wechat {
     pub pay: Arc<dyn PayGateway>,
     pub pay_version: PayVersion,
     /// The embedded sandbox, when there is one (nested at `/sandbox`).
-    pub embedded: Option<wechat_sandbox::Sandbox>,
+    pub embedded: Option<Embedded>,
     /// Where pages load the JS-SDK from.
     pub jssdk_url: String,
     /// The embedded sandbox's mutual-TLS listener for v2 refunds (stopped with the shop).
@@ -44,6 +45,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The embedded WeChat sandbox; nothing at all in a build without the `sandbox` feature.
+#[cfg(feature = "sandbox")]
+pub type Embedded = wechat_sandbox::Sandbox;
+#[cfg(not(feature = "sandbox"))]
+pub type Embedded = std::convert::Infallible;
+
 /// The embedded sandbox's `/secapi/…` listener and a client that presents the sandbox merchant's
 /// API certificate (`apiclient_cert.pem` issued by the sandbox CA, on the merchant key) and
 /// trusts only the sandbox CA.
@@ -53,6 +60,7 @@ struct SandboxSecapi {
     task: tokio::task::JoinHandle<()>,
 }
 
+#[cfg(feature = "sandbox")]
 impl SandboxSecapi {
     async fn start(sb: &wechat_sandbox::Sandbox) -> Result<Self, WechatStartError> {
         let fail = |e: &dyn std::fmt::Display| {
@@ -129,7 +137,10 @@ impl Wechat {
     ) -> Result<Self, WechatStartError> {
         let http =
             wechat::http::default_client().map_err(|e| WechatStartError::Client(e.to_string()))?;
+        #[cfg(not(feature = "sandbox"))]
+        let _ = data_dir;
         let (creds, embedded, version) = match &settings.source {
+            #[cfg(feature = "sandbox")]
             WechatSource::Embedded {
                 pay_version,
                 credentials,
@@ -197,10 +208,13 @@ impl Wechat {
                 );
                 // The embedded sandbox asks for the merchant certificate on a TLS listener of
                 // its own, as WeChat does on `/secapi/…`.
+                #[cfg(feature = "sandbox")]
                 let sandbox_refunds = match (refund_identity, &embedded) {
                     (None, Some(sb)) => Some(SandboxSecapi::start(sb).await?),
                     _ => None,
                 };
+                #[cfg(not(feature = "sandbox"))]
+                let sandbox_refunds: Option<SandboxSecapi> = None;
                 let cfg = match &sandbox_refunds {
                     Some(s) => cfg.with_secapi_base(s.base.clone()),
                     None => cfg,

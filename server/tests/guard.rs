@@ -628,3 +628,39 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+// 1. (several instances) With `WXMALL_REDIS_URL` the rate limits are one budget for every
+// instance: two shops on one Redis (this kind of machine runs one on 127.0.0.1:6379).
+
+#[tokio::test]
+async fn with_redis_two_instances_spend_one_rate_limit_budget() {
+    let tweak = |s: &mut server::config::Settings| {
+        // Per address: 8 a minute, a burst of 2; per session: plenty.
+        s.rate_limits = Some(RateLimitSettings::parse("order=8/1000").unwrap());
+        s.wechat.redis_url = Some("redis://127.0.0.1:6379/".into());
+        s.trusted_proxies = TrustedProxies::parse("127.0.0.1").unwrap();
+    };
+    let a = TestShop::spawn_with(PayVersion::V3, tweak).await;
+    let b = TestShop::spawn_with(PayVersion::V3, tweak).await;
+    // A client address of this run's own (Redis outlives test runs).
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id();
+    let client = format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255);
+    let (sa, sb) = (a.shopper(), b.shopper());
+    assert_ne!(order_from(&a, &sa, &client).await, 429);
+    assert_ne!(order_from(&b, &sb, &client).await, 429);
+    // Each instance on its own would still admit its second request; shared, the burst is spent.
+    assert_eq!(order_from(&a, &sa, &client).await, 429);
+    assert_eq!(order_from(&b, &sb, &client).await, 429);
+    // Another address has its own budget.
+    let other = format!(
+        "10.{}.{}.{}",
+        (n >> 16) & 255,
+        (n >> 8) & 255,
+        (n + 1) & 255
+    );
+    assert_ne!(order_from(&b, &sb, &other).await, 429);
+}

@@ -716,3 +716,43 @@ async fn reconciliation_matches_the_books_and_finds_an_injected_difference() {
         .unwrap();
     assert!(!empty.bill && empty.is_clean(), "{empty:?}");
 }
+
+// ------------------------------------------------------------------ sandbox payments
+
+/// A payment made in the embedded sandbox moved no money: its order says so (API, page, the
+/// payment trail behind `wxmall payments`), and a shop on the real WeChat over the same
+/// database refuses to refund it.
+#[tokio::test]
+async fn sandbox_payments_are_marked_and_never_refunded_by_a_real_wechat_shop() {
+    let shop = TestShop::spawn().await;
+    let (s, id, no) = paid_order(&shop, &[(ORANGE_SMALL, 1)]).await;
+    assert!(order_field::<bool>(&shop, id, "paid_in_sandbox").await);
+    let (_, order) = s.api("get_order", json!({"order_id": id})).await;
+    assert_eq!(order["paid_in_sandbox"], true);
+    let (status, page) = s.get(&format!("/orders/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("微信沙箱（模拟支付，未产生真实款项）"));
+    let t = server::payments::trail::trail(&shop.pool, &no)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(t.paid_in_sandbox);
+
+    let mut cfg = shop.payments.config().clone();
+    cfg.sandbox = false;
+    let real = server::payments::Payments::new(shop.pool.clone(), shop.wechat.pay.clone(), cfg);
+    let err = real.refund(&refund(&no, None, "退货")).await.unwrap_err();
+    assert!(
+        matches!(&err, PaymentError::BadRefund(m) if m.contains("沙箱")),
+        "{err:?}"
+    );
+    assert!(
+        shop.sandbox.refunds(&no).is_empty(),
+        "nothing went to WeChat"
+    );
+    // The sandbox shop itself refunds it (a rehearsal).
+    shop.payments
+        .refund(&refund(&no, None, "退货"))
+        .await
+        .unwrap();
+}

@@ -183,6 +183,9 @@ fn OrderView(
                 <dt>"订单编号"</dt><dd data-testid="order-no">{order.order_no.clone()}</dd>
                 <dt>"下单时间"</dt><dd>{format_time(order.created_at)}</dd>
                 {order.paid_at.map(|t| view! { <dt>"支付时间"</dt><dd>{format_time(t)}</dd> })}
+                {order.paid_in_sandbox.then(|| view! {
+                    <dt>"支付方式"</dt><dd class="sandbox-paid" data-testid="sandbox-paid">"微信沙箱（模拟支付，未产生真实款项）"</dd>
+                })}
                 {order.closed_at.map(|t| view! { <dt>"关闭时间"</dt><dd>{format_time(t)}</dd> })}
                 {(order.refunded_fen > 0).then(|| view! {
                     <dt>"已退款"</dt><dd data-testid="refunded-total"><Price fen=order.refunded_fen /></dd>

@@ -16,6 +16,8 @@ pub struct PaymentTrail {
     pub created_at: i64,
     pub paid_at: Option<i64>,
     pub closed_at: Option<i64>,
+    /// Paid in the embedded WeChat sandbox: no money moved.
+    pub paid_in_sandbox: bool,
     /// Oldest first.
     #[sqlx(skip)]
     pub refunds: Vec<RefundRecord>,
@@ -36,7 +38,7 @@ pub struct PaymentEvent {
 pub async fn trail(pool: &SqlitePool, order: &str) -> Result<Option<PaymentTrail>, sqlx::Error> {
     let found: Option<PaymentTrail> = sqlx::query_as(
         "SELECT id AS order_id, order_no, status, total_fee, refunded_fen, transaction_id, \
-         pay_error, created_at, paid_at, closed_at FROM orders \
+         pay_error, created_at, paid_at, closed_at, paid_in_sandbox FROM orders \
          WHERE order_no = $1 OR CAST(id AS TEXT) = $1 ORDER BY order_no = $1 DESC LIMIT 1",
     )
     .bind(order)

@@ -288,6 +288,7 @@ struct OrderRow {
     paid_at: Option<i64>,
     closed_at: Option<i64>,
     refunded_fen: i64,
+    paid_in_sandbox: bool,
 }
 
 fn parse_status(s: &str) -> OrderStatus {
@@ -303,8 +304,8 @@ async fn order_row(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Resul
     };
     sqlx::query_as::<_, OrderRow>(
         "SELECT id, order_no, status, total_fee, ship_name, ship_phone, ship_region, \
-         ship_detail, remark, created_at, expires_at, paid_at, closed_at, refunded_fen \
-         FROM orders WHERE id = $1 AND user_id = $2",
+         ship_detail, remark, created_at, expires_at, paid_at, closed_at, refunded_fen, \
+         paid_in_sandbox FROM orders WHERE id = $1 AND user_id = $2",
     )
     .bind(order_id)
     .bind(user)
@@ -361,6 +362,7 @@ pub async fn load(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result
         expires_at: row.expires_at,
         refunded_fen: row.refunded_fen,
         refunds,
+        paid_in_sandbox: row.paid_in_sandbox,
     })
 }
 
