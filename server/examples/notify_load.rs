@@ -378,6 +378,7 @@ async fn run(args: Args) -> Result<bool, String> {
             ))),
         },
         redis_url: None,
+        mp: None,
     };
     let built = server::build(&settings)
         .await

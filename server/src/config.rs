@@ -55,6 +55,9 @@ pub struct Settings {
     /// `WXMALL_SESSION_IDLE`: a session not seen for this long is deleted on the server.
     /// Default `30d`.
     pub session_idle: Duration,
+    /// `WXMALL_MP_REPLIES`: a JSON file of the official account's replies (welcome, keywords,
+    /// menu click keys); built-in defaults otherwise.
+    pub mp_replies: Option<PathBuf>,
 }
 
 /// An `http://` URL on this machine (127.0.0.0/8, `localhost`, `[::1]`).
@@ -268,6 +271,7 @@ impl Settings {
             None => Duration::from_secs(30 * 86_400),
         };
         Ok(Self {
+            mp_replies: var("WXMALL_MP_REPLIES").map(PathBuf::from),
             session_idle,
             session_secret: var("WXMALL_SESSION_SECRET").map(wechat::Secret::from),
             leptos_dev: var("LEPTOS_ENV").as_deref() == Some("DEV"),
@@ -314,6 +318,7 @@ impl Settings {
             session_secret: None,
             leptos_dev: false,
             session_idle: Duration::from_secs(30 * 86_400),
+            mp_replies: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod config;
 pub mod guard;
+pub mod mp;
 pub mod oauth;
 pub mod payments;
 pub mod routes;
@@ -129,10 +130,28 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
         shop: shop.clone() as SharedShop,
         wx_env: wechat.env(),
     };
+    let mp = match &wechat.mp {
+        Some(server) => Some(mp::MpState {
+            server: server.clone(),
+            pool: pool.clone(),
+            public_url: settings.public_url.trim_end_matches('/').to_string(),
+            replies: Arc::new(match &settings.mp_replies {
+                Some(path) => {
+                    mp::Replies::load(path).map_err(|message| config::ConfigError::Invalid {
+                        name: "WXMALL_MP_REPLIES",
+                        message,
+                    })?
+                }
+                None => mp::Replies::default(),
+            }),
+        }),
+        None => None,
+    };
     let wechat_routes = routes::WechatRoutes {
         wx: wechat.clone(),
         pool: pool.clone(),
         payments: payments.clone(),
+        mp,
     };
     // With several instances (WXMALL_REDIS_URL), one budget for all of them.
     let limits = match (&settings.rate_limits, &settings.wechat.redis_url) {

@@ -36,6 +36,8 @@ pub struct WechatRoutes {
     pub wx: std::sync::Arc<crate::wx::Wechat>,
     pub pool: sqlx::SqlitePool,
     pub payments: crate::payments::Payments,
+    /// The official account's server, when configured.
+    pub mp: Option<crate::mp::MpState>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -151,6 +153,17 @@ pub fn router(
                 crate::guard::rate_limit,
             )),
         );
+        if let Some(mp) = w.mp.clone() {
+            wechat_only = wechat_only.route(
+                "/wechat/mp",
+                get(crate::mp::verify)
+                    .post(crate::mp::receive)
+                    .with_state(mp)
+                    .layer(tower_http::limit::RequestBodyLimitLayer::new(
+                        wechat::mp::MAX_MESSAGE_BYTES,
+                    )),
+            );
+        }
         #[cfg(feature = "sandbox")]
         if let Some(sb) = &w.wx.embedded {
             wechat_only = wechat_only.nest_service("/sandbox", wechat_sandbox::router(sb.clone()));

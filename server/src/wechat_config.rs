@@ -30,6 +30,17 @@ pub struct WechatSettings {
     pub source: WechatSource,
     /// `WXMALL_REDIS_URL`: share the access_token / jsapi_ticket with other instances.
     pub redis_url: Option<String>,
+    /// `WECHAT_MP_TOKEN` / `WECHAT_MP_AES_KEY`: the official account's server (`/wechat/mp`).
+    /// In sandbox mode the sandbox's own are used.
+    pub mp: Option<MpSettings>,
+}
+
+/// The official account's 服务器配置.
+#[derive(Clone, Debug)]
+pub struct MpSettings {
+    pub token: Secret<String>,
+    /// The EncodingAESKey (safe or compatible mode); `None`: plaintext mode.
+    pub encoding_aes_key: Option<Secret<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -160,6 +171,7 @@ impl WechatSettings {
                 credentials: None,
             },
             redis_url: None,
+            mp: None,
         }
     }
 
@@ -187,6 +199,8 @@ impl WechatSettings {
                 "WECHAT_MCH_PRIVATE_KEY",
                 "WECHAT_MCH_CERT",
                 "WECHAT_MCH_P12",
+                "WECHAT_MP_TOKEN",
+                "WECHAT_MP_AES_KEY",
             ]
             .into_iter()
             .filter(|n| var(n).is_some())
@@ -333,6 +347,34 @@ impl WechatSettings {
             }
         };
         let hosts = Hosts::from_vars(var).map_err(|e| invalid("WECHAT_*_BASE", e.to_string()))?;
+        let mp = match (var("WECHAT_MP_TOKEN"), var("WECHAT_MP_AES_KEY")) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "WECHAT_MP_TOKEN",
+                    "missing, but WECHAT_MP_AES_KEY is set (both come from 服务器配置)",
+                ))
+            }
+            (Some(token), aes) => {
+                if token.len() < 3
+                    || token.len() > 32
+                    || !token.chars().all(|c| c.is_ascii_alphanumeric())
+                {
+                    return Err(invalid(
+                        "WECHAT_MP_TOKEN",
+                        "must be 3 to 32 letters or digits, as in 服务器配置",
+                    ));
+                }
+                if let Some(k) = &aes {
+                    wechat::mp::AesKey::from_encoding_aes_key(k)
+                        .map_err(|e| invalid("WECHAT_MP_AES_KEY", e.to_string()))?;
+                }
+                Some(MpSettings {
+                    token: Secret::from(token),
+                    encoding_aes_key: aes.map(Secret::from),
+                })
+            }
+        };
         Ok(Self {
             sandbox: sandbox_flag,
             source: WechatSource::External(Box::new(Credentials {
@@ -343,6 +385,7 @@ impl WechatSettings {
                 hosts,
             })),
             redis_url,
+            mp,
         })
     }
 }
@@ -454,6 +497,57 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_official_accounts_server_settings_are_checked_without_echoing_them() {
+        let base = [
+            ("WECHAT_APPID", "wx0123456789abcdef"),
+            ("WECHAT_APPSECRET", "s"),
+            ("WECHAT_MCHID", "1900000109"),
+            ("WECHAT_PAY_VERSION", "v2"),
+            ("WECHAT_PAY_KEY", "0123456789abcdef0123456789abcdef"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            WechatSettings::from_vars(&vars(&all))
+        };
+        assert!(with(&[]).unwrap().mp.is_none());
+        let s = with(&[("WECHAT_MP_TOKEN", "pamtest")]).unwrap();
+        assert!(s.mp.unwrap().encoding_aes_key.is_none(), "plaintext mode");
+        let s = with(&[
+            ("WECHAT_MP_TOKEN", "pamtest"),
+            (
+                "WECHAT_MP_AES_KEY",
+                "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+            ),
+        ])
+        .unwrap();
+        assert!(s.mp.unwrap().encoding_aes_key.is_some());
+        let err = with(&[
+            ("WECHAT_MP_TOKEN", "pamtest"),
+            ("WECHAT_MP_AES_KEY", "secret-but-too-short"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("WECHAT_MP_AES_KEY"), "{err}");
+        assert!(
+            !err.contains("secret-but-too-short"),
+            "never the value: {err}"
+        );
+        let err = with(&[(
+            "WECHAT_MP_AES_KEY",
+            "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("WECHAT_MP_TOKEN"), "{err}");
+        // Without an appid (the sandbox), a stray MP token is a mistake worth stopping for.
+        let err = WechatSettings::from_vars(&vars(&[("WECHAT_MP_TOKEN", "pamtest")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("WECHAT_MP_TOKEN"), "{err}");
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Wechat {
     pub embedded: Option<Embedded>,
     /// Where pages load the JS-SDK from.
     pub jssdk_url: String,
+    /// The official account's server (`/wechat/mp`), when configured (always in sandbox mode).
+    pub mp: Option<Arc<wechat::mp::MpServer>>,
     /// The embedded sandbox's mutual-TLS listener for v2 refunds (stopped with the shop).
     _secapi: Option<AbortOnDrop>,
 }
@@ -290,7 +292,34 @@ impl Wechat {
         } else {
             JSSDK_URL.to_string()
         };
+        let mp = match (&settings.mp, &embedded) {
+            (Some(m), _) => Some(Arc::new(
+                wechat::mp::MpServer::new(
+                    m.token.expose_str(),
+                    m.encoding_aes_key.as_ref().map(|k| k.expose_str()),
+                    &creds.appid,
+                )
+                .map_err(|e| ConfigError::Invalid {
+                    name: "WECHAT_MP_AES_KEY",
+                    message: e.to_string(),
+                })?,
+            )),
+            #[cfg(feature = "sandbox")]
+            (None, Some(sb)) => {
+                let c = sb.credentials();
+                Some(Arc::new(
+                    wechat::mp::MpServer::new(
+                        &c.mp_token,
+                        Some(c.mp_encoding_aes_key.as_str()),
+                        &creds.appid,
+                    )
+                    .map_err(|e| WechatStartError::Client(format!("sandbox mp keys: {e}")))?,
+                ))
+            }
+            _ => None,
+        };
         Ok(Self {
+            mp,
             appid: creds.appid.clone(),
             mchid: creds.mchid.clone(),
             sandbox,
@@ -319,6 +348,11 @@ impl Wechat {
             PayVersion::V2 => format!("{}/wechat/notify/refund/v2", self.public_url),
             PayVersion::V3 => format!("{}/wechat/notify/refund/v3", self.public_url),
         }
+    }
+
+    /// The official account's 服务器地址 (URL) to paste in 服务器配置.
+    pub fn mp_url(&self) -> String {
+        format!("{}/wechat/mp", self.public_url)
     }
 
     pub fn oauth_redirect_uri(&self) -> String {

@@ -53,6 +53,15 @@ pub struct SandboxCredentials {
     pub platform_serial: String,
     /// Platform certificate (PEM), also downloadable from `GET /v3/certificates`.
     pub platform_certificate_pem: String,
+    /// Official-account server Token (服务器配置), 32 characters.
+    #[serde(default)]
+    pub mp_token: String,
+    /// Official-account EncodingAESKey (43 characters of base64): the sandbox pushes in safe mode.
+    #[serde(default)]
+    pub mp_encoding_aes_key: String,
+    /// The official account's original id (`gh_` + 12 hex digits), `ToUserName` of its pushes.
+    #[serde(default)]
+    pub mp_original_id: String,
     /// *Sandbox side only*: the private half of the WeChat Pay public key.
     pub wechatpay_private_key_pem: String,
     /// *Sandbox side only*: the private key of the platform certificate.
@@ -147,7 +156,26 @@ impl SandboxCredentials {
         platform: &RsaPrivateKey,
     ) -> Result<Self, SandboxError> {
         let platform_certificate_pem = make_certificate(platform, &ids.platform_serial)?;
+        // Derived from the appsecret (no further draws: the keys of a seed stay what they were).
+        let mp = {
+            use sha2::Digest;
+            sha2::Sha256::digest(format!("mp:{}", ids.appsecret).as_bytes())
+        };
+        let mp2 = {
+            use sha2::Digest;
+            sha2::Sha256::digest(format!("mp-aes:{}", ids.appsecret).as_bytes())
+        };
+        let mp_token = hex::encode(&mp[..16]);
+        let mp_original_id = format!("gh_{}", &hex::encode(&mp[16..22]));
+        let mp_encoding_aes_key = {
+            use base64::Engine as _;
+            let s = base64::engine::general_purpose::STANDARD.encode(&mp2[..32]);
+            s.trim_end_matches('=').to_string()
+        };
         Ok(Self {
+            mp_token,
+            mp_encoding_aes_key,
+            mp_original_id,
             appid: ids.appid,
             appsecret: ids.appsecret,
             mchid: ids.mchid,

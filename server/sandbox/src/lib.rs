@@ -54,6 +54,7 @@ mod controls;
 mod creds;
 mod crypto;
 mod jsapi;
+mod mp;
 mod notify;
 mod oauth;
 mod orders;
@@ -72,6 +73,7 @@ use axum::Router;
 
 pub use creds::SandboxCredentials;
 pub use crypto::V2SignType;
+pub use mp::{MpAction, MpAnswer, MpPush};
 pub use notify::SignedRefundNotification;
 pub use state::{
     AnswerSigner, Delivery, DeliveryKind, Endpoint, Fault, Forgery, JsEvent, PayApi, Refund,

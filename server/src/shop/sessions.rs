@@ -355,6 +355,11 @@ pub async fn prune(
         .execute(&mut *tx)
         .await?
         .rows_affected();
+    // The official account's pushes are remembered a day for deduplication.
+    sqlx::query("DELETE FROM mp_messages WHERE received_at < $1")
+        .bind(now - crate::mp::DEDUPE_SECS)
+        .execute(&mut *tx)
+        .await?;
     let idle = "SELECT u.id FROM users u WHERE u.openid IS NULL AND u.created_at < $1 \
         AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id) \
         AND NOT EXISTS (SELECT 1 FROM cart_lines c WHERE c.user_id = u.id) \

@@ -61,6 +61,7 @@ impl TestShop {
                 credentials: Some(Box::new(sandbox_credentials())),
             },
             redis_url: None,
+            mp: None,
         };
         tweak(&mut settings);
         let built = server::build(&settings).await.expect("shop builds");

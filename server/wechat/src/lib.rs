@@ -71,6 +71,7 @@ pub mod gateway;
 pub mod http;
 pub mod jsapi;
 pub mod jssdk;
+pub mod mp;
 pub mod notify;
 pub mod oauth;
 pub mod pay;

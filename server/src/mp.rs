@@ -1,0 +1,258 @@
+//! The official account's server: `GET /wechat/mp` (WeChat's URL verification) and
+//! `POST /wechat/mp` (messages and events, plaintext or safe mode; see `wechat::mp`).
+//!
+//! - A push whose `signature` (or `msg_signature`) does not verify is refused with 403 and changes
+//!   nothing; one that verifies but cannot be read, 400 (both logged).
+//! - A repeated push (same `MsgId`, or same sender, `CreateTime` and event) is answered
+//!   `success` and not acted on again (`mp_messages`, shared by every instance).
+//! - `subscribe` → the welcome reply with the shop's link; `subscribe` through a parametric QR
+//!   code and `SCAN` → a link to the scene's product or page, and the scene is kept as the
+//!   follower's first channel (`mp_followers.first_channel`); `unsubscribe` is recorded; menu
+//!   `CLICK` keys and text keywords → the replies of [`Replies`] (defaults, or
+//!   `WXMALL_MP_REPLIES`).
+//! - Scenes: `product:ID`, `page:/path`, `channel:NAME` (what `wxmall qrcode` will make).
+//! - Everything is answered at once (a few reads and writes): WeChat waits 5 seconds at most.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sqlx::SqlitePool;
+use wechat::mp::{Message, MpError, MpServer};
+
+/// How long a push is remembered for deduplication (WeChat retries within seconds).
+pub const DEDUPE_SECS: i64 = 24 * 3600;
+
+#[derive(Clone)]
+pub struct MpState {
+    pub server: Arc<MpServer>,
+    pub pool: SqlitePool,
+    /// The shop's public origin, for links in replies.
+    pub public_url: String,
+    pub replies: Arc<Replies>,
+}
+
+/// What the account answers. `{shop}` in a text is the shop's public URL.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Replies {
+    /// To a new follower without a scene.
+    pub welcome: String,
+    /// Text messages containing the key → the reply (first match in file order).
+    pub keywords: Vec<(String, String)>,
+    /// Menu `click` button keys → the reply.
+    pub clicks: BTreeMap<String, String>,
+}
+
+const HELP: &str = "需要帮助？请直接在这里留言，客服会尽快回复；订单问题请附上订单编号。";
+
+impl Default for Replies {
+    fn default() -> Self {
+        let orders = "查看<a href=\"{shop}/orders\">我的订单</a>".to_string();
+        Self {
+            welcome: "欢迎关注！<a href=\"{shop}/\">点此进入商城</a>".into(),
+            keywords: vec![
+                ("订单".into(), orders.clone()),
+                ("客服".into(), HELP.into()),
+                ("帮助".into(), HELP.into()),
+            ],
+            clicks: [
+                ("ORDERS".to_string(), orders),
+                ("HELP".to_string(), HELP.to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+}
+
+impl Replies {
+    /// A JSON file `{"welcome": …, "keywords": [["订单", "…"], …], "clicks": {"KEY": "…"}}`; what
+    /// it leaves out keeps the default.
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn keyword(&self, text: &str) -> Option<&str> {
+        self.keywords
+            .iter()
+            .find(|(k, _)| !k.is_empty() && text.contains(k.as_str()))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// `GET /wechat/mp?signature&timestamp&nonce&echostr`.
+pub async fn verify(
+    State(st): State<MpState>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or_default();
+    if !st
+        .server
+        .verify_signature(get("signature"), get("timestamp"), get("nonce"))
+    {
+        tracing::warn!("official-account URL verification refused: bad signature");
+        return plain(StatusCode::FORBIDDEN, "forbidden");
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        get("echostr").to_string(),
+    )
+        .into_response()
+}
+
+/// `POST /wechat/mp`: a message or event.
+pub async fn receive(
+    State(st): State<MpState>,
+    Query(q): Query<BTreeMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let push = match st.server.open(&q, &body) {
+        Ok(p) => p,
+        Err(MpError::Signature) => {
+            tracing::warn!("official-account push refused: signature does not verify");
+            return plain(StatusCode::FORBIDDEN, "forbidden");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "official-account push refused");
+            return plain(StatusCode::BAD_REQUEST, "bad request");
+        }
+    };
+    let now = crate::shop::now();
+    let m = &push.message;
+    let fresh = match sqlx::query(
+        "INSERT INTO mp_messages (dedupe_key, received_at) VALUES ($1, $2) \
+         ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(m.dedupe_key())
+    .bind(now)
+    .execute(&st.pool)
+    .await
+    {
+        Ok(r) => r.rows_affected() == 1,
+        Err(e) => {
+            // WeChat asks again within seconds: better than acting without the dedupe record.
+            tracing::error!(error = %e, "cannot record an official-account push");
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "retry");
+        }
+    };
+    if !fresh {
+        return plain(StatusCode::OK, "success");
+    }
+    let reply = match act(&st, m, now).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "official-account push not handled");
+            None
+        }
+    };
+    match reply {
+        None => plain(StatusCode::OK, "success"),
+        Some(text) => {
+            let text = text.replace("{shop}", &st.public_url);
+            let xml = m.text_reply(&text, now);
+            let get = |k: &str| q.get(k).map(String::as_str).unwrap_or_default();
+            let sealed = st
+                .server
+                .seal(&xml, push.encrypted, get("timestamp"), get("nonce"));
+            (
+                [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+                sealed,
+            )
+                .into_response()
+        }
+    }
+}
+
+/// What a scene links to.
+fn scene_reply(scene: &str) -> Option<String> {
+    if let Some(id) = scene.strip_prefix("product:") {
+        if !id.is_empty() && id.len() <= 18 && id.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(format!(
+                "<a href=\"{{shop}}/product/{id}\">点此查看您扫码的商品</a>"
+            ));
+        }
+    }
+    if let Some(path) = scene.strip_prefix("page:") {
+        let safe = path.starts_with('/')
+            && !path.starts_with("//")
+            && path.len() <= 200
+            && path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-_.?=&%".contains(&b));
+        if safe {
+            return Some(format!("<a href=\"{{shop}}{path}\">点此打开</a>"));
+        }
+    }
+    None
+}
+
+async fn act(st: &MpState, m: &Message, now: i64) -> Result<Option<String>, sqlx::Error> {
+    let r = &st.replies;
+    match (m.msg_type.as_str(), m.event.as_deref()) {
+        ("event", Some("subscribe")) => {
+            let scene = m.scene();
+            sqlx::query(
+                "INSERT INTO mp_followers (openid, first_channel, subscribed_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (openid) DO UPDATE SET subscribed_at = excluded.subscribed_at, \
+                 unsubscribed_at = NULL, \
+                 first_channel = COALESCE(mp_followers.first_channel, excluded.first_channel)",
+            )
+            .bind(&m.from_user)
+            .bind(scene)
+            .bind(now)
+            .execute(&st.pool)
+            .await?;
+            Ok(Some(
+                scene
+                    .and_then(scene_reply)
+                    .map(|link| format!("欢迎关注！{link}"))
+                    .unwrap_or_else(|| r.welcome.clone()),
+            ))
+        }
+        ("event", Some("SCAN")) => {
+            let scene = m.scene();
+            sqlx::query(
+                "INSERT INTO mp_followers (openid, first_channel, subscribed_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (openid) DO UPDATE SET \
+                 first_channel = COALESCE(mp_followers.first_channel, excluded.first_channel)",
+            )
+            .bind(&m.from_user)
+            .bind(scene)
+            .bind(now)
+            .execute(&st.pool)
+            .await?;
+            Ok(scene.and_then(scene_reply))
+        }
+        ("event", Some("unsubscribe")) => {
+            sqlx::query("UPDATE mp_followers SET unsubscribed_at = $1 WHERE openid = $2")
+                .bind(now)
+                .bind(&m.from_user)
+                .execute(&st.pool)
+                .await?;
+            Ok(None)
+        }
+        ("event", Some("CLICK")) => Ok(m.event_key.as_ref().and_then(|k| r.clicks.get(k)).cloned()),
+        ("text", _) => Ok(m
+            .content
+            .as_deref()
+            .and_then(|t| r.keyword(t))
+            .map(str::to_string)),
+        _ => Ok(None),
+    }
+}

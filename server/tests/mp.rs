@@ -1,0 +1,261 @@
+//! The official account's server (`/wechat/mp`) against the sandbox, which pushes as WeChat does
+//! (signed; in safe mode encrypted with its own AES code) and checks the shop's encrypted replies.
+
+mod common;
+
+use common::TestShop;
+use server::wechat_config::{MpSettings, PayVersion};
+use wechat_sandbox::{MpAction, MpPush};
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+async fn push(shop: &TestShop, user: usize, action: MpAction, at: i64) -> Option<String> {
+    let p = shop.sandbox.mp_message(user, &action, at);
+    let answer = shop
+        .sandbox
+        .push_to_mp(&format!("{}/wechat/mp", shop.base), &p)
+        .await
+        .expect("the shop's reply verifies and decrypts");
+    assert_eq!(answer.status, 200);
+    answer.content
+}
+
+async fn count(shop: &TestShop, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&shop.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn wechat_verifies_the_server_url_with_the_token() {
+    let shop = TestShop::spawn().await;
+    let token = shop.sandbox.credentials().mp_token.clone();
+    let sig = wechat::mp::signature(&token, "1700000000", "n0nce");
+    let http = reqwest::Client::new();
+    let res = http
+        .get(format!(
+            "{}/wechat/mp?signature={sig}&timestamp=1700000000&nonce=n0nce&echostr=5837391",
+            shop.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "5837391", "echostr exactly");
+    let res = http
+        .get(format!(
+            "{}/wechat/mp?signature={sig}&timestamp=1700000001&nonce=n0nce&echostr=5837391",
+            shop.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn a_follow_gets_the_welcome_and_a_scanned_product_its_link_in_safe_mode() {
+    let shop = TestShop::spawn().await;
+    let t = now();
+    let welcome = push(&shop, 0, MpAction::Subscribe { scene: None }, t)
+        .await
+        .expect("a welcome");
+    assert!(welcome.contains("欢迎关注"), "{welcome}");
+    assert!(
+        welcome.contains(&format!("href=\"{}/\"", shop.base)),
+        "the shop's link: {welcome}"
+    );
+
+    // Through a product's parametric QR code: the product, and the channel kept.
+    let reply = push(
+        &shop,
+        1,
+        MpAction::Subscribe {
+            scene: Some("product:3".into()),
+        },
+        t,
+    )
+    .await
+    .unwrap();
+    assert!(reply.contains("/product/3\""), "{reply}");
+    let openid = shop.sandbox.users()[1].openid.clone();
+    let channel: Option<String> =
+        sqlx::query_scalar("SELECT first_channel FROM mp_followers WHERE openid = $1")
+            .bind(&openid)
+            .fetch_one(&shop.pool)
+            .await
+            .unwrap();
+    assert_eq!(channel.as_deref(), Some("product:3"));
+    // A later scan links its own scene but the first channel stays.
+    let reply = push(
+        &shop,
+        1,
+        MpAction::Scan {
+            scene: "page:/orders".into(),
+        },
+        t + 1,
+    )
+    .await
+    .unwrap();
+    assert!(reply.contains("/orders\""), "{reply}");
+    let channel: Option<String> =
+        sqlx::query_scalar("SELECT first_channel FROM mp_followers WHERE openid = $1")
+            .bind(&openid)
+            .fetch_one(&shop.pool)
+            .await
+            .unwrap();
+    assert_eq!(channel.as_deref(), Some("product:3"));
+    // A scene that is no safe path links nothing.
+    let reply = push(
+        &shop,
+        1,
+        MpAction::Scan {
+            scene: "page://evil.example/".into(),
+        },
+        t + 2,
+    )
+    .await;
+    assert_eq!(reply, None);
+
+    // 取消关注 is recorded.
+    assert_eq!(push(&shop, 1, MpAction::Unsubscribe, t + 3).await, None);
+    let gone: Option<i64> =
+        sqlx::query_scalar("SELECT unsubscribed_at FROM mp_followers WHERE openid = $1")
+            .bind(&openid)
+            .fetch_one(&shop.pool)
+            .await
+            .unwrap();
+    assert!(gone.is_some());
+}
+
+#[tokio::test]
+async fn keywords_and_menu_keys_answer_and_a_repeated_push_is_handled_once() {
+    let shop = TestShop::spawn().await;
+    let t = now();
+    let orders = push(
+        &shop,
+        0,
+        MpAction::Text {
+            content: "我的订单在哪".into(),
+        },
+        t,
+    )
+    .await
+    .unwrap();
+    assert!(orders.contains("/orders\""), "{orders}");
+    let help = push(&shop, 0, MpAction::Click { key: "HELP".into() }, t)
+        .await
+        .unwrap();
+    assert!(help.contains("客服"), "{help}");
+    assert_eq!(
+        push(
+            &shop,
+            0,
+            MpAction::Text {
+                content: "你好".into()
+            },
+            t + 1
+        )
+        .await,
+        None,
+        "nothing to say: success"
+    );
+
+    // WeChat sends the same follow again (its answer was slow): answered once, recorded once.
+    let p = shop
+        .sandbox
+        .mp_message(2, &MpAction::Subscribe { scene: None }, t + 5);
+    let url = format!("{}/wechat/mp", shop.base);
+    let first = shop.sandbox.push_to_mp(&url, &p).await.unwrap();
+    assert!(first.content.is_some());
+    let again = shop.sandbox.push_to_mp(&url, &p).await.unwrap();
+    assert_eq!((again.status, again.content), (200, None));
+    assert_eq!(
+        count(
+            &shop,
+            "SELECT COUNT(*) FROM mp_messages WHERE dedupe_key LIKE 'event:%:subscribe'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn forged_pushes_are_refused_and_change_nothing() {
+    let shop = TestShop::spawn().await;
+    let before = count(&shop, "SELECT COUNT(*) FROM mp_messages").await;
+    let p = shop
+        .sandbox
+        .mp_message(0, &MpAction::Subscribe { scene: None }, now());
+    let http = reqwest::Client::new();
+    // Plaintext with a made-up signature.
+    let res = http
+        .post(format!(
+            "{}/wechat/mp?signature=0000000000000000000000000000000000000000&timestamp=1&nonce=2",
+            shop.base
+        ))
+        .body(p.xml.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // The right `signature` but an encrypted body signed with another token's msg_signature.
+    let token = shop.sandbox.credentials().mp_token.clone();
+    let sig = wechat::mp::signature(&token, "1", "2");
+    let res = http
+        .post(format!(
+            "{}/wechat/mp?signature={sig}&timestamp=1&nonce=2&encrypt_type=aes&msg_signature=ffff",
+            shop.base
+        ))
+        .body("<xml><ToUserName>gh</ToUserName><Encrypt>AAAA</Encrypt></xml>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // Signed, but with a DOCTYPE (XXE): refused before anything is read.
+    let res = http
+        .post(format!(
+            "{}/wechat/mp?signature={sig}&timestamp=1&nonce=2",
+            shop.base
+        ))
+        .body("<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><xml><ToUserName>&e;</ToUserName></xml>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        count(&shop, "SELECT COUNT(*) FROM mp_messages").await,
+        before
+    );
+    assert_eq!(count(&shop, "SELECT COUNT(*) FROM mp_followers").await, 0);
+}
+
+#[tokio::test]
+async fn plaintext_mode_with_only_a_token() {
+    let token = common::sandbox_credentials().mp_token;
+    let shop = TestShop::spawn_with(PayVersion::V3, move |s| {
+        s.wechat.mp = Some(MpSettings {
+            token: token.into(),
+            encoding_aes_key: None,
+        })
+    })
+    .await;
+    let mut p: MpPush = shop
+        .sandbox
+        .mp_message(0, &MpAction::Subscribe { scene: None }, now());
+    p.encrypted = false;
+    let answer = shop
+        .sandbox
+        .push_to_mp(&format!("{}/wechat/mp", shop.base), &p)
+        .await
+        .unwrap();
+    assert!(answer.content.unwrap().contains("欢迎关注"));
+    // An encrypted push to a plaintext server cannot be read: refused.
+    p.encrypted = true;
+    let answer = shop
+        .sandbox
+        .push_to_mp(&format!("{}/wechat/mp", shop.base), &p)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400);
+}
