@@ -379,6 +379,7 @@ async fn run(args: Args) -> Result<bool, String> {
         },
         redis_url: None,
         mp: None,
+        template_paid: None,
     };
     let built = server::build(&settings)
         .await

@@ -5,6 +5,7 @@ pub mod assets;
 pub mod config;
 pub mod guard;
 pub mod mp;
+pub mod mp_cli;
 pub mod oauth;
 pub mod payments;
 pub mod routes;
@@ -198,8 +199,8 @@ pub async fn payments_from_settings(settings: &Settings) -> Result<payments::Pay
 
 /// The payments service on `pool`, speaking to WeChat Pay as `wechat` is configured.
 pub fn payments_service(pool: sqlx::SqlitePool, wechat: &wx::Wechat) -> payments::Payments {
-    payments::Payments::new(
-        pool,
+    let service = payments::Payments::new(
+        pool.clone(),
         wechat.pay.clone(),
         payments::PaymentsConfig {
             appid: wechat.appid.clone(),
@@ -209,5 +210,14 @@ pub fn payments_service(pool: sqlx::SqlitePool, wechat: &wx::Wechat) -> payments
             reconcile_after: std::time::Duration::from_secs(120),
             sandbox: wechat.embedded.is_some(),
         },
-    )
+    );
+    match &wechat.template_paid {
+        Some(template_id) => service.with_paid_notice(mp::PaidTemplate {
+            api: wechat.mp_api.clone(),
+            template_id: template_id.clone(),
+            pool,
+            public_url: wechat.public_url.clone(),
+        }),
+        None => service,
+    }
 }

@@ -1,6 +1,7 @@
 //! The `wxmall` command line: `serve` (the default) runs the shop; `sign` and `payments` help
 //! people chase payment problems.
 
+mod mp_cmd;
 mod payments_cmd;
 mod reconcile_cmd;
 mod refund_cmd;
@@ -33,6 +34,11 @@ enum Command {
     /// Compare a day's WeChat trade bill with the shop's payments and refunds. Exit status 0
     /// when they match, 1 when there is any difference, 2 when it could not run.
     Reconcile(reconcile_cmd::ReconcileArgs),
+    /// The official account's menu: `push FILE`, `show`, `delete`.
+    Menu(mp_cmd::MenuArgs),
+    /// A parametric QR code of the official account: `product ID`, `page PATH` or `channel
+    /// NAME` (`--days N` for a temporary one, `--out FILE.svg` for the picture).
+    Qrcode(mp_cmd::QrcodeArgs),
 }
 
 fn init_tracing() {
@@ -148,6 +154,12 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::Menu(args) => {
+            return cli_exit(runtime.block_on(mp_cmd::menu(&args, &mut std::io::stdout())));
+        }
+        Command::Qrcode(args) => {
+            return cli_exit(runtime.block_on(mp_cmd::qrcode(&args, &mut std::io::stdout())));
+        }
         Command::Sign(_) => unreachable!("handled above"),
     };
     match result {
@@ -155,6 +167,16 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn cli_exit(r: Result<(), server::mp_cli::CliError>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.status)
         }
     }
 }

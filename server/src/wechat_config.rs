@@ -33,6 +33,10 @@ pub struct WechatSettings {
     /// `WECHAT_MP_TOKEN` / `WECHAT_MP_AES_KEY`: the official account's server (`/wechat/mp`).
     /// In sandbox mode the sandbox's own are used.
     pub mp: Option<MpSettings>,
+    /// `WECHAT_TEMPLATE_PAID`: the template id of the "order paid" message (see
+    /// `crate::mp::PaidTemplate`); `None`: no message. The sandbox accepts any id and has one by
+    /// default.
+    pub template_paid: Option<String>,
 }
 
 /// The official account's 服务器配置.
@@ -172,6 +176,7 @@ impl WechatSettings {
             },
             redis_url: None,
             mp: None,
+            template_paid: Some("sandbox-order-paid".into()),
         }
     }
 
@@ -218,6 +223,9 @@ impl WechatSettings {
             {
                 let mut s = Self::embedded(version.unwrap_or(PayVersion::V3));
                 s.redis_url = redis_url;
+                if let Some(t) = var("WECHAT_TEMPLATE_PAID") {
+                    s.template_paid = Some(t);
+                }
                 return Ok(s);
             }
             #[cfg(not(feature = "sandbox"))]
@@ -386,6 +394,7 @@ impl WechatSettings {
             })),
             redis_url,
             mp,
+            template_paid: var("WECHAT_TEMPLATE_PAID").filter(|t| !t.trim().is_empty()),
         })
     }
 }

@@ -26,6 +26,10 @@ pub struct Wechat {
     pub public_url: String,
     pub oauth: OAuthClient,
     pub tokens: TokenManager,
+    /// The official account's APIs (menu, QR codes, template messages).
+    pub mp_api: wechat::mp_api::MpApi,
+    /// `WECHAT_TEMPLATE_PAID`.
+    pub template_paid: Option<String>,
     pub pay: Arc<dyn PayGateway>,
     pub pay_version: PayVersion,
     /// The embedded sandbox, when there is one (nested at `/sandbox`).
@@ -194,6 +198,8 @@ impl Wechat {
             http.clone(),
             cache,
         );
+        let mp_api =
+            wechat::mp_api::MpApi::new(tokens.clone(), http.clone(), creds.hosts.api.clone());
         let mut secapi_task = None;
         let pay: Arc<dyn PayGateway> = match &creds.pay {
             PayCredentials::V2 {
@@ -320,6 +326,8 @@ impl Wechat {
         };
         Ok(Self {
             mp,
+            mp_api,
+            template_paid: settings.template_paid.clone(),
             appid: creds.appid.clone(),
             mchid: creds.mchid.clone(),
             sandbox,

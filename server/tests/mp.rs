@@ -259,3 +259,146 @@ async fn plaintext_mode_with_only_a_token() {
         .unwrap();
     assert_eq!(answer.status, 400);
 }
+
+// ------------------------------------------------------------------ menu, QR codes, templates
+
+#[tokio::test]
+async fn the_menu_file_is_pushed_shown_and_deleted() {
+    let shop = TestShop::spawn().await;
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wechat-menu.json");
+    let menu = server::mp_cli::read_menu(&file, &shop.wechat.public_url).unwrap();
+    let mut out = Vec::new();
+    server::mp_cli::menu_push(&shop.wechat, &menu, &mut out)
+        .await
+        .unwrap();
+    let at_wechat = shop.sandbox.menu().expect("a menu at WeChat");
+    assert_eq!(at_wechat["button"], menu["button"], "sent as it is");
+    assert_eq!(
+        at_wechat["button"][0]["url"],
+        format!("{}/", shop.wechat.public_url),
+        "{{shop}} is the public URL"
+    );
+    let mut shown = Vec::new();
+    server::mp_cli::menu_show(&shop.wechat, &mut shown)
+        .await
+        .unwrap();
+    assert!(String::from_utf8(shown).unwrap().contains("我的订单"));
+    // WeChat's own checks come back as a clear refusal with its errcode.
+    let bad = serde_json::json!({"button": [{"type": "view", "name": "首页"}]});
+    let err = server::mp_cli::menu_push(&shop.wechat, &bad, &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status, 1);
+    assert!(err.message.contains("40055"), "{}", err.message);
+    server::mp_cli::menu_delete(&shop.wechat, &mut Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(shop.sandbox.menu(), None);
+}
+
+#[tokio::test]
+async fn a_product_qr_code_leads_a_scan_to_the_product() {
+    use server::mp_cli::QrTarget;
+    let shop = TestShop::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("product-3.svg");
+    let mut out = Vec::new();
+    server::mp_cli::qrcode(
+        &shop.wechat,
+        &QrTarget::Product(3),
+        Some(7),
+        Some(&svg),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let printed = String::from_utf8(out).unwrap();
+    assert!(printed.contains("scene   product:3"), "{printed}");
+    assert!(printed.contains("expires in 7 days"), "{printed}");
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.contains("<svg"), "an SVG picture");
+    let ticket = printed
+        .lines()
+        .find_map(|l| l.split("ticket=").nth(1))
+        .unwrap();
+    let ticket = percent_decode(ticket);
+    assert_eq!(shop.sandbox.qr_scene(&ticket).as_deref(), Some("product:3"));
+    // Scanning it (a follower): the product's link.
+    let reply = push(
+        &shop,
+        0,
+        MpAction::Scan {
+            scene: "product:3".into(),
+        },
+        now(),
+    )
+    .await
+    .unwrap();
+    assert!(reply.contains("/product/3\""));
+    // Bad targets are refused before WeChat is asked.
+    for bad in [
+        QrTarget::Page("https://evil.example/".into()),
+        QrTarget::Channel("两个 words".into()),
+    ] {
+        let err = server::mp_cli::qrcode(&shop.wechat, &bad, None, None, &mut Vec::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, 2, "{}", err.message);
+    }
+    let err = server::mp_cli::qrcode(
+        &shop.wechat,
+        &QrTarget::Channel("poster".into()),
+        Some(31),
+        None,
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.status, 2);
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("t={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_paid_order_sends_the_shopper_a_template_message() {
+    let shop = TestShop::spawn().await;
+    let s = shop.wechat_shopper(0).await;
+    let (st, created) = s
+        .api("create_order", common::order_body(&[(1, 2), (2, 1)]))
+        .await;
+    assert_eq!(st, 200, "{created}");
+    let id = created["order_id"].as_i64().unwrap();
+    let (st, _) = s
+        .api("pay_order", serde_json::json!({"order_id": id}))
+        .await;
+    assert_eq!(st, 200);
+    let no = shop.order_no(id).await;
+    shop.sandbox.pay(&no).await.unwrap();
+    let mut sent = Vec::new();
+    for _ in 0..200 {
+        sent = shop.sandbox.template_messages();
+        if !sent.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(sent.len(), 1, "one message");
+    let m = &sent[0];
+    assert_eq!(m.touser, shop.sandbox.users()[0].openid);
+    assert_eq!(m.template_id, "sandbox-order-paid");
+    assert_eq!(m.data["keyword1"], no);
+    assert!(m.data["keyword2"].starts_with('¥'), "{:?}", m.data);
+    assert!(m.data["keyword3"].ends_with("等 3 件"), "{:?}", m.data);
+    assert_eq!(
+        m.url.as_deref(),
+        Some(format!("{}/orders/{id}", shop.wechat.public_url).as_str())
+    );
+    // WeChat's duplicate notification sends nothing more.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(shop.sandbox.template_messages().len(), 1);
+}

@@ -55,6 +55,7 @@ mod creds;
 mod crypto;
 mod jsapi;
 mod mp;
+mod mp_api;
 mod notify;
 mod oauth;
 mod orders;
@@ -74,6 +75,7 @@ use axum::Router;
 pub use creds::SandboxCredentials;
 pub use crypto::V2SignType;
 pub use mp::{MpAction, MpAnswer, MpPush};
+pub use mp_api::TemplateMessage;
 pub use notify::SignedRefundNotification;
 pub use state::{
     AnswerSigner, Delivery, DeliveryKind, Endpoint, Fault, Forgery, JsEvent, PayApi, Refund,
@@ -125,6 +127,17 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route("/api/cgi-bin/token", get(token::token))
         .route("/api/cgi-bin/stable_token", post(token::stable_token))
         .route("/api/cgi-bin/ticket/getticket", get(token::getticket))
+        .route("/api/cgi-bin/menu/create", post(mp_api::menu_create))
+        .route("/api/cgi-bin/menu/delete", get(mp_api::menu_delete))
+        .route(
+            "/api/cgi-bin/get_current_selfmenu_info",
+            get(mp_api::menu_info),
+        )
+        .route("/api/cgi-bin/qrcode/create", post(mp_api::qrcode_create))
+        .route(
+            "/api/cgi-bin/message/template/send",
+            post(mp_api::template_send),
+        )
         .route("/pay/pay/unifiedorder", post(pay_v2::unifiedorder))
         .route("/pay/pay/orderquery", post(pay_v2::orderquery))
         .route("/pay/pay/closeorder", post(pay_v2::closeorder))

@@ -488,6 +488,12 @@ pub(crate) struct State {
     pub token_fetches: u64,
     pub stable_token_fetches: u64,
     pub ticket_fetches: u64,
+    /// The official account's menu as last created (`None`: no menu).
+    pub menu: Option<serde_json::Value>,
+    /// Parametric QR codes by ticket: (scene, expires at ms; `None` permanent).
+    pub qrcodes: HashMap<String, (String, Option<i64>)>,
+    /// Template messages sent, oldest first.
+    pub template_messages: Vec<crate::mp_api::TemplateMessage>,
     pub transactions: HashMap<String, Transaction>,
     pub prepay_index: HashMap<String, String>,
     pub txid_index: HashMap<String, String>,
@@ -683,6 +689,21 @@ impl Sandbox {
     /// Calls that reached `/cgi-bin/stable_token`.
     pub fn stable_token_fetches(&self) -> u64 {
         self.lock().stable_token_fetches
+    }
+
+    /// The official account's menu (`{"button": […]}`) as the shop last created it.
+    pub fn menu(&self) -> Option<serde_json::Value> {
+        self.lock().menu.clone()
+    }
+
+    /// The scene of a parametric QR code's ticket (what scanning it pushes).
+    pub fn qr_scene(&self, ticket: &str) -> Option<String> {
+        self.lock().qrcodes.get(ticket).map(|(s, _)| s.clone())
+    }
+
+    /// Template messages the shop sent, oldest first.
+    pub fn template_messages(&self) -> Vec<crate::mp_api::TemplateMessage> {
+        self.lock().template_messages.clone()
     }
 
     /// Calls that reached `/cgi-bin/ticket/getticket`.

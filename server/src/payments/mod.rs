@@ -108,6 +108,8 @@ pub struct Payments {
     pool: SqlitePool,
     gateway: Arc<dyn PayGateway>,
     cfg: Arc<PaymentsConfig>,
+    /// Tells the shopper in WeChat when a payment is applied (template message), if configured.
+    paid_notice: Option<Arc<crate::mp::PaidTemplate>>,
 }
 
 impl Payments {
@@ -116,7 +118,14 @@ impl Payments {
             pool,
             gateway,
             cfg: Arc::new(cfg),
+            paid_notice: None,
         }
+    }
+
+    /// Sends `notice` (in the background) for every payment applied from now on.
+    pub fn with_paid_notice(mut self, notice: crate::mp::PaidTemplate) -> Self {
+        self.paid_notice = Some(Arc::new(notice));
+        self
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -135,6 +144,7 @@ impl Payments {
             pool: self.pool.clone(),
             gateway: self.gateway.clone(),
             cfg: Arc::new(cfg),
+            paid_notice: self.paid_notice.clone(),
         }
     }
 }

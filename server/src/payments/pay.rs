@@ -173,7 +173,7 @@ impl Payments {
         total_fee: i64,
         kind: EventKind,
     ) -> Result<Applied> {
-        let (applied, _) = apply_paid(
+        let (applied, order_id) = apply_paid(
             &self.pool,
             order_no,
             transaction_id,
@@ -182,6 +182,11 @@ impl Payments {
             self.cfg.sandbox,
         )
         .await?;
+        // Never delays the answer to WeChat's notification: sent in the background.
+        if let (Applied::Accepted, Some(id), Some(notice)) = (&applied, order_id, &self.paid_notice)
+        {
+            notice.spawn_send(id);
+        }
         if let Applied::Unexpected { order_id, .. } = &applied {
             self.refund_unexpected(*order_id, order_no, transaction_id, total_fee)
                 .await?;

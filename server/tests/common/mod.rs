@@ -62,6 +62,7 @@ impl TestShop {
             },
             redis_url: None,
             mp: None,
+            template_paid: Some("sandbox-order-paid".into()),
         };
         tweak(&mut settings);
         let built = server::build(&settings).await.expect("shop builds");

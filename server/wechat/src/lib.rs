@@ -72,6 +72,7 @@ pub mod http;
 pub mod jsapi;
 pub mod jssdk;
 pub mod mp;
+pub mod mp_api;
 pub mod notify;
 pub mod oauth;
 pub mod pay;
