@@ -13,7 +13,12 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 /// The APIs the shop asks `wx.config` for.
-pub const JS_API_LIST: &[&str] = &["chooseWXPay", "checkJsApi"];
+pub const JS_API_LIST: &[&str] = &[
+    "chooseWXPay",
+    "checkJsApi",
+    "updateAppMessageShareData",
+    "updateTimelineShareData",
+];
 
 /// How a payment dialog ended, as the page saw it. Only a hint: the server decides whether the
 /// order is paid (notification or order query).
@@ -314,4 +319,36 @@ pub async fn pay(p: &WxPayParams, configured: bool) -> PayOutcome {
         }
     }
     brand_wcpay_request(p).await
+}
+
+/// A share card (see `components::ShareCard`).
+pub struct Share {
+    pub title: String,
+    pub desc: String,
+    /// Absolute, on the page's origin.
+    pub link: String,
+    /// Absolute.
+    pub img_url: String,
+}
+
+/// `wx.updateAppMessageShareData` (friends: title, desc, link, imgUrl) and
+/// `wx.updateTimelineShareData` (Moments: title, link, imgUrl). Call after `wx.ready`.
+pub fn share(card: &Share) {
+    let Some(wx) = global("wx") else { return };
+    for (name, with_desc) in [
+        ("updateAppMessageShareData", true),
+        ("updateTimelineShareData", false),
+    ] {
+        let Some(f) = method(&wx, name) else { continue };
+        let arg = Object::new();
+        set(&arg, "title", card.title.as_str());
+        if with_desc {
+            set(&arg, "desc", card.desc.as_str());
+        }
+        set(&arg, "link", card.link.as_str());
+        set(&arg, "imgUrl", card.img_url.as_str());
+        if f.call1(&wx, &arg).is_err() {
+            leptos::logging::warn!("wx.{name} threw");
+        }
+    }
 }

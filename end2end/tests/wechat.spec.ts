@@ -79,6 +79,30 @@ for (const platform of ["android", "ios"] as const) {
       if (platform === "ios") expect(await signed()).toBe(landing);
       expect(await page.evaluate(() => (window as any).__wxSandbox.lastError)).toBeNull();
     });
+
+    test("home and product pages set their share cards, also after client-side navigation", async ({ page }) => {
+      await gotoSignedIn(page, "/");
+      await hydrated(page);
+      const card = (name: string) =>
+        page.evaluate((n) => (window as any).__wxSandbox?.share?.[n] ?? null, name);
+      await expect.poll(async () => (await card("updateAppMessageShareData"))?.title, { timeout: 15_000 })
+        .toBe("wxmall 精选好物");
+      // Client-side navigation to a product: its own card (on iOS still under the landing URL's config).
+      await page.locator('a[href="/product/3"]').first().click();
+      await expect(page).toHaveURL(/\/product\/3$/);
+      const title = (await page.locator("h1").first().textContent())?.trim();
+      await expect.poll(async () => (await card("updateAppMessageShareData"))?.title, { timeout: 15_000 })
+        .toBe(title);
+      const friends = await card("updateAppMessageShareData");
+      const origin = new URL(page.url()).origin;
+      expect(friends.link).toBe(`${origin}/product/3?from=share`);
+      expect(friends.imgUrl.startsWith(`${origin}/`)).toBeTruthy();
+      expect(friends.desc).toMatch(/^¥\d+\.\d\d 起/);
+      const moments = await card("updateTimelineShareData");
+      expect(moments.title).toBe(title);
+      expect(moments.link).toBe(friends.link);
+      expect(await page.evaluate(() => (window as any).__wxSandbox.lastError)).toBeNull();
+    });
   });
 }
 

@@ -3,6 +3,7 @@
 mod price;
 mod product_card;
 mod sandbox_banner;
+mod share;
 mod status;
 mod tab_bar;
 mod wx_sdk;
@@ -10,6 +11,7 @@ mod wx_sdk;
 pub use price::Price;
 pub use product_card::ProductCard;
 pub use sandbox_banner::{wx_env, SandboxBanner};
+pub use share::ShareCard;
 pub use status::{ErrorView, FieldMessage, PageSkeleton, ServerFormError};
 pub use tab_bar::TabBar;
 pub use wx_sdk::{WxReady, WxSdk};

@@ -1,5 +1,5 @@
 use crate::api::list_products;
-use crate::components::{ErrorView, PageSkeleton, ProductCard};
+use crate::components::{ErrorView, PageSkeleton, ProductCard, ShareCard};
 use crate::model::ProductSummary;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -30,9 +30,14 @@ pub fn HomePage() -> impl IntoView {
                 match products.await {
                     Err(e) => view! { <ErrorView error=e /> }.into_any(),
                     Ok(list) => {
+                        let image = list
+                            .first()
+                            .map(|p| p.image.clone())
+                            .unwrap_or_else(|| "/favicon.svg".into());
                         let groups = by_category(list);
                         let mut shown = 0usize;
                         view! {
+                            <ShareCard title="wxmall 精选好物" desc="新鲜水果、零食、家居好物，微信里下单" path="/" image=image />
                             <nav class="cat-tabs" aria-label="商品分类">
                                 {groups.iter().enumerate().map(|(i, (name, _))| view! {
                                     <a href=format!("#cat-{i}")>{name.clone()}</a>

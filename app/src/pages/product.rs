@@ -1,5 +1,5 @@
 use crate::api::{add_to_cart, get_product};
-use crate::components::{ErrorView, PageSkeleton, Price, ServerFormError};
+use crate::components::{ErrorView, PageSkeleton, Price, ServerFormError, ShareCard};
 use crate::error::ApiError;
 use crate::model::{ProductDetail, MAX_LINE_QUANTITY};
 use leptos::prelude::*;
@@ -88,8 +88,19 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
         .unwrap_or(0)
         .clamp(1, MAX_LINE_QUANTITY);
 
+    let share_desc = {
+        let price = product.skus.iter().map(|s| s.price_fen).min().unwrap_or(0);
+        let text: String = product.description.chars().take(40).collect();
+        format!("¥{} 起 · {text}", crate::model::format_fen(price))
+    };
     view! {
         <Title text=name.clone() />
+        <ShareCard
+            title=name.clone()
+            desc=share_desc
+            path=format!("/product/{}", product.id)
+            image=product.images.first().cloned().unwrap_or_else(|| "/favicon.svg".into())
+        />
         <div class="gallery" aria-label="商品图片">
             {product.images.iter().enumerate().map(|(i, src)| view! {
                 <img src=src.clone() alt=format!("{} 图 {}", name, i + 1) width="800" height="800"

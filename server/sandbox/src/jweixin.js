@@ -6,7 +6,7 @@
  * this file only carries data and draws the pay sheet.
  *
  * Test hooks: window.__wxSandbox = {configured, configPending, lastConfigUrl, lastError,
- * platform, landingUrl, configCount, lastPay, base}.
+ * platform, landingUrl, configCount, lastPay, base, jsApiList, share}.
  * Pay sheet ids: #wx-pay-sheet, #wx-pay-merchant, #wx-pay-amount, #wx-pay-desc,
  * #wx-pay-payer, buttons #wx-pay-confirm ("支付") and #wx-pay-cancel ("取消").
  */
@@ -278,6 +278,39 @@
     };
   }
 
+  // Share cards: WeChat takes them only after wx.config, only for APIs in its jsApiList, with a
+  // link on a JS-safe domain (here: the page's own host) and an absolute picture URL. What was
+  // set is kept in __wxSandbox.share[name] for tests.
+  function shareFn(name) {
+    return function (o) {
+      o = o || {};
+      later(function () {
+        if (!status.configured) return finish(o, 'fail', { errMsg: name + ':permission denied' });
+        if ((status.jsApiList || []).indexOf(name) < 0) {
+          return finish(o, 'fail', { errMsg: name + ':the permission value is offline verifying' });
+        }
+        var link = str(o.link);
+        var img = str(o.imgUrl);
+        var here = (global.location && global.location.host) || '';
+        var m = /^https?:\/\/([^\/?#]+)/.exec(link);
+        if (!m || m[1] !== here) {
+          return finish(o, 'fail', { errMsg: name + ':fail, the link is not on a JS-safe domain' });
+        }
+        if (!/^https?:\/\//.test(img)) {
+          return finish(o, 'fail', { errMsg: name + ':fail, imgUrl must be absolute' });
+        }
+        status.share = status.share || {};
+        status.share[name] = {
+          title: str(o.title),
+          desc: o.desc === undefined ? null : str(o.desc),
+          link: link,
+          imgUrl: img
+        };
+        finish(o, 'success', { errMsg: name + ':ok' });
+      });
+    };
+  }
+
   var wx = {
     __sandbox: true,
     config: function (cfg) {
@@ -285,6 +318,7 @@
       status.configPending = true;
       status.configured = false;
       status.configCount += 1;
+      status.jsApiList = (cfg.jsApiList || []).slice();
       configId = null;
       var url = signUrl();
       status.lastConfigUrl = url;
@@ -348,8 +382,8 @@
       });
     },
     chooseWXPay: chooseWXPay,
-    updateAppMessageShareData: simple('updateAppMessageShareData'),
-    updateTimelineShareData: simple('updateTimelineShareData'),
+    updateAppMessageShareData: shareFn('updateAppMessageShareData'),
+    updateTimelineShareData: shareFn('updateTimelineShareData'),
     onMenuShareAppMessage: simple('onMenuShareAppMessage'),
     onMenuShareTimeline: simple('onMenuShareTimeline'),
     hideOptionMenu: simple('hideOptionMenu'),
