@@ -169,6 +169,9 @@ impl Wechat {
                 };
                 let creds = sandbox_credentials(&sb_creds, public_url, *pay_version)?;
                 let sandbox = wechat_sandbox::Sandbox::new(sb_creds);
+                // The sandbox's official account pushes to this shop's server.
+                sandbox
+                    .set_mp_server_url(&format!("{}/wechat/mp", public_url.trim_end_matches('/')));
                 (creds, Some(sandbox), *pay_version)
             }
             WechatSource::External(c) => {

@@ -56,6 +56,7 @@ mod crypto;
 mod jsapi;
 mod mp;
 mod mp_api;
+mod mp_page;
 mod notify;
 mod oauth;
 mod orders;
@@ -108,6 +109,7 @@ pub fn router(sandbox: Sandbox) -> Router {
     Router::new()
         .route("/", get(pages::index))
         .route("/dashboard", get(pages::dashboard))
+        .route("/mp", get(mp_page::show).post(mp_page::act))
         .route("/dashboard/pay", post(controls::pay))
         .route("/dashboard/notifications", post(controls::notifications))
         .route("/jweixin.js", get(jsapi::script))

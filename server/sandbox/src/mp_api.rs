@@ -253,15 +253,21 @@ pub(crate) async fn template_send(
         };
         data.insert(k.clone(), value.to_string());
     }
+    let user = sb.users().iter().position(|u| u.openid == touser);
     let mut st = sb.lock();
     let msgid = 200_000_000 + st.template_messages.len() as i64;
-    st.template_messages.push(TemplateMessage {
+    let message = TemplateMessage {
         msgid,
         touser: touser.to_string(),
         template_id: template_id.to_string(),
         url: req.get("url").and_then(Value::as_str).map(str::to_string),
         data,
-    });
+    };
+    if let Some(user) = user {
+        st.mp_chat
+            .push((user, crate::mp_page::ChatEntry::Template(message.clone())));
+    }
+    st.template_messages.push(message);
     Json(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid})).into_response()
 }
 

@@ -494,6 +494,13 @@ pub(crate) struct State {
     pub qrcodes: HashMap<String, (String, Option<i64>)>,
     /// Template messages sent, oldest first.
     pub template_messages: Vec<crate::mp_api::TemplateMessage>,
+    /// The shop's official-account server URL (where the sandbox's account pushes).
+    pub mp_server_url: Option<String>,
+    /// The official account's chat, per user index, oldest first.
+    pub mp_chat: Vec<(usize, crate::mp_page::ChatEntry)>,
+    /// The last `CreateTime` pushed per user: distinct actions get distinct times (WeChat
+    /// treats the same sender and time as the same event).
+    pub mp_clock: HashMap<usize, i64>,
     pub transactions: HashMap<String, Transaction>,
     pub prepay_index: HashMap<String, String>,
     pub txid_index: HashMap<String, String>,
@@ -699,6 +706,12 @@ impl Sandbox {
     /// The scene of a parametric QR code's ticket (what scanning it pushes).
     pub fn qr_scene(&self, ticket: &str) -> Option<String> {
         self.lock().qrcodes.get(ticket).map(|(s, _)| s.clone())
+    }
+
+    /// Where the sandbox's official account pushes follows, scans, menu taps and messages (the
+    /// shop's `/wechat/mp`); the official-account page (`/mp`) needs it.
+    pub fn set_mp_server_url(&self, url: &str) {
+        self.lock().mp_server_url = Some(url.to_string());
     }
 
     /// Template messages the shop sent, oldest first.
