@@ -21,11 +21,11 @@ export async function gotoSignedIn(page: Page, path: string, user = 1) {
 }
 
 /**
- * Signs in, orders one of SKU `skuId` through the JSON API (with the page's own session) and opens
+ * Signs in (sandbox user `user`), orders one of SKU `skuId` through the JSON API (with the page's own session) and opens
  * the new order's page.
  */
-export async function orderOne(page: Page, skuId: number) {
-  await gotoSignedIn(page, "/");
+export async function orderOne(page: Page, skuId: number, user = 1) {
+  await gotoSignedIn(page, "/", user);
   const res = await page.request.post("/api/create_order", {
     data: {
       items: [{ sku_id: skuId, quantity: 1 }],

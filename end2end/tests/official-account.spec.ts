@@ -26,7 +26,8 @@ test.describe("the official account", () => {
   });
 
   test("a paid order's template message arrives in the chat", async ({ page }) => {
-    const orderId = await orderOne(page, 2);
+    // User 3: user 1's checkout must still be address-less for purchase.spec.ts.
+    const orderId = await orderOne(page, 2, 3);
     await page.getByTestId("pay").click();
     await page.locator("#wx-pay-confirm").click();
     await expect(page.getByTestId("order-status")).toHaveText("已支付", { timeout: 20_000 });
@@ -34,7 +35,7 @@ test.describe("the official account", () => {
     await expect
       .poll(
         async () => {
-          await page.goto("/sandbox/mp?user=1");
+          await page.goto("/sandbox/mp?user=3");
           return page.locator("#mp-chat .msg.tpl").filter({ hasText: orderNo }).count();
         },
         { timeout: 15_000 },
