@@ -18,6 +18,7 @@ pub const JS_API_LIST: &[&str] = &[
     "checkJsApi",
     "updateAppMessageShareData",
     "updateTimelineShareData",
+    "openAddress",
 ];
 
 /// How a payment dialog ended, as the page saw it. Only a hint: the server decides whether the
@@ -351,4 +352,67 @@ pub fn share(card: &Share) {
             leptos::logging::warn!("wx.{name} threw");
         }
     }
+}
+
+/// An address from the follower's WeChat (共享收货地址, `wx.openAddress`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WxAddress {
+    pub user_name: String,
+    pub tel_number: String,
+    pub province_name: String,
+    pub city_name: String,
+    /// The district (WeChat calls it `countryName`).
+    pub county_name: String,
+    pub detail_info: String,
+}
+
+/// `wx.openAddress`: `Ok(None)` when the shopper cancels.
+pub async fn open_address() -> Result<Option<WxAddress>, String> {
+    let wx = global("wx").ok_or_else(|| "JS-SDK not loaded".to_string())?;
+    let open = method(&wx, "openAddress").ok_or_else(|| "openAddress missing".to_string())?;
+    let arg = Object::new();
+    let promise = Promise::new(&mut |resolve, _| {
+        let ok = resolve.clone();
+        set(
+            &arg,
+            "success",
+            callback(move |res| {
+                let _ = ok.call1(&JsValue::NULL, &res);
+            }),
+        );
+        let cancel = resolve.clone();
+        set(
+            &arg,
+            "cancel",
+            callback(move |_| {
+                let _ = cancel.call1(&JsValue::NULL, &JsValue::NULL);
+            }),
+        );
+        set(
+            &arg,
+            "fail",
+            callback(move |res| {
+                let _ = resolve.call1(&JsValue::NULL, &JsValue::from_str(&text_of(&res, "errMsg")));
+            }),
+        );
+    });
+    open.call1(&wx, &arg)
+        .map_err(|_| "openAddress threw".to_string())?;
+    let res = JsFuture::from(promise)
+        .await
+        .map_err(|_| "openAddress:fail".to_string())?;
+    if res.is_null() {
+        return Ok(None);
+    }
+    if let Some(err) = res.as_string() {
+        return Err(err);
+    }
+    Ok(Some(WxAddress {
+        user_name: text_of(&res, "userName"),
+        tel_number: text_of(&res, "telNumber"),
+        province_name: text_of(&res, "provinceName"),
+        city_name: text_of(&res, "cityName"),
+        county_name: text_of(&res, "countryName"),
+        detail_info: text_of(&res, "detailInfo"),
+    }))
 }

@@ -208,3 +208,31 @@ test.describe("a shop on the real WeChat", () => {
     await api.dispose();
   });
 });
+
+test.describe("使用微信收货地址 (wx.openAddress)", () => {
+  test("fills the address form from WeChat; cancel leaves it as it was", async ({ page }) => {
+    // 立即购买 of SKU 4 goes straight to checkout.
+    await gotoSignedIn(page, "/checkout?sku=4&qty=1", 3);
+    await expect(page).toHaveURL(/\/checkout\?sku=4&qty=1$/);
+    await hydrated(page);
+    const button = page.getByTestId("wx-address");
+    await expect(button).toBeVisible({ timeout: 15_000 });
+    // A saved address may be chosen already (the test user ordered before): cancel changes nothing.
+    const before = await page.locator('input[name="name"]').inputValue();
+    await button.click();
+    await page.locator("#wx-address-cancel").click();
+    await expect(page.locator("#wx-address-sheet")).toHaveCount(0);
+    expect(await page.locator('input[name="name"]').inputValue()).toBe(before);
+
+    await button.click();
+    await page.locator("#wx-address-0").click();
+    await expect(page.locator('input[name="name"]')).toHaveValue("王小二");
+    await expect(page.locator('input[name="phone"]')).toHaveValue("13912345678");
+    await expect(page.locator('select[name="province"]')).toHaveValue("浙江省");
+    await expect(page.locator('input[name="city"]')).toHaveValue("杭州市 西湖区");
+    await expect(page.locator('textarea[name="detail"]')).toHaveValue("文三路 259 号 昌地火炬大厦 1 号楼");
+    await page.getByTestId("submit-order").click();
+    await expect(page).toHaveURL(/\/orders\/\d+$/);
+    await expect(page.getByText("浙江省 杭州市 西湖区 文三路 259 号 昌地火炬大厦 1 号楼")).toBeVisible();
+  });
+});

@@ -148,6 +148,31 @@ fn CheckoutForm(data: CheckoutData) -> impl IntoView {
         });
     };
 
+    // 使用微信收货地址: fills the new-address form from the shopper's WeChat addresses
+    // (`wx.openAddress`); cancel leaves the form as it was. Shown once wx.config is ready.
+    let wx_ready = use_context::<crate::components::WxReady>();
+    let use_wechat_address = move |_: leptos::ev::MouseEvent| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            match crate::wx::open_address().await {
+                Ok(Some(a)) => {
+                    choice.set("new".into());
+                    name.set(a.user_name);
+                    phone.set(a.tel_number);
+                    province.set(if PROVINCES.contains(&a.province_name.as_str()) {
+                        a.province_name
+                    } else {
+                        String::new()
+                    });
+                    city.set(format!("{} {}", a.city_name, a.county_name).trim().to_string());
+                    detail.set(a.detail_info);
+                }
+                Ok(None) => {}
+                Err(e) => leptos::logging::warn!("openAddress: {e}"),
+            }
+        });
+    };
+
     // The browser's own checks only when there is no saved address to choose instead.
     let need = !has_saved;
     let new_address = move || choice.get() == "new";
@@ -164,6 +189,10 @@ fn CheckoutForm(data: CheckoutData) -> impl IntoView {
             })}
             <section class="panel">
                 <h2 class="section-title">"收货地址"</h2>
+                {move || wx_ready.is_some_and(|r| r.0.get()).then(|| view! {
+                    <button type="button" class="wx-address" data-testid="wx-address"
+                        on:click=use_wechat_address>"使用微信收货地址"</button>
+                })}
                 {has_saved.then(|| view! {
                     <div class="saved-addresses">
                         {addresses.iter().map(|a| {

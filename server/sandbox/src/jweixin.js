@@ -311,6 +311,54 @@
     };
   }
 
+  // 共享收货地址: the follower's addresses in WeChat (test ones here), picked on a sheet like
+  // WeChat's. Ids: #wx-address-sheet, #wx-address-N, #wx-address-cancel.
+  var ADDRESSES = [
+    { userName: '王小二', telNumber: '13912345678', postalCode: '310000', provinceName: '浙江省',
+      cityName: '杭州市', countryName: '西湖区', detailInfo: '文三路 259 号 昌地火炬大厦 1 号楼', nationalCode: '330106' },
+    { userName: '李四', telNumber: '021-61234567', postalCode: '200120', provinceName: '上海市',
+      cityName: '上海市', countryName: '浦东新区', detailInfo: '世纪大道 100 号 环球金融中心 9 楼', nationalCode: '310115' }
+  ];
+
+  function openAddress(o) {
+    o = o || {};
+    later(function () {
+      if (!status.configured) return finish(o, 'fail', { errMsg: 'openAddress:permission denied' });
+      if ((status.jsApiList || []).indexOf('openAddress') < 0) {
+        return finish(o, 'fail', { errMsg: 'openAddress:the permission value is offline verifying' });
+      }
+      ensureStyle();
+      removeSheet();
+      var mask = el('div', 'wx-pay-mask');
+      var sheet = el('div', 'wx-address-sheet');
+      sheet.setAttribute('role', 'dialog');
+      sheet.setAttribute('aria-label', '选择收货地址');
+      sheet.appendChild(el('div', null, '选择收货地址', 'wx-pay-title'));
+      ADDRESSES.forEach(function (a, i) {
+        var b = el('button', 'wx-address-' + i, a.userName + ' ' + a.telNumber + ' ' + a.provinceName + a.cityName + a.countryName + a.detailInfo);
+        b.setAttribute('type', 'button');
+        b.onclick = function () {
+          removeById('wx-address-sheet');
+          removeById('wx-pay-mask');
+          var res = { errMsg: 'openAddress:ok' };
+          for (var k in a) if (Object.prototype.hasOwnProperty.call(a, k)) res[k] = a[k];
+          finish(o, 'success', res);
+        };
+        sheet.appendChild(b);
+      });
+      var cancel = el('button', 'wx-address-cancel', '取消');
+      cancel.setAttribute('type', 'button');
+      cancel.onclick = function () {
+        removeById('wx-address-sheet');
+        removeById('wx-pay-mask');
+        finish(o, 'cancel', { errMsg: 'openAddress:cancel' });
+      };
+      sheet.appendChild(cancel);
+      root().appendChild(mask);
+      root().appendChild(sheet);
+    });
+  }
+
   var wx = {
     __sandbox: true,
     config: function (cfg) {
@@ -382,6 +430,7 @@
       });
     },
     chooseWXPay: chooseWXPay,
+    openAddress: openAddress,
     updateAppMessageShareData: shareFn('updateAppMessageShareData'),
     updateTimelineShareData: shareFn('updateTimelineShareData'),
     onMenuShareAppMessage: simple('onMenuShareAppMessage'),
