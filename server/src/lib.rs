@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod config;
+pub mod doctor;
 pub mod guard;
 pub mod mp;
 pub mod mp_cli;

@@ -1,6 +1,7 @@
 //! The `wxmall` command line: `serve` (the default) runs the shop; `sign` and `payments` help
 //! people chase payment problems.
 
+mod doctor_cmd;
 mod mp_cmd;
 mod payments_cmd;
 mod reconcile_cmd;
@@ -39,6 +40,9 @@ enum Command {
     /// A parametric QR code of the official account: `product ID`, `page PATH` or `channel
     /// NAME` (`--days N` for a temporary one, `--out FILE.svg` for the picture).
     Qrcode(mp_cmd::QrcodeArgs),
+    /// Check the live WeChat configuration: each check ok / warn / fail with what to do, and the
+    /// values to paste into WeChat's consoles. Exit status 1 when a check fails.
+    Doctor(doctor_cmd::DoctorArgs),
 }
 
 fn init_tracing() {
@@ -159,6 +163,16 @@ fn main() -> ExitCode {
         }
         Command::Qrcode(args) => {
             return cli_exit(runtime.block_on(mp_cmd::qrcode(&args, &mut std::io::stdout())));
+        }
+        Command::Doctor(args) => {
+            return match runtime.block_on(doctor_cmd::run(&args, &mut std::io::stdout())) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            };
         }
         Command::Sign(_) => unreachable!("handled above"),
     };

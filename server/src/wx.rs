@@ -30,6 +30,8 @@ pub struct Wechat {
     pub mp_api: wechat::mp_api::MpApi,
     /// `WECHAT_TEMPLATE_PAID`.
     pub template_paid: Option<String>,
+    /// WeChat's API host (`https://api.weixin.qq.com`, or a sandbox's).
+    api_base: wechat::BaseUrl,
     pub pay: Arc<dyn PayGateway>,
     pub pay_version: PayVersion,
     /// The embedded sandbox, when there is one (nested at `/sandbox`).
@@ -331,6 +333,7 @@ impl Wechat {
             mp,
             mp_api,
             template_paid: settings.template_paid.clone(),
+            api_base: creds.hosts.api.clone(),
             appid: creds.appid.clone(),
             mchid: creds.mchid.clone(),
             sandbox,
@@ -359,6 +362,11 @@ impl Wechat {
             PayVersion::V2 => format!("{}/wechat/notify/refund/v2", self.public_url),
             PayVersion::V3 => format!("{}/wechat/notify/refund/v3", self.public_url),
         }
+    }
+
+    /// A URL on WeChat's API host.
+    pub fn hosts_api_url(&self, path: &str) -> String {
+        self.api_base.join(path)
     }
 
     /// The official account's 服务器地址 (URL) to paste in 服务器配置.

@@ -164,7 +164,11 @@ fn CheckoutForm(data: CheckoutData) -> impl IntoView {
                     } else {
                         String::new()
                     });
-                    city.set(format!("{} {}", a.city_name, a.county_name).trim().to_string());
+                    city.set(
+                        format!("{} {}", a.city_name, a.county_name)
+                            .trim()
+                            .to_string(),
+                    );
                     detail.set(a.detail_info);
                 }
                 Ok(None) => {}

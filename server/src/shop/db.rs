@@ -85,6 +85,25 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
     Ok(pool)
 }
 
+/// Opens an existing database for writing without creating it or running migrations (`wxmall
+/// doctor` checks that the migrations are current, and that it can write).
+pub async fn open_existing(url: &str) -> Result<SqlitePool, DbError> {
+    check_sqlite(url)?;
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|source| DbError::Url {
+            url: masked(url),
+            source,
+        })?
+        .create_if_missing(false)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .map_err(DbError::Open)
+}
+
 /// Opens an existing database read-only, for tools that look without touching (`wxmall
 /// payments`): no file is created, no migration runs, nothing can be written.
 pub async fn open_read_only(url: &str) -> Result<SqlitePool, DbError> {

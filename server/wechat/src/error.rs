@@ -39,9 +39,10 @@ pub enum ApiError {
     /// flow once; never loop.
     #[error("OAuth code already used (40163)")]
     CodeUsed,
-    /// 40164 / 61004: the calling IP is not on the API IP whitelist.
-    #[error("caller IP not whitelisted ({0})")]
-    IpNotWhitelisted(i64),
+    /// 40164 / 61004: the calling IP is not on the API IP whitelist; the address WeChat saw
+    /// (from its errmsg `invalid ip 1.2.3.4 ipv6 …, not in whitelist`), when it said.
+    #[error("caller IP {ip} not whitelisted ({0})", ip = .1.as_deref().unwrap_or("?"))]
+    IpNotWhitelisted(i64, Option<String>),
     /// 41001: access_token missing.
     #[error("access_token missing (41001)")]
     MissingAccessToken,
@@ -73,6 +74,13 @@ pub enum ApiError {
     },
 }
 
+/// The IPv4 address in a 40164 errmsg (`invalid ip 1.2.3.4 ipv6 ::ffff:1.2.3.4, not in whitelist`).
+fn ip_in(errmsg: &str) -> Option<String> {
+    let rest = errmsg.split("invalid ip ").nth(1)?;
+    let ip = rest.split([' ', ',']).next()?;
+    ip.parse::<std::net::IpAddr>().ok().map(|a| a.to_string())
+}
+
 impl ApiError {
     /// Types an `errcode`/`errmsg` pair. `errcode` 0 is not an error; callers check before.
     pub fn from_code(errcode: i64, errmsg: &str) -> Self {
@@ -87,7 +95,7 @@ impl ApiError {
             40030 => Self::InvalidRefreshToken,
             40125 => Self::InvalidAppSecret,
             40163 => Self::CodeUsed,
-            40164 | 61004 => Self::IpNotWhitelisted(errcode),
+            40164 | 61004 => Self::IpNotWhitelisted(errcode, ip_in(errmsg)),
             41001 => Self::MissingAccessToken,
             42001 => Self::AccessTokenExpired,
             42002 => Self::RefreshTokenExpired,
@@ -115,7 +123,7 @@ impl ApiError {
             Self::InvalidRefreshToken => 40030,
             Self::InvalidAppSecret => 40125,
             Self::CodeUsed => 40163,
-            Self::IpNotWhitelisted(c) | Self::QuotaExceeded(c) => *c,
+            Self::IpNotWhitelisted(c, _) | Self::QuotaExceeded(c) => *c,
             Self::MissingAccessToken => 41001,
             Self::AccessTokenExpired => 42001,
             Self::RefreshTokenExpired => 42002,
@@ -215,6 +223,13 @@ mod tests {
             ApiError::Other { errcode: 12345, .. }
         ));
         assert!(ApiError::from_code(42001, "").is_access_token_invalid());
+        assert_eq!(
+            ApiError::from_code(
+                40164,
+                "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist rid: 1"
+            ),
+            ApiError::IpNotWhitelisted(40164, Some("203.0.113.7".into()))
+        );
         assert!(!ApiError::from_code(40029, "").is_access_token_invalid());
     }
 

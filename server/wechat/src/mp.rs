@@ -146,6 +146,12 @@ impl MpServer {
         })
     }
 
+    /// The `signature` WeChat would send with `timestamp` and `nonce` (a self-check: `wxmall
+    /// doctor` verifies the server URL with it).
+    pub fn signature_for(&self, timestamp: &str, nonce: &str) -> String {
+        self::signature(self.token.expose_str(), timestamp, nonce)
+    }
+
     /// Whether `signature` is WeChat's for this token (URL verification and every push).
     pub fn verify_signature(&self, signature: &str, timestamp: &str, nonce: &str) -> bool {
         same(

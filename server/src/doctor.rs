@@ -1,0 +1,502 @@
+//! `wxmall doctor`: checks the live configuration the way WeChat will meet it, and says for
+//! each check ok / warn / fail, what it saw, and exactly what to do — with the values to paste
+//! into WeChat's consoles. The mistakes it looks for are the ones WeChat developers ask about
+//! most: a redirect or JS-SDK domain that is not registered, an IP missing from the whitelist
+//! (40164), a wrong appsecret or appid, a wrong Pay key or a private key that does not match its
+//! serial, a notify URL WeChat cannot reach, a clock minutes off, an official-account server
+//! that does not answer its own verification.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::SqlitePool;
+
+use crate::wx::Wechat;
+
+/// How a check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    /// What it saw.
+    pub detail: String,
+    /// What to do (empty when ok).
+    pub fix: String,
+}
+
+/// The whole report: the checks, and the values to paste into WeChat's consoles.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub checks: Vec<Check>,
+    pub paste: Vec<Paste>,
+}
+
+/// A value for a field of WeChat's consoles.
+#[derive(Clone, Debug, Serialize)]
+pub struct Paste {
+    pub field: &'static str,
+    pub value: String,
+}
+
+impl Report {
+    /// Whether any check failed (exit status 1).
+    pub fn failed(&self) -> bool {
+        self.checks.iter().any(|c| c.status == Status::Fail)
+    }
+
+    /// The check named `name`.
+    pub fn get(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
+    /// The report for people.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        for c in &self.checks {
+            let tag = match c.status {
+                Status::Ok => "[ ok ]",
+                Status::Warn => "[warn]",
+                Status::Fail => "[FAIL]",
+            };
+            s.push_str(&format!("{tag} {:<14} {}\n", c.name, c.detail));
+            if !c.fix.is_empty() {
+                s.push_str(&format!("       {:<14} → {}\n", "", c.fix));
+            }
+        }
+        s.push_str("\nPaste into WeChat's consoles:\n");
+        for p in &self.paste {
+            s.push_str(&format!("  {}: {}\n", p.field, p.value));
+        }
+        s
+    }
+}
+
+fn ok(name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        status: Status::Ok,
+        detail: detail.into(),
+        fix: String::new(),
+    }
+}
+
+fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name,
+        status: Status::Warn,
+        detail: detail.into(),
+        fix: fix.into(),
+    }
+}
+
+fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name,
+        status: Status::Fail,
+        detail: detail.into(),
+        fix: fix.into(),
+    }
+}
+
+fn is_loopback(url: &str) -> bool {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]")
+}
+
+/// What WeChat's errcode means for the merchant.
+pub fn explain_token_error(e: &wechat::token::TokenError) -> String {
+    use wechat::error::{ApiError, MpError};
+    match e {
+        wechat::token::TokenError::Mp(MpError::Api(api)) => match api {
+            ApiError::IpNotWhitelisted(_, ip) => format!(
+                "add {} to 公众号后台 → 设置与开发 → 基本配置 → IP白名单 (the address WeChat saw this server call from)",
+                ip.as_deref().unwrap_or("this server's public IP")
+            ),
+            ApiError::InvalidAppSecret => {
+                "WECHAT_APPSECRET is wrong: copy the AppSecret again from 基本配置 (reset it if nobody has it)".into()
+            }
+            ApiError::InvalidAppId => {
+                "WECHAT_APPID is wrong: it is the official account's AppID (wx + 16 characters) from 基本配置".into()
+            }
+            ApiError::InvalidCredential => {
+                "the appid and appsecret do not belong together, or another system refreshed the token: use one token service".into()
+            }
+            ApiError::Other { errcode: 89503 | 89501 | 89506 | 89507, .. } => {
+                "WeChat asks an administrator to confirm this server's IP: approve it in the 公众号 admin's WeChat, then add it to the IP白名单".into()
+            }
+            ApiError::Other { errcode: 40243, .. } => {
+                "the AppSecret is frozen: unfreeze or reset it in 基本配置".into()
+            }
+            other => format!("WeChat said: {other}"),
+        },
+        other => format!("could not reach WeChat: {other}"),
+    }
+}
+
+/// What the doctor looks at.
+pub struct Inputs<'a> {
+    pub public_url: &'a str,
+    pub site_root: &'a Path,
+    pub wechat: &'a Wechat,
+    pub pool: &'a SqlitePool,
+    pub redis_url: Option<&'a str>,
+    pub http: reqwest::Client,
+}
+
+/// Runs every check.
+pub async fn examine(i: &Inputs<'_>) -> Report {
+    let public = i.public_url.trim_end_matches('/');
+    let host = url::Url::parse(public)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let wx = i.wechat;
+    let mut checks = Vec::new();
+
+    // 1. The public URL.
+    checks.push(if public.starts_with("https://") {
+        ok("public_url", format!("{public} is https"))
+    } else if is_loopback(public) {
+        warn(
+            "public_url",
+            format!("{public} is a local http address"),
+            "fine on this machine; WeChat needs the shop on https at its own domain (WXMALL_PUBLIC_URL)",
+        )
+    } else {
+        fail(
+            "public_url",
+            format!("{public} is not https"),
+            "serve the shop over https and set WXMALL_PUBLIC_URL=https://your.domain",
+        )
+    });
+
+    // 2. The shop answers at it.
+    let answered = i
+        .http
+        .get(format!("{public}/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    checks.push(match answered {
+        Ok(r) if r.status().is_success() => ok("shop_answers", format!("{public}/healthz answers")),
+        Ok(r) => fail(
+            "shop_answers",
+            format!("{public}/healthz answered HTTP {}", r.status().as_u16()),
+            "the proxy in front of the shop must pass every path to it",
+        ),
+        Err(e) => fail(
+            "shop_answers",
+            format!("{public} cannot be reached: {e}"),
+            "start the shop, and check DNS and the reverse proxy for this URL",
+        ),
+    });
+
+    // 3. MP_verify_*.txt files (网页授权域名 verification).
+    let files: Vec<_> = std::fs::read_dir(i.site_root)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("MP_verify_") && n.ends_with(".txt"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if files.is_empty() {
+        checks.push(warn(
+            "verify_files",
+            "no MP_verify_*.txt in the site",
+            "when 网页授权域名 asks for its file, put it in public/ (it is served at the site root) and rebuild",
+        ));
+    } else {
+        for f in files {
+            let want = std::fs::read_to_string(i.site_root.join(&f)).unwrap_or_default();
+            let got = match i.http.get(format!("{public}/{f}")).send().await {
+                Ok(r) if r.status().is_success() => r.text().await.ok(),
+                _ => None,
+            };
+            checks.push(if got.as_deref().map(str::trim) == Some(want.trim()) {
+                ok("verify_files", format!("{public}/{f} is served"))
+            } else {
+                fail(
+                    "verify_files",
+                    format!("{public}/{f} is not served with its content"),
+                    "the proxy must serve the site root's files from the shop",
+                )
+            });
+        }
+    }
+
+    // 4–5. access_token, jsapi_ticket and a wx.config signature for the home page.
+    match wx.tokens.access_token().await {
+        Ok(_) => checks.push(ok(
+            "access_token",
+            "WeChat gives this server an access_token",
+        )),
+        Err(e) => checks.push(fail(
+            "access_token",
+            format!("no access_token: {e}"),
+            explain_token_error(&e),
+        )),
+    }
+    match wx.tokens.jssdk_config(&format!("{public}/")).await {
+        Ok(cfg) => {
+            let ok_sig = cfg.signature.len() == 40;
+            checks.push(if ok_sig {
+                ok(
+                    "jsapi_ticket",
+                    format!("jsapi_ticket works; wx.config for {public}/ is signed"),
+                )
+            } else {
+                fail(
+                    "jsapi_ticket",
+                    "the wx.config signature is malformed",
+                    "report this",
+                )
+            });
+        }
+        Err(e) => checks.push(fail(
+            "jsapi_ticket",
+            format!("no jsapi_ticket: {e}"),
+            explain_token_error(&e),
+        )),
+    }
+
+    // 6. WeChat Pay: a query for an order that cannot exist must come back as "does not exist",
+    //    verified — anything else means the key (v2) or the key/serial pair (v3) is wrong.
+    let probe = format!("DOCTOR{}", crate::shop::now());
+    checks.push(match wx.pay.query(&probe).await {
+        Err(e) if e.is_order_not_exist() => ok(
+            "pay",
+            format!("WeChat Pay {:?} answers a signed query (mchid {})", wx.pay_version, wx.mchid),
+        ),
+        Ok(_) => ok("pay", "WeChat Pay answers a signed query"),
+        Err(e) => fail(
+            "pay",
+            format!("WeChat Pay refused a query: {e}"),
+            match wx.pay_version {
+                crate::wechat_config::PayVersion::V2 => {
+                    "a signature error means WECHAT_PAY_KEY is not the 32-character API key set in 商户平台 → API安全"
+                }
+                crate::wechat_config::PayVersion::V3 => {
+                    "a signature error means WECHAT_MCH_PRIVATE_KEY and WECHAT_MCH_SERIAL do not belong together (商户平台 → API安全 → API证书); check WECHAT_APIV3_KEY too"
+                }
+            },
+        ),
+    });
+
+    // 7. Notify URLs: https (unless local), under the public URL, no query, and the shop answers.
+    for url in [wx.notify_url(), wx.refund_notify_url()] {
+        let shape_ok = url.starts_with(public)
+            && !url.contains('?')
+            && (url.starts_with("https://") || is_loopback(&url));
+        let reached = i
+            .http
+            .post(&url)
+            .timeout(Duration::from_secs(5))
+            .body("")
+            .send()
+            .await;
+        checks.push(match (shape_ok, reached) {
+            (true, Ok(r)) if r.status().as_u16() != 404 => {
+                ok("notify_url", format!("{url} reaches the shop"))
+            }
+            (false, _) => fail(
+                "notify_url",
+                format!("{url} is not an https URL of the shop without a query"),
+                "WeChat posts notifications only to https URLs: fix WXMALL_PUBLIC_URL",
+            ),
+            (true, Ok(r)) => fail(
+                "notify_url",
+                format!("{url} answered HTTP {}", r.status().as_u16()),
+                "the proxy must pass /wechat/notify/… to the shop",
+            ),
+            (true, Err(e)) => fail(
+                "notify_url",
+                format!("{url} cannot be reached: {e}"),
+                "WeChat must reach this URL from the internet",
+            ),
+        });
+    }
+
+    // 8. The clock, against WeChat's own `Date`.
+    let api_probe = wx.hosts_api_url("/cgi-bin/token");
+    let date = match i.http.get(&api_probe).send().await {
+        Ok(r) => r
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        Err(_) => None,
+    };
+    checks.push(clock_check(
+        date.as_deref(),
+        time::OffsetDateTime::now_utc(),
+    ));
+
+    // 9. The official account's server answers its own verification.
+    match &wx.mp {
+        None => checks.push(warn(
+            "mp_server",
+            "no official-account server configured",
+            "set WECHAT_MP_TOKEN (and WECHAT_MP_AES_KEY for 安全模式) to receive follows, scans and menu taps",
+        )),
+        Some(mp) => {
+            let (ts, nonce) = ("1700000000", "doctor");
+            let sig = mp.signature_for(ts, nonce);
+            let url = format!(
+                "{public}/wechat/mp?signature={sig}&timestamp={ts}&nonce={nonce}&echostr=doctor-echo"
+            );
+            let got = match i.http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => r.text().await.ok(),
+                _ => None,
+            };
+            checks.push(if got.as_deref() == Some("doctor-echo") {
+                ok("mp_server", format!("{public}/wechat/mp answers its verification"))
+            } else {
+                fail(
+                    "mp_server",
+                    format!("{public}/wechat/mp does not answer its verification"),
+                    "the proxy must pass /wechat/mp to the shop; the Token in 服务器配置 must equal WECHAT_MP_TOKEN",
+                )
+            });
+        }
+    }
+
+    // 10. Redis, when configured.
+    if let Some(url) = i.redis_url {
+        let reachable = async {
+            let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+            let mut c = tokio::time::timeout(
+                Duration::from_secs(3),
+                client.get_multiplexed_async_connection(),
+            )
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        checks.push(match reachable {
+            Ok(_) => ok("redis", "WXMALL_REDIS_URL answers"),
+            Err(e) => fail(
+                "redis",
+                format!("WXMALL_REDIS_URL does not answer: {e}"),
+                "start Redis or fix WXMALL_REDIS_URL (several instances share tokens and limits through it)",
+            ),
+        });
+    }
+
+    // 11. The database: writable, migrations current.
+    let writable = async {
+        let mut tx = i.pool.begin().await?;
+        sqlx::query("INSERT INTO mp_messages (dedupe_key, received_at) VALUES ('doctor', 0)")
+            .execute(&mut *tx)
+            .await?;
+        tx.rollback().await
+    }
+    .await;
+    let latest = crate::shop::db::MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0);
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(i.pool)
+            .await
+            .ok()
+            .flatten();
+    checks.push(match (writable, applied) {
+        (Ok(()), Some(v)) if v >= latest => {
+            ok("database", format!("writable, migrations current ({v})"))
+        }
+        (Ok(()), v) => fail(
+            "database",
+            format!("migrations at {v:?}, this build has {latest}"),
+            "start the shop once: it applies its migrations",
+        ),
+        (Err(e), _) => fail(
+            "database",
+            format!("not writable: {e}"),
+            "check the database's permissions and free space",
+        ),
+    });
+
+    let paste = [
+        (
+            "网页授权域名 (公众号 → 设置与开发 → 接口权限 → 网页授权)",
+            host.clone(),
+        ),
+        ("JS接口安全域名 (公众号设置 → 功能设置)", host),
+        (
+            "支付授权目录 (商户平台 → 产品中心 → 开发配置)",
+            format!("{public}/"),
+        ),
+        ("支付回调 notify URL", wx.notify_url()),
+        ("退款回调 notify URL", wx.refund_notify_url()),
+        ("服务器地址(URL) (基本配置 → 服务器配置)", wx.mp_url()),
+    ]
+    .into_iter()
+    .map(|(field, value)| Paste { field, value })
+    .collect();
+    Report { checks, paste }
+}
+
+/// The clock check on WeChat's `Date` header.
+pub fn clock_check(date: Option<&str>, now: time::OffsetDateTime) -> Check {
+    let Some(date) = date else {
+        return warn(
+            "clock",
+            "WeChat's answer carried no Date",
+            "make sure this server's clock is synchronised (chrony / systemd-timesyncd)",
+        );
+    };
+    let parsed = time::OffsetDateTime::parse(date, &time::format_description::well_known::Rfc2822);
+    match parsed {
+        Ok(theirs) => {
+            let skew = (now - theirs).whole_seconds();
+            if skew.abs() <= 60 {
+                ok("clock", format!("within {}s of WeChat", skew.abs()))
+            } else {
+                fail(
+                    "clock",
+                    format!("{skew}s off WeChat's clock"),
+                    "synchronise this server's clock (chrony / systemd-timesyncd): Pay v3 refuses requests more than 5 minutes off",
+                )
+            }
+        }
+        Err(_) => warn("clock", format!("cannot read WeChat's Date {date:?}"), ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_check_reads_http_dates() {
+        let now = time::OffsetDateTime::from_unix_timestamp(1_796_457_600).unwrap(); // 2026-12-05 08:00 UTC
+        assert_eq!(
+            clock_check(Some("Sat, 05 Dec 2026 08:00:30 GMT"), now).status,
+            Status::Ok
+        );
+        let off = clock_check(Some("Sat, 05 Dec 2026 07:55:00 GMT"), now);
+        assert_eq!(off.status, Status::Fail);
+        assert!(off.detail.contains("300s"), "{}", off.detail);
+        assert_eq!(clock_check(None, now).status, Status::Warn);
+    }
+}
