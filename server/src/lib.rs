@@ -1,6 +1,7 @@
 //! wxmall's server: configuration, storage, the shop's domain logic, routes and start-up.
 //! `main.rs` is only the command line; tests build the same router through [`build`].
 
+pub mod admin;
 pub mod assets;
 pub mod config;
 pub mod doctor;
@@ -172,12 +173,19 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
         trusted_proxies: settings.trusted_proxies.clone(),
         limits,
     };
+    let admin = admin::AdminState {
+        pool: pool.clone(),
+        payments: payments.clone(),
+        secure: settings.public_url.starts_with("https://"),
+        origin: guard::Gate::origin_of(&settings.public_url),
+    };
     let router = routes::router(
         state,
         sessions,
         gate,
         &settings.site_root,
         Some(wechat_routes),
+        Some(admin),
     );
     Ok(Built {
         router,

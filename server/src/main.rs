@@ -1,6 +1,7 @@
 //! The `wxmall` command line: `serve` (the default) runs the shop; `sign` and `payments` help
 //! people chase payment problems.
 
+mod admin_cmd;
 mod doctor_cmd;
 mod mp_cmd;
 mod payments_cmd;
@@ -43,6 +44,9 @@ enum Command {
     /// Check the live WeChat configuration: each check ok / warn / fail with what to do, and the
     /// values to paste into WeChat's consoles. Exit status 1 when a check fails.
     Doctor(doctor_cmd::DoctorArgs),
+    /// The console's accounts: `add USERNAME [--role owner|staff]`, `passwd USERNAME`, `list`,
+    /// `disable USERNAME` (passwords from standard input).
+    Admin(admin_cmd::AdminArgs),
 }
 
 fn init_tracing() {
@@ -174,6 +178,7 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::Admin(args) => runtime.block_on(admin_cmd::run(&args, &mut std::io::stdout())),
         Command::Sign(_) => unreachable!("handled above"),
     };
     match result {

@@ -92,6 +92,7 @@ pub fn router(
     gate: crate::guard::Gate,
     site_root: &Path,
     wechat: Option<WechatRoutes>,
+    admin: Option<crate::admin::AdminState>,
 ) -> Router {
     let options = state.leptos.clone();
     let shop = state.shop.clone();
@@ -204,8 +205,24 @@ pub fn router(
         // are precompressed instead, and WeChat's routes answer plain, as WeChat expects.
         .layer(tower_http::compression::CompressionLayer::new());
 
+    // The console's API: no shopper session, its own cookie and checks (`admin`).
+    let console = match admin {
+        Some(st) => Router::new().nest(
+            "/admin/api",
+            crate::admin::router(st)
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(
+                    MAX_BODY_BYTES,
+                ))
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    REQUEST_TIMEOUT,
+                )),
+        ),
+        None => Router::new(),
+    };
     Router::new()
         .route("/healthz", get(health))
+        .merge(console)
         .merge(wechat_only)
         .merge(pages_and_api)
         .fallback_service(

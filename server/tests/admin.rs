@@ -1,0 +1,273 @@
+//! The console's access: accounts, login and its rate limit, the cookie, roles, CSRF, the audit
+//! log — over HTTP against a shop on the sandbox.
+
+mod common;
+
+use common::{order_body, TestShop};
+use serde_json::{json, Value};
+use server::admin::accounts::{self, Role};
+use std::time::Duration;
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Console {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Console {
+    fn new(shop: &TestShop) -> Self {
+        Self {
+            base: shop.base.clone(),
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+        }
+    }
+
+    async fn post(&self, name: &str, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        let res = self
+            .http
+            .post(format!("{}/admin/api/{name}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let v = res.json().await.unwrap_or(Value::Null);
+        (status, headers, v)
+    }
+
+    async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.post("login", json!({"username": username, "password": password}))
+            .await
+    }
+}
+
+async fn accounts(shop: &TestShop) {
+    accounts::add(&shop.pool, "boss", Role::Owner, PASSWORD)
+        .await
+        .unwrap();
+    accounts::add(&shop.pool, "clerk", Role::Staff, PASSWORD)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn accounts_store_argon2id_and_refuse_weak_or_duplicate() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM admins WHERE username = 'boss'")
+            .fetch_one(&shop.pool)
+            .await
+            .unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains(PASSWORD));
+    assert!(matches!(
+        accounts::add(&shop.pool, "boss", Role::Staff, PASSWORD).await,
+        Err(accounts::AccountError::Exists(_))
+    ));
+    assert!(matches!(
+        accounts::add(&shop.pool, "tiny", Role::Staff, "short").await,
+        Err(accounts::AccountError::WeakPassword)
+    ));
+    assert!(matches!(
+        accounts::add(&shop.pool, "a b", Role::Staff, PASSWORD).await,
+        Err(accounts::AccountError::BadUsername)
+    ));
+    // The password comes from standard input: one line, its end removed.
+    let mut input = std::io::Cursor::new(b"s3cret password\r\nrest".to_vec());
+    assert_eq!(
+        accounts::read_password(&mut input).unwrap(),
+        "s3cret password"
+    );
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_httponly_cookie_and_wrong_or_unknown_get_the_same_401() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let c = Console::new(&shop);
+    let (st, _, _) = c.post("me", json!({})).await;
+    assert_eq!(st, 401, "not signed in");
+    let (st, _, wrong) = c.login("boss", "not the password").await;
+    assert_eq!(st, 401);
+    let (st, _, unknown) = c.login("nobody", "not the password").await;
+    assert_eq!(st, 401);
+    assert_eq!(wrong, unknown, "nothing tells the two apart");
+
+    let (st, headers, me) = c.login("boss", PASSWORD).await;
+    assert_eq!(st, 200, "{me}");
+    assert_eq!(me["role"], "owner");
+    let cookie = headers["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("wxmall_admin="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "http: not Secure");
+    let (st, _, me) = c.post("me", json!({})).await;
+    assert_eq!((st, me["username"].as_str()), (200, Some("boss")));
+    // What the database keeps is not the cookie's token.
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("wxmall_admin=");
+    let stored: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM admin_sessions WHERE token_hash = $1")
+            .bind(token)
+            .fetch_one(&shop.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 0);
+
+    // 12 hours idle: gone.
+    sqlx::query("UPDATE admin_sessions SET last_seen_at = last_seen_at - 12 * 3600 - 1")
+        .execute(&shop.pool)
+        .await
+        .unwrap();
+    let (st, _, _) = c.post("me", json!({})).await;
+    assert_eq!(st, 401);
+
+    // Logout ends the session.
+    let (st, _, _) = c.login("boss", PASSWORD).await;
+    assert_eq!(st, 200);
+    let (st, _, _) = c.post("logout", json!({})).await;
+    assert_eq!(st, 200);
+    let (st, _, _) = c.post("me", json!({})).await;
+    assert_eq!(st, 401);
+
+    // A disabled account can neither log in nor keep its session.
+    let (st, _, _) = c.login("clerk", PASSWORD).await;
+    assert_eq!(st, 200);
+    accounts::disable(&shop.pool, "clerk").await.unwrap();
+    let (st, _, _) = c.post("me", json!({})).await;
+    assert_eq!(st, 401);
+    let (st, _, _) = c.login("clerk", PASSWORD).await;
+    assert_eq!(st, 401);
+}
+
+#[tokio::test]
+async fn five_failures_for_a_username_make_the_next_attempt_wait() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let c = Console::new(&shop);
+    for _ in 0..5 {
+        let (st, _, _) = c.login("boss", "guess guess guess").await;
+        assert_eq!(st, 401);
+    }
+    let (st, headers, err) = c.login("boss", PASSWORD).await;
+    assert_eq!(st, 429, "even the right password waits: {err}");
+    assert_eq!(err["code"], "rate_limited");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=15 * 60).contains(&wait), "{wait}");
+    // The window passes.
+    sqlx::query("UPDATE admin_login_failures SET at = at - 15 * 60")
+        .execute(&shop.pool)
+        .await
+        .unwrap();
+    let (st, _, _) = c.login("boss", PASSWORD).await;
+    assert_eq!(st, 200);
+}
+
+#[tokio::test]
+async fn a_shopper_cookie_a_foreign_origin_and_text_plain_open_nothing() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    // A shopper with a session of the shop.
+    let shopper = shop.wechat_shopper(0).await;
+    let res = shopper
+        .http
+        .post(format!("{}/admin/api/me", shop.base))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{}/admin/api/login", shop.base))
+        .header("origin", "https://evil.example")
+        .json(&json!({"username": "boss", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = http
+        .post(format!("{}/admin/api/login", shop.base))
+        .header("content-type", "text/plain")
+        .body(json!({"username": "boss", "password": PASSWORD}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 415);
+}
+
+#[tokio::test]
+async fn only_the_owner_refunds_and_every_refund_is_in_the_audit_log() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    // A paid order.
+    let s = shop.wechat_shopper(0).await;
+    let (_, created) = s.api("create_order", order_body(&[(1, 1)])).await;
+    let id = created["order_id"].as_i64().unwrap();
+    let (st, _) = s.api("pay_order", json!({"order_id": id})).await;
+    assert_eq!(st, 200);
+    let no = shop.order_no(id).await;
+    shop.sandbox.pay(&no).await.unwrap();
+    assert!(shop.sandbox.wait_for_ack(&no, Duration::from_secs(5)).await);
+
+    let clerk = Console::new(&shop);
+    clerk.login("clerk", PASSWORD).await;
+    let body = json!({"order_id": id, "amount_fen": 1000, "reason": "少发赠品"});
+    let (st, _, _) = clerk.post("refund_order", body.clone()).await;
+    assert_eq!(st, 403, "staff may not refund");
+    let (st, _, _) = clerk.post("audit_log", json!({})).await;
+    assert_eq!(st, 403);
+    assert!(shop.sandbox.refunds(&no).is_empty());
+
+    let boss = Console::new(&shop);
+    boss.login("boss", PASSWORD).await;
+    let (st, _, refund) = boss.post("refund_order", body.clone()).await;
+    assert_eq!(st, 200, "{refund}");
+    assert_eq!(refund["amount_fen"], 1000);
+    assert_eq!(shop.sandbox.refunds(&no).len(), 1);
+    // Too much is refused with the payments service's message.
+    let (st, _, err) = boss
+        .post(
+            "refund_order",
+            json!({"order_id": id, "amount_fen": 999999, "reason": "x"}),
+        )
+        .await;
+    assert_eq!(st, 400, "{err}");
+    let (st, _, log) = boss.post("audit_log", json!({})).await;
+    assert_eq!(st, 200);
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["who"], "boss");
+    assert_eq!(log[0]["action"], "refund_order");
+    assert_eq!(log[0]["detail"]["order_id"], id);
+    assert_eq!(log[0]["detail"]["amount_fen"], 1000);
+    assert_eq!(log[0]["detail"]["reason"], "少发赠品");
+}
+
+#[tokio::test]
+async fn five_failures_from_one_address_make_every_name_wait() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let c = Console::new(&shop);
+    for name in ["a1", "a2", "a3", "a4", "a5"] {
+        let (st, _, _) = c.login(name, "guess guess guess").await;
+        assert_eq!(st, 401);
+    }
+    let (st, _, _) = c.login("boss", PASSWORD).await;
+    assert_eq!(st, 429, "the address has spent its tries");
+}
