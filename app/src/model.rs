@@ -373,6 +373,18 @@ pub struct Order {
     /// Paid in the embedded WeChat sandbox: no money moved.
     #[serde(default)]
     pub paid_in_sandbox: bool,
+    /// The parcel, once the merchant shipped it.
+    #[serde(default)]
+    pub shipment: Option<Shipment>,
+}
+
+/// How an order travels (set by the console's `ship_order`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    pub carrier: String,
+    pub tracking_no: String,
+    /// Unix seconds.
+    pub shipped_at: i64,
 }
 
 /// What the order list shows per order.

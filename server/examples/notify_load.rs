@@ -380,6 +380,7 @@ async fn run(args: Args) -> Result<bool, String> {
         redis_url: None,
         mp: None,
         template_paid: None,
+        template_shipped: None,
     };
     let built = server::build(&settings)
         .await

@@ -174,6 +174,15 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
         limits,
     };
     let admin = admin::AdminState {
+        shipped_notice: wechat.template_shipped.as_ref().map(|template_id| {
+            Arc::new(mp::OrderTemplate {
+                api: wechat.mp_api.clone(),
+                template_id: template_id.clone(),
+                pool: pool.clone(),
+                public_url: wechat.public_url.clone(),
+                kind: mp::OrderNotice::Shipped,
+            })
+        }),
         pool: pool.clone(),
         payments: payments.clone(),
         secure: settings.public_url.starts_with("https://"),
@@ -221,11 +230,12 @@ pub fn payments_service(pool: sqlx::SqlitePool, wechat: &wx::Wechat) -> payments
         },
     );
     match &wechat.template_paid {
-        Some(template_id) => service.with_paid_notice(mp::PaidTemplate {
+        Some(template_id) => service.with_paid_notice(mp::OrderTemplate {
             api: wechat.mp_api.clone(),
             template_id: template_id.clone(),
             pool,
             public_url: wechat.public_url.clone(),
+            kind: mp::OrderNotice::Paid,
         }),
         None => service,
     }

@@ -264,14 +264,26 @@ async fn act(st: &MpState, m: &Message, now: i64) -> Result<Option<String>, sqlx
 /// opens the order. Sent in the background with up to three tries (1 s, then 2 s apart); a
 /// failure is logged with WeChat's errcode and never touches the payment.
 #[derive(Clone)]
-pub struct PaidTemplate {
+pub struct OrderTemplate {
     pub api: wechat::mp_api::MpApi,
     pub template_id: String,
     pub pool: SqlitePool,
     pub public_url: String,
+    pub kind: OrderNotice,
 }
 
-impl PaidTemplate {
+/// Which order message a template carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderNotice {
+    /// `WECHAT_TEMPLATE_PAID`: `first` 您的订单已支付成功, `keyword1` order number, `keyword2`
+    /// amount, `keyword3` goods, `keyword4` payment time, `remark`.
+    Paid,
+    /// `WECHAT_TEMPLATE_SHIPPED`: `first` 您的订单已发货, `keyword1` order number, `keyword2`
+    /// carrier, `keyword3` tracking number, `keyword4` shipping time, `remark`.
+    Shipped,
+}
+
+impl OrderTemplate {
     /// Sends the message for order `order_id` in the background.
     pub fn spawn_send(&self, order_id: i64) {
         let this = self.clone();
@@ -280,7 +292,7 @@ impl PaidTemplate {
                 Ok(Some(m)) => m,
                 Ok(None) => return, // no WeChat identity: nobody to tell
                 Err(e) => {
-                    tracing::error!(error = %e, order_id, "cannot prepare the paid template message");
+                    tracing::error!(error = %e, order_id, "cannot prepare an order template message");
                     return;
                 }
             };
@@ -290,11 +302,11 @@ impl PaidTemplate {
                 }
                 match this.api.send_template(&message).await {
                     Ok(msgid) => {
-                        tracing::info!(order_id, msgid, "paid template message sent");
+                        tracing::info!(order_id, msgid, kind = ?this.kind, "order template message sent");
                         return;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, order_id, attempt, "paid template message failed")
+                        tracing::warn!(error = %e, order_id, attempt, kind = ?this.kind, "order template message failed")
                     }
                 }
             }
@@ -324,11 +336,8 @@ impl PaidTemplate {
             (Some(name), _) => name,
             (None, _) => String::new(),
         };
-        Ok(Some(wechat::mp_api::TemplateMessage {
-            touser: openid,
-            template_id: self.template_id.clone(),
-            url: Some(format!("{}/orders/{order_id}", self.public_url)),
-            data: vec![
+        let data = match self.kind {
+            OrderNotice::Paid => vec![
                 ("first".into(), "您的订单已支付成功".into()),
                 ("keyword1".into(), order_no),
                 (
@@ -344,6 +353,34 @@ impl PaidTemplate {
                 ),
                 ("remark".into(), "点击查看订单详情".into()),
             ],
+            OrderNotice::Shipped => {
+                let (carrier, tracking, shipped_at): (Option<String>, Option<String>, Option<i64>) =
+                    sqlx::query_as(
+                        "SELECT carrier, tracking_no, shipped_at FROM orders WHERE id = $1",
+                    )
+                    .bind(order_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                vec![
+                    ("first".into(), "您的订单已发货".into()),
+                    ("keyword1".into(), order_no),
+                    ("keyword2".into(), carrier.unwrap_or_default()),
+                    ("keyword3".into(), tracking.unwrap_or_default()),
+                    (
+                        "keyword4".into(),
+                        shipped_at
+                            .map(app::components::format_time)
+                            .unwrap_or_default(),
+                    ),
+                    ("remark".into(), format!("{goods}，点击查看订单详情")),
+                ]
+            }
+        };
+        Ok(Some(wechat::mp_api::TemplateMessage {
+            touser: openid,
+            template_id: self.template_id.clone(),
+            url: Some(format!("{}/orders/{order_id}", self.public_url)),
+            data,
         }))
     }
 }

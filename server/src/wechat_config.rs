@@ -34,9 +34,11 @@ pub struct WechatSettings {
     /// In sandbox mode the sandbox's own are used.
     pub mp: Option<MpSettings>,
     /// `WECHAT_TEMPLATE_PAID`: the template id of the "order paid" message (see
-    /// `crate::mp::PaidTemplate`); `None`: no message. The sandbox accepts any id and has one by
+    /// `crate::mp::OrderTemplate`); `None`: no message. The sandbox accepts any id and has one by
     /// default.
     pub template_paid: Option<String>,
+    /// `WECHAT_TEMPLATE_SHIPPED`: the template id of the "order shipped" message.
+    pub template_shipped: Option<String>,
 }
 
 /// The official account's 服务器配置.
@@ -177,6 +179,7 @@ impl WechatSettings {
             redis_url: None,
             mp: None,
             template_paid: Some("sandbox-order-paid".into()),
+            template_shipped: Some("sandbox-order-shipped".into()),
         }
     }
 
@@ -225,6 +228,9 @@ impl WechatSettings {
                 s.redis_url = redis_url;
                 if let Some(t) = var("WECHAT_TEMPLATE_PAID") {
                     s.template_paid = Some(t);
+                }
+                if let Some(t) = var("WECHAT_TEMPLATE_SHIPPED") {
+                    s.template_shipped = Some(t);
                 }
                 return Ok(s);
             }
@@ -395,6 +401,7 @@ impl WechatSettings {
             redis_url,
             mp,
             template_paid: var("WECHAT_TEMPLATE_PAID").filter(|t| !t.trim().is_empty()),
+            template_shipped: var("WECHAT_TEMPLATE_SHIPPED").filter(|t| !t.trim().is_empty()),
         })
     }
 }

@@ -30,6 +30,8 @@ pub struct Wechat {
     pub mp_api: wechat::mp_api::MpApi,
     /// `WECHAT_TEMPLATE_PAID`.
     pub template_paid: Option<String>,
+    /// `WECHAT_TEMPLATE_SHIPPED`.
+    pub template_shipped: Option<String>,
     /// WeChat's API host (`https://api.weixin.qq.com`, or a sandbox's).
     api_base: wechat::BaseUrl,
     pub pay: Arc<dyn PayGateway>,
@@ -333,6 +335,7 @@ impl Wechat {
             mp,
             mp_api,
             template_paid: settings.template_paid.clone(),
+            template_shipped: settings.template_shipped.clone(),
             api_base: creds.hosts.api.clone(),
             appid: creds.appid.clone(),
             mchid: creds.mchid.clone(),

@@ -271,3 +271,123 @@ async fn five_failures_from_one_address_make_every_name_wait() {
     let (st, _, _) = c.login("boss", PASSWORD).await;
     assert_eq!(st, 429, "the address has spent its tries");
 }
+
+async fn paid_order(
+    shop: &TestShop,
+    user: usize,
+    items: &[(i64, i64)],
+) -> (common::Shopper, i64, String) {
+    let s = shop.wechat_shopper(user).await;
+    let (_, created) = s.api("create_order", order_body(items)).await;
+    let id = created["order_id"].as_i64().unwrap();
+    let (st, _) = s.api("pay_order", json!({"order_id": id})).await;
+    assert_eq!(st, 200);
+    let no = shop.order_no(id).await;
+    shop.sandbox.pay(&no).await.unwrap();
+    assert!(shop.sandbox.wait_for_ack(&no, Duration::from_secs(5)).await);
+    (s, id, no)
+}
+
+#[tokio::test]
+async fn staff_find_orders_and_ship_them_once_and_the_shopper_sees_the_parcel() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let (shopper, id, no) = paid_order(&shop, 0, &[(1, 2)]).await;
+    let unpaid = shop.wechat_shopper(1).await;
+    let (_, other) = unpaid.api("create_order", order_body(&[(2, 1)])).await;
+    let other_id = other["order_id"].as_i64().unwrap();
+
+    let clerk = Console::new(&shop);
+    clerk.login("clerk", PASSWORD).await;
+    let (st, _, list) = clerk.post("list_orders", json!({})).await;
+    assert_eq!(st, 200, "{list}");
+    assert_eq!(list["orders"].as_array().unwrap().len(), 2);
+    let (_, _, paid) = clerk.post("list_orders", json!({"status": "paid"})).await;
+    let paid = paid["orders"].clone();
+    assert_eq!(paid.as_array().unwrap().len(), 1);
+    assert_eq!(paid[0]["order_no"], no.as_str());
+    assert!(paid[0]["transaction_id"].is_string());
+    // Search by order number, WeChat's transaction id, recipient, phone.
+    let txid = paid[0]["transaction_id"].as_str().unwrap().to_string();
+    for q in [no.as_str(), txid.as_str(), "13800138000"] {
+        let (_, _, found) = clerk.post("list_orders", json!({"q": q})).await;
+        assert!(
+            found["orders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["order_id"] == id),
+            "{q}: {found}"
+        );
+    }
+    let (st, _, _) = clerk.post("list_orders", json!({"status": "nope"})).await;
+    assert_eq!(st, 400);
+    let (st, _, _) = clerk
+        .post("list_orders", json!({"from": "yesterday"}))
+        .await;
+    assert_eq!(st, 400);
+    let (_, _, none) = clerk.post("list_orders", json!({"to": "2020-01-01"})).await;
+    assert!(none["orders"].as_array().unwrap().is_empty());
+    let (st, _, order) = clerk.post("get_order", json!({"order_id": id})).await;
+    assert_eq!(st, 200);
+    assert_eq!(order["order_no"], no.as_str());
+
+    // Ship: bad input, an unpaid order, then once.
+    let (st, _, bad) = clerk
+        .post(
+            "ship_order",
+            json!({"order_id": id, "carrier": "", "tracking_no": "x"}),
+        )
+        .await;
+    assert_eq!(st, 400, "{bad}");
+    assert_eq!(bad["fields"].as_array().unwrap().len(), 2);
+    let (st, _, _) = clerk
+        .post(
+            "ship_order",
+            json!({"order_id": other_id, "carrier": "顺丰", "tracking_no": "SF1234567890"}),
+        )
+        .await;
+    assert_eq!(st, 409, "unpaid");
+    let body = json!({"order_id": id, "carrier": "顺丰速运", "tracking_no": "SF1234567890"});
+    let (first, second) = tokio::join!(
+        clerk.post("ship_order", body.clone()),
+        clerk.post("ship_order", body.clone())
+    );
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "shipped exactly once");
+    assert_eq!(shop.order_row(id).await.0, "shipped");
+
+    // The shopper sees the parcel, and WeChat tells them.
+    let (_, mine) = shopper.api("get_order", json!({"order_id": id})).await;
+    assert_eq!(mine["status"], "shipped");
+    assert_eq!(mine["shipment"]["carrier"], "顺丰速运");
+    assert_eq!(mine["shipment"]["tracking_no"], "SF1234567890");
+    let (_, page) = shopper.get(&format!("/orders/{id}")).await;
+    assert!(page.contains("顺丰速运 SF1234567890"));
+    let mut shipped = None;
+    for _ in 0..200 {
+        shipped = shop
+            .sandbox
+            .template_messages()
+            .into_iter()
+            .find(|m| m.template_id == "sandbox-order-shipped");
+        if shipped.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let m = shipped.expect("the shipped template message");
+    assert_eq!(m.data["keyword1"], no);
+    assert_eq!(m.data["keyword3"], "SF1234567890");
+
+    // Audited.
+    let boss = Console::new(&shop);
+    boss.login("boss", PASSWORD).await;
+    let (_, _, log) = boss.post("audit_log", json!({})).await;
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["who"], "clerk");
+    assert_eq!(log[0]["action"], "ship_order");
+    assert_eq!(log[0]["detail"]["tracking_no"], "SF1234567890");
+}

@@ -183,6 +183,10 @@ fn OrderView(
                 <dt>"订单编号"</dt><dd data-testid="order-no">{order.order_no.clone()}</dd>
                 <dt>"下单时间"</dt><dd>{format_time(order.created_at)}</dd>
                 {order.paid_at.map(|t| view! { <dt>"支付时间"</dt><dd>{format_time(t)}</dd> })}
+                {order.shipment.clone().map(|s| view! {
+                    <dt>"物流"</dt><dd data-testid="shipment">{format!("{} {}", s.carrier, s.tracking_no)}</dd>
+                    <dt>"发货时间"</dt><dd>{format_time(s.shipped_at)}</dd>
+                })}
                 {order.paid_in_sandbox.then(|| view! {
                     <dt>"支付方式"</dt><dd class="sandbox-paid" data-testid="sandbox-paid">"微信沙箱（模拟支付，未产生真实款项）"</dd>
                 })}

@@ -13,6 +13,7 @@
 //! - **Audit**: every console write leaves a row (who, what, when, the details), `audit_log`.
 
 pub mod accounts;
+mod orders;
 
 use std::net::IpAddr;
 
@@ -51,6 +52,8 @@ pub struct AdminState {
     pub secure: bool,
     /// `scheme://host[:port]` of the public URL: the only `Origin` allowed to write.
     pub origin: String,
+    /// The "shipped" template message, when configured.
+    pub shipped_notice: Option<std::sync::Arc<crate::mp::OrderTemplate>>,
 }
 
 impl AdminState {
@@ -171,6 +174,9 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState) -> Router<S> {
         .route("/me", post(me))
         .route("/refund_order", post(refund_order))
         .route("/audit_log", post(audit_log))
+        .route("/list_orders", post(orders::list_orders))
+        .route("/get_order", post(orders::get_order))
+        .route("/ship_order", post(orders::ship_order))
         .layer(axum::middleware::from_fn_with_state(
             st.clone(),
             same_origin_json,

@@ -109,7 +109,7 @@ pub struct Payments {
     gateway: Arc<dyn PayGateway>,
     cfg: Arc<PaymentsConfig>,
     /// Tells the shopper in WeChat when a payment is applied (template message), if configured.
-    paid_notice: Option<Arc<crate::mp::PaidTemplate>>,
+    paid_notice: Option<Arc<crate::mp::OrderTemplate>>,
 }
 
 impl Payments {
@@ -123,7 +123,7 @@ impl Payments {
     }
 
     /// Sends `notice` (in the background) for every payment applied from now on.
-    pub fn with_paid_notice(mut self, notice: crate::mp::PaidTemplate) -> Self {
+    pub fn with_paid_notice(mut self, notice: crate::mp::OrderTemplate) -> Self {
         self.paid_notice = Some(Arc::new(notice));
         self
     }

@@ -73,7 +73,7 @@ impl ReconcileReport {
 }
 
 /// The day `date` in China time as unix seconds `[start, end)`.
-fn day_bounds(date: Date) -> (i64, i64) {
+pub(crate) fn day_bounds(date: Date) -> (i64, i64) {
     let start = date.with_time(Time::MIDNIGHT).assume_offset(offset!(+8));
     let end = start + time::Duration::days(1);
     (start.unix_timestamp(), end.unix_timestamp())

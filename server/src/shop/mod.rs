@@ -8,7 +8,7 @@ mod cart;
 mod catalog;
 pub mod db;
 pub mod demo;
-mod orders;
+pub(crate) mod orders;
 pub mod sessions;
 
 use app::error::{ApiError, ErrorCode};

@@ -289,6 +289,9 @@ struct OrderRow {
     closed_at: Option<i64>,
     refunded_fen: i64,
     paid_in_sandbox: bool,
+    carrier: Option<String>,
+    tracking_no: Option<String>,
+    shipped_at: Option<i64>,
 }
 
 fn parse_status(s: &str) -> OrderStatus {
@@ -305,7 +308,7 @@ async fn order_row(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Resul
     sqlx::query_as::<_, OrderRow>(
         "SELECT id, order_no, status, total_fee, ship_name, ship_phone, ship_region, \
          ship_detail, remark, created_at, expires_at, paid_at, closed_at, refunded_fen, \
-         paid_in_sandbox FROM orders WHERE id = $1 AND user_id = $2",
+         paid_in_sandbox, carrier, tracking_no, shipped_at FROM orders WHERE id = $1 AND user_id = $2",
     )
     .bind(order_id)
     .bind(user)
@@ -363,6 +366,14 @@ pub async fn load(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result
         refunded_fen: row.refunded_fen,
         refunds,
         paid_in_sandbox: row.paid_in_sandbox,
+        shipment: match (row.carrier, row.tracking_no, row.shipped_at) {
+            (Some(carrier), Some(tracking_no), Some(shipped_at)) => Some(Shipment {
+                carrier,
+                tracking_no,
+                shipped_at,
+            }),
+            _ => None,
+        },
     })
 }
 

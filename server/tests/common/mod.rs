@@ -63,6 +63,7 @@ impl TestShop {
             redis_url: None,
             mp: None,
             template_paid: Some("sandbox-order-paid".into()),
+            template_shipped: Some("sandbox-order-shipped".into()),
         };
         tweak(&mut settings);
         let built = server::build(&settings).await.expect("shop builds");
