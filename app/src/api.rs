@@ -149,6 +149,11 @@ pub async fn get_profile() -> Result<Profile, ApiError> {
     ssr::with_session(|shop, s| async move { shop.profile(&s).await }).await
 }
 
+#[server(prefix = "/api", endpoint = "confirm_receipt", input = Json)]
+pub async fn confirm_receipt(order_id: i64) -> Result<OrderStatusView, ApiError> {
+    ssr::with_session(|shop, s| async move { shop.confirm_receipt(&s, order_id).await }).await
+}
+
 #[server(prefix = "/api", endpoint = "cancel_order", input = Json)]
 pub async fn cancel_order(order_id: i64) -> Result<OrderStatusView, ApiError> {
     ssr::with_session(|shop, s| async move { shop.cancel_order(&s, order_id).await }).await
@@ -263,6 +268,13 @@ pub async fn form_checkout(
     })
     .await?;
     go(&format!("/orders/{}", created.order_id));
+    Ok(())
+}
+
+#[server(prefix = "/api", endpoint = "form/confirm_receipt")]
+pub async fn form_confirm_receipt(order_id: i64) -> Result<(), ApiError> {
+    ssr::with_session(|shop, s| async move { shop.confirm_receipt(&s, order_id).await }).await?;
+    go(&format!("/orders/{order_id}"));
     Ok(())
 }
 

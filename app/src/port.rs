@@ -81,6 +81,8 @@ pub trait ShopPort: Send + Sync + 'static {
     /// Cancels an unpaid order and releases its stock — after making sure WeChat has not been
     /// paid for it (409 `invalid_state` and the order shows paid if it has) and closing it there.
     async fn cancel_order(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView>;
+    /// 确认收货: `shipped → completed`, by the order's shopper.
+    async fn confirm_receipt(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView>;
 
     /// The 我的 page: WeChat profile (if shared) and order counts.
     async fn profile(&self, session: &SessionId) -> Result<Profile>;

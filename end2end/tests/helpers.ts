@@ -94,8 +94,8 @@ function wxmallEnv() {
   };
 }
 
-/** Runs the merchant's command line (`wxmall …`) against the shop under test. */
-export function wxmall(args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(wxmallBinary(), args, { env: wxmallEnv(), encoding: "utf8", timeout: 60_000 });
+/** Runs the merchant's command line (`wxmall …`) against the shop under test (`input`: its stdin). */
+export function wxmall(args: string[], input?: string): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync(wxmallBinary(), args, { env: wxmallEnv(), encoding: "utf8", timeout: 60_000, input });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

@@ -58,6 +58,9 @@ pub struct Settings {
     /// `WXMALL_MP_REPLIES`: a JSON file of the official account's replies (welcome, keywords,
     /// menu click keys); built-in defaults otherwise.
     pub mp_replies: Option<PathBuf>,
+    /// `WXMALL_AUTO_COMPLETE`: a shipped order completes by itself this long after shipping
+    /// (default 10 days).
+    pub auto_complete: Duration,
 }
 
 /// An `http://` URL on this machine (127.0.0.0/8, `localhost`, `[::1]`).
@@ -270,7 +273,15 @@ impl Settings {
             })?,
             None => Duration::from_secs(30 * 86_400),
         };
+        let auto_complete = match var("WXMALL_AUTO_COMPLETE") {
+            Some(raw) => parse_duration(&raw).ok_or_else(|| ConfigError::Invalid {
+                name: "WXMALL_AUTO_COMPLETE",
+                message: format!("{raw:?} is not a duration like 10d"),
+            })?,
+            None => Duration::from_secs(10 * 86_400),
+        };
         Ok(Self {
+            auto_complete,
             mp_replies: var("WXMALL_MP_REPLIES").map(PathBuf::from),
             session_idle,
             session_secret: var("WXMALL_SESSION_SECRET").map(wechat::Secret::from),
@@ -319,6 +330,7 @@ impl Settings {
             leptos_dev: false,
             session_idle: Duration::from_secs(30 * 86_400),
             mp_replies: None,
+            auto_complete: Duration::from_secs(10 * 86_400),
         }
     }
 }

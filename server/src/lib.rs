@@ -115,6 +115,7 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
     let sweeper = payments::sweeper::Sweeper {
         payments: payments.clone(),
         session_idle: settings.session_idle,
+        auto_complete: settings.auto_complete,
     };
     let key = session::load_key(
         settings.session_secret.as_ref().map(|s| s.expose_str()),

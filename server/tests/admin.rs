@@ -391,3 +391,56 @@ async fn staff_find_orders_and_ship_them_once_and_the_shopper_sees_the_parcel() 
     assert_eq!(log[0]["action"], "ship_order");
     assert_eq!(log[0]["detail"]["tracking_no"], "SF1234567890");
 }
+
+#[tokio::test]
+async fn the_shopper_confirms_receipt_once_and_old_parcels_complete_by_themselves() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let (shopper, id, _) = paid_order(&shop, 0, &[(1, 1)]).await;
+    let (st, err) = shopper
+        .api("confirm_receipt", json!({"order_id": id}))
+        .await;
+    assert_eq!(st, 409, "not shipped yet: {err}");
+    let clerk = Console::new(&shop);
+    clerk.login("clerk", PASSWORD).await;
+    let (st, _, _) = clerk
+        .post(
+            "ship_order",
+            json!({"order_id": id, "carrier": "中通", "tracking_no": "ZT0001"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let stranger = shop.wechat_shopper(1).await;
+    let (st, _) = stranger
+        .api("confirm_receipt", json!({"order_id": id}))
+        .await;
+    assert_eq!(st, 404, "someone else's order");
+    let (st, view) = shopper
+        .api("confirm_receipt", json!({"order_id": id}))
+        .await;
+    assert_eq!(st, 200, "{view}");
+    assert_eq!(view["status"], "completed");
+    let (st, _) = shopper
+        .api("confirm_receipt", json!({"order_id": id}))
+        .await;
+    assert_eq!(st, 409, "once");
+
+    // Another order, shipped eleven days ago and never confirmed: the sweeper completes it.
+    let (_, old, _) = paid_order(&shop, 0, &[(2, 1)]).await;
+    let (st, _, _) = clerk
+        .post(
+            "ship_order",
+            json!({"order_id": old, "carrier": "中通", "tracking_no": "ZT0002"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    shop.sweeper.run_once().await.unwrap();
+    assert_eq!(shop.order_row(old).await.0, "shipped", "not yet");
+    sqlx::query("UPDATE orders SET shipped_at = shipped_at - 11 * 86400 WHERE id = $1")
+        .bind(old)
+        .execute(&shop.pool)
+        .await
+        .unwrap();
+    shop.sweeper.run_once().await.unwrap();
+    assert_eq!(shop.order_row(old).await.0, "completed");
+}

@@ -1,4 +1,4 @@
-use crate::api::{cancel_order, get_order};
+use crate::api::{cancel_order, confirm_receipt, get_order};
 use crate::components::{format_time, ErrorView, PageSkeleton, Price, ServerFormError};
 use crate::error::ApiError;
 use crate::model::{Order, OrderStatus};
@@ -11,6 +11,7 @@ use leptos_router::hooks::use_params_map;
 pub fn OrderPage() -> impl IntoView {
     let params = use_params_map();
     let cancel = Action::new(|id: &i64| cancel_order(*id));
+    let confirm = Action::new(|id: &i64| confirm_receipt(*id));
     // Bumped when a payment is confirmed, to reload the order.
     let refresh = RwSignal::new(0u32);
     let order = Resource::new(
@@ -18,10 +19,11 @@ pub fn OrderPage() -> impl IntoView {
             (
                 params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok())),
                 cancel.version().get(),
+                confirm.version().get(),
                 refresh.get(),
             )
         },
-        |(id, _, _)| async move {
+        |(id, _, _, _)| async move {
             match id {
                 Some(id) => get_order(id).await,
                 None => Err(ApiError::not_found("订单")),
@@ -34,7 +36,7 @@ pub fn OrderPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match order.await {
                     Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(o) => view! { <OrderView order=o cancel refresh /> }.into_any(),
+                    Ok(o) => view! { <OrderView order=o cancel confirm refresh /> }.into_any(),
                 }
             })}
         </Transition>
@@ -125,10 +127,12 @@ fn start_payment(
 fn OrderView(
     order: Order,
     cancel: Action<i64, Result<crate::model::OrderStatusView, ApiError>>,
+    confirm: Action<i64, Result<crate::model::OrderStatusView, ApiError>>,
     refresh: RwSignal<u32>,
 ) -> impl IntoView {
     let id = order.order_id;
     let unpaid = order.status == OrderStatus::Unpaid;
+    let shipped = order.status == OrderStatus::Shipped;
     let goods_total: i64 = order
         .lines
         .iter()
@@ -136,7 +140,14 @@ fn OrderView(
         .sum();
     let pay_notice = RwSignal::new(None::<String>);
     let pay_state = RwSignal::new(PayState::Idle);
-    let error = RwSignal::new(ServerFormError::take("/api/form/cancel_order").map(|e| e.message));
+    let cancel_error = ServerFormError::take("/api/form/cancel_order");
+    let confirm_error = ServerFormError::take("/api/form/confirm_receipt");
+    let error = RwSignal::new(cancel_error.or(confirm_error).map(|e| e.message));
+    Effect::new(move |_| {
+        if let Some(Err(e)) = confirm.value().get() {
+            error.set(Some(e.message));
+        }
+    });
     Effect::new(move |_| {
         if let Some(Err(e)) = cancel.value().get() {
             error.set(Some(e.message));
@@ -219,6 +230,18 @@ fn OrderView(
         })}
         {move || error.get().map(|m| view! { <div class="notice notice-error" role="alert">{m}</div> })}
         {move || pay_notice.get().map(|m| view! { <div class="notice" role="status">{m}</div> })}
+        {shipped.then(|| view! {
+            <div class="action-bar">
+                <form method="post" action="/api/form/confirm_receipt">
+                    <input type="hidden" name="order_id" value=id />
+                    <button type="submit" class="btn btn-primary" data-testid="confirm-receipt"
+                        disabled=move || confirm.pending().get()
+                        on:click=move |ev| { ev.prevent_default(); confirm.dispatch(id); }>
+                        {move || if confirm.pending().get() { "确认中…" } else { "确认收货" }}
+                    </button>
+                </form>
+            </div>
+        })}
         {unpaid.then(|| view! {
             <div class="action-bar">
                 <form method="post" action="/api/form/cancel_order">

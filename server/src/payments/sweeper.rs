@@ -10,6 +10,8 @@ pub struct Sweeper {
     pub payments: Payments,
     /// `WXMALL_SESSION_IDLE`: sessions not seen for this long are deleted.
     pub session_idle: Duration,
+    /// `WXMALL_AUTO_COMPLETE`: a shipped order completes by itself this long after shipping.
+    pub auto_complete: Duration,
 }
 
 impl Sweeper {
@@ -23,6 +25,16 @@ impl Sweeper {
             self.session_idle.as_secs() as i64,
         )
         .await?;
+        let now = super::now();
+        let completed = crate::shop::orders::auto_complete(
+            self.payments.pool(),
+            now - self.auto_complete.as_secs() as i64,
+            now,
+        )
+        .await?;
+        if completed > 0 {
+            tracing::info!(completed, "shipped orders completed automatically");
+        }
         if pruned != Default::default() {
             tracing::info!(
                 ?pruned,

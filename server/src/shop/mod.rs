@@ -289,6 +289,12 @@ impl ShopPort for SqlShop {
         orders::status(&self.pool, user, order_id).await
     }
 
+    async fn confirm_receipt(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView> {
+        let user = sessions::user(&self.pool, session).await?;
+        orders::confirm_receipt(&self.pool, user, order_id).await?;
+        orders::status(&self.pool, user, order_id).await
+    }
+
     async fn profile(&self, session: &SessionId) -> Result<Profile> {
         match sessions::profile(&self.pool, session).await? {
             Some((user, mut profile)) => {

@@ -581,3 +581,42 @@ mod order_no_tests {
         assert_eq!(orders, 2);
     }
 }
+
+/// 确认收货: `shipped → completed` for the order's own shopper, once.
+pub async fn confirm_receipt(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result<()> {
+    let row = order_row(pool, user, order_id).await?;
+    let done: Option<i64> = sqlx::query_scalar(
+        "UPDATE orders SET status = 'completed', completed_at = $1 \
+         WHERE id = $2 AND status = 'shipped' RETURNING id",
+    )
+    .bind(crate::shop::now())
+    .bind(row.id)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?;
+    match done {
+        Some(_) => Ok(()),
+        None if row.status == "completed" => {
+            Err(ApiError::new(ErrorCode::InvalidState, "订单已确认收货"))
+        }
+        None => Err(ApiError::new(ErrorCode::InvalidState, "订单还没有发货")),
+    }
+}
+
+/// Orders shipped before `shipped_before` (Unix seconds) complete by themselves
+/// (`WXMALL_AUTO_COMPLETE` after shipping); how many.
+pub async fn auto_complete(
+    pool: &SqlitePool,
+    shipped_before: i64,
+    now: i64,
+) -> std::result::Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE orders SET status = 'completed', completed_at = $1 \
+         WHERE status = 'shipped' AND shipped_at < $2",
+    )
+    .bind(now)
+    .bind(shipped_before)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}

@@ -79,6 +79,7 @@ impl TestShop {
         let sweeper = server::payments::sweeper::Sweeper {
             payments: payments.clone(),
             session_idle: built.sweeper.session_idle,
+            auto_complete: built.sweeper.auto_complete,
         };
         let wechat = built.wechat.clone();
         let server = tokio::spawn(async move {
