@@ -9,8 +9,8 @@ test.describe("the console", () => {
     const added = wxmall(["admin", "add", "e2e-owner", "--role", "owner"], `${password}\n`);
     expect(added.status, added.stderr).toBe(0);
 
-    // Sandbox user 2 buys and pays.
-    const orderId = await orderOne(page, 5, 2);
+    // Sandbox user 3 buys and pays (users 1 and 2 must stay address-less for purchase.spec.ts).
+    const orderId = await orderOne(page, 5, 3);
     await page.getByTestId("pay").click();
     await page.locator("#wx-pay-confirm").click();
     await expect(page.getByTestId("order-status")).toHaveText("已支付", { timeout: 20_000 });

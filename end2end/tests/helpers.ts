@@ -21,6 +21,10 @@ export async function gotoSignedIn(page: Page, path: string, user = 1) {
 }
 
 /**
+ * Sandbox users are shared by every test of a run. purchase.spec.ts needs users 1 (with JavaScript) and 2
+ * (without) to reach checkout with no saved address, so tests that order for another reason in a spec file
+ * that runs before it (alphabetically) use user 3.
+ *
  * Signs in (sandbox user `user`), orders one of SKU `skuId` through the JSON API (with the page's own session) and opens
  * the new order's page.
  */
