@@ -3,7 +3,8 @@ import * as os from "os";
 import * as path from "path";
 
 // The shop under test: the binary `cargo leptos build` made, on its own port and a fresh
-// database for every run, on the embedded defaults (SQLite, demo catalogue).
+// database for every run, on the embedded defaults (SQLite, demo catalogue), or on the
+// PostgreSQL database named by WXMALL_E2E_DATABASE_URL (.ci/test runs the suite both ways).
 // A port of its own per run (workers inherit it from the main process through the environment),
 // so a shop already running on this machine never gets in the way. Below Linux's ephemeral range
 // (32768–60999): a port in it can be taken at any moment by some outgoing connection's local end
@@ -77,6 +78,9 @@ export default defineConfig({
         WXMALL_ADDR: `127.0.0.1:${port}`,
         WXMALL_PUBLIC_URL: baseURL,
         WXMALL_DATA_DIR: dataDir,
+        DATABASE_URL: process.env.WXMALL_E2E_DATABASE_URL ?? "",
+        // Required on PostgreSQL (every instance signs the same cookies).
+        WXMALL_SESSION_SECRET: process.env.WXMALL_E2E_DATABASE_URL ? "e2e-session-secret-0123456789abcdef-0123456789" : "",
         LEPTOS_SITE_ROOT: path.join(root, "target", "site"),
         RUST_LOG: "warn",
         // Every test of a run signs in as the same three sandbox users and leaves orders

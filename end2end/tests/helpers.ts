@@ -93,7 +93,9 @@ function wxmallEnv() {
     ...process.env,
     WXMALL_DATA_DIR: process.env.WXMALL_E2E_DATA_DIR!,
     WXMALL_PUBLIC_URL: `http://127.0.0.1:${process.env.WXMALL_E2E_PORT}`,
-    DATABASE_URL: "",
+    // The run's database: the default SQLite file under the data directory, or the PostgreSQL
+    // database .ci/test made for the run (WXMALL_E2E_DATABASE_URL).
+    DATABASE_URL: process.env.WXMALL_E2E_DATABASE_URL ?? "",
     RUST_LOG: "warn",
   };
 }

@@ -323,8 +323,8 @@ async fn login(
     Ok(())
 }
 
-async fn count(pool: &sqlx::SqlitePool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap_or(-1)
+async fn count(pool: &server::db::Db, sql: &str) -> i64 {
+    server::sql!(pool, e => sqlx::query_scalar(sql).fetch_one(e).await).unwrap_or(-1)
 }
 
 #[tokio::main]
@@ -402,10 +402,9 @@ async fn run(args: Args) -> Result<bool, String> {
     let base = format!("http://{addr}");
 
     // ---------------------------------------------------------------- preparation (not timed)
-    sqlx::query("UPDATE skus SET stock = 1000000")
-        .execute(&pool)
-        .await
-        .map_err(|e| format!("raise stock: {e}"))?;
+    server::sql!(&pool, e => sqlx::query("UPDATE skus SET stock = 1000000")
+        .execute(e).await.map(server::db::Done::from))
+    .map_err(|e| format!("raise stock: {e}"))?;
     let shopper = reqwest::Client::builder()
         .cookie_store(true)
         .user_agent(WECHAT_UA)
@@ -481,9 +480,9 @@ async fn run(args: Args) -> Result<bool, String> {
 
     // The payer presses 支付 for every order; WeChat's own deliveries stay switched off so
     // that the only notifications the shop sees are ours.
-    let order_nos: Vec<String> = sqlx::query_scalar("SELECT order_no FROM orders ORDER BY id")
-        .fetch_all(&pool)
-        .await
+    let order_nos: Vec<String> =
+        server::sql!(&pool, e => sqlx::query_scalar("SELECT order_no FROM orders ORDER BY id")
+        .fetch_all(e).await)
         .map_err(|e| format!("order numbers: {e}"))?;
     if order_nos.len() != n {
         return Err(format!(
@@ -561,11 +560,10 @@ async fn run(args: Args) -> Result<bool, String> {
 
     // ---------------------------------------------------------------- checks and report
     let paid = count(&pool, "SELECT COUNT(*) FROM orders WHERE status = 'paid'").await;
-    let events: Vec<(String, String, i64)> = sqlx::query_as(
+    let events: Vec<(String, String, i64)> = server::sql!(&pool, e => sqlx::query_as(
         "SELECT kind, outcome, COUNT(*) FROM payment_events GROUP BY kind, outcome ORDER BY 1, 2",
     )
-    .fetch_all(&pool)
-    .await
+    .fetch_all(e).await)
     .map_err(|e| format!("payment_events: {e}"))?;
     let outcome = |o: &str| -> i64 { events.iter().filter(|e| e.1 == o).map(|e| e.2).sum() };
     let (accepted, dups) = (outcome("accepted"), outcome("duplicate"));
@@ -588,7 +586,7 @@ async fn run(args: Args) -> Result<bool, String> {
     println!(
         "machine: {cores} cores; shop (axum + SQLite WAL, pool of {} connections) and load \
          generator (reqwest, keep-alive, loopback) in the same process on one tokio runtime",
-        pool.options().get_max_connections()
+        pool.max_connections()
     );
     unique.print("unique");
     if let Some(d) = &duplicate {
@@ -678,7 +676,7 @@ async fn refunds(
     payments: &server::payments::Payments,
     sandbox: &wechat_sandbox::Sandbox,
     http: &reqwest::Client,
-    pool: &sqlx::SqlitePool,
+    pool: &server::db::Db,
     order_nos: &[String],
 ) -> Result<bool, String> {
     let n = order_nos.len();

@@ -29,7 +29,7 @@ pub enum AdminAction {
 
 pub async fn run(args: &AdminArgs, out: &mut impl std::io::Write) -> Result<(), String> {
     let settings = server::config::Settings::from_env().map_err(|e| e.to_string())?;
-    let pool = server::shop::db::connect(&settings.database_url)
+    let pool = server::db::connect(&settings.database_url)
         .await
         .map_err(|e| e.to_string())?;
     let password = || {

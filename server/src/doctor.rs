@@ -9,8 +9,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::db::Db;
 use serde::Serialize;
-use sqlx::SqlitePool;
 
 use crate::wx::Wechat;
 
@@ -150,7 +150,7 @@ pub struct Inputs<'a> {
     pub public_url: &'a str,
     pub site_root: &'a Path,
     pub wechat: &'a Wechat,
-    pub pool: &'a SqlitePool,
+    pub pool: &'a Db,
     pub redis_url: Option<&'a str>,
     pub http: reqwest::Client,
 }
@@ -403,27 +403,32 @@ pub async fn examine(i: &Inputs<'_>) -> Report {
     // 11. The database: writable, migrations current.
     let writable = async {
         let mut tx = i.pool.begin().await?;
-        sqlx::query("INSERT INTO mp_messages (dedupe_key, received_at) VALUES ('doctor', 0)")
-            .execute(&mut *tx)
-            .await?;
+        crate::sql!(&mut tx, e => sqlx::query("INSERT INTO mp_messages (dedupe_key, received_at) VALUES ('doctor', 0)")
+            .execute(e).await.map(crate::db::Done::from))?;
         tx.rollback().await
     }
     .await;
-    let latest = crate::shop::db::MIGRATOR
+    let latest = i
+        .pool
+        .backend()
+        .migrator()
         .iter()
         .map(|m| m.version)
         .max()
         .unwrap_or(0);
     let applied: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(i.pool)
-            .await
+        crate::sql!(i.pool, e => sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(e).await)
             .ok()
             .flatten();
     checks.push(match (writable, applied) {
-        (Ok(()), Some(v)) if v >= latest => {
-            ok("database", format!("writable, migrations current ({v})"))
-        }
+        (Ok(()), Some(v)) if v >= latest => ok(
+            "database",
+            format!(
+                "{}, writable, migrations current ({v})",
+                i.pool.backend().name()
+            ),
+        ),
         (Ok(()), v) => fail(
             "database",
             format!("migrations at {v:?}, this build has {latest}"),

@@ -14,7 +14,7 @@ pub async fn run(args: &DoctorArgs, out: &mut impl std::io::Write) -> Result<boo
         server::wx::Wechat::start(&settings.wechat, &settings.public_url, &settings.data_dir)
             .await
             .map_err(|e| e.to_string())?;
-    let pool = server::shop::db::open_existing(&settings.database_url)
+    let pool = server::db::open_existing(&settings.database_url)
         .await
         .map_err(|e| format!("{e} (start the shop once to create the database)"))?;
     let http = wechat::http::default_client().map_err(|e| e.to_string())?;

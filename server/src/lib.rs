@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod assets;
 pub mod config;
+pub mod db;
 pub mod doctor;
 pub mod guard;
 pub mod mp;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 /// A ready-to-serve shop: the router plus handles tests and background tasks need.
 pub struct Built {
     pub router: axum::Router,
-    pub pool: sqlx::SqlitePool,
+    pub pool: crate::db::Db,
     pub shop: Arc<shop::SqlShop>,
     pub wechat: Arc<wx::Wechat>,
     /// The payments service (pay, cancel, refunds): the command line and tests call it.
@@ -39,7 +40,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
-    Db(#[from] shop::db::DbError),
+    Db(#[from] db::DbError),
     #[error("cannot load the demo catalogue: {0}")]
     Seed(sqlx::Error),
     #[error(transparent)]
@@ -77,7 +78,21 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
         dir: settings.data_dir.display().to_string(),
         source,
     })?;
-    let pool = shop::db::connect(&settings.database_url).await?;
+    // Several instances share one PostgreSQL database: each must sign and check the same
+    // cookies, so a key generated per machine will not do.
+    if db::Backend::of_url(&settings.database_url)? == db::Backend::Postgres
+        && settings.session_secret.is_none()
+    {
+        return Err(config::ConfigError::Invalid {
+            name: "WXMALL_SESSION_SECRET",
+            message: "is required with PostgreSQL (DATABASE_URL=postgres://…): every instance \
+                      must sign the same cookies; set it to 32 or more random bytes, the same on \
+                      every instance (e.g. `openssl rand -hex 32`)"
+                .into(),
+        }
+        .into());
+    }
+    let pool = db::connect(&settings.database_url).await?;
     if settings.demo_catalogue {
         let added = shop::demo::seed_if_empty(&pool)
             .await
@@ -210,14 +225,14 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
 /// The payments service for the command line: the shop's database and WeChat Pay as the
 /// settings say (in sandbox mode, the running shop's sandbox at its public URL).
 pub async fn payments_from_settings(settings: &Settings) -> Result<payments::Payments, StartError> {
-    let pool = shop::db::connect(&settings.database_url).await?;
+    let pool = db::connect(&settings.database_url).await?;
     let wechat =
         wx::Wechat::start(&settings.wechat, &settings.public_url, &settings.data_dir).await?;
     Ok(payments_service(pool, &wechat))
 }
 
 /// The payments service on `pool`, speaking to WeChat Pay as `wechat` is configured.
-pub fn payments_service(pool: sqlx::SqlitePool, wechat: &wx::Wechat) -> payments::Payments {
+pub fn payments_service(pool: crate::db::Db, wechat: &wx::Wechat) -> payments::Payments {
     let service = payments::Payments::new(
         pool.clone(),
         wechat.pay.clone(),

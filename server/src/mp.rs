@@ -16,12 +16,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::db::Db;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use sqlx::SqlitePool;
 use wechat::mp::{Message, MpError, MpServer};
 
 /// How long a push is remembered for deduplication (WeChat retries within seconds).
@@ -30,7 +30,7 @@ pub const DEDUPE_SECS: i64 = 24 * 3600;
 #[derive(Clone)]
 pub struct MpState {
     pub server: Arc<MpServer>,
-    pub pool: SqlitePool,
+    pub pool: Db,
     /// The shop's public origin, for links in replies.
     pub public_url: String,
     pub replies: Arc<Replies>,
@@ -135,14 +135,13 @@ pub async fn receive(
     };
     let now = crate::shop::now();
     let m = &push.message;
-    let fresh = match sqlx::query(
+    let fresh = match crate::sql!(&st.pool, e => sqlx::query(
         "INSERT INTO mp_messages (dedupe_key, received_at) VALUES ($1, $2) \
          ON CONFLICT (dedupe_key) DO NOTHING",
     )
     .bind(m.dedupe_key())
     .bind(now)
-    .execute(&st.pool)
-    .await
+    .execute(e).await.map(crate::db::Done::from))
     {
         Ok(r) => r.rows_affected() == 1,
         Err(e) => {
@@ -207,7 +206,7 @@ async fn act(st: &MpState, m: &Message, now: i64) -> Result<Option<String>, sqlx
     match (m.msg_type.as_str(), m.event.as_deref()) {
         ("event", Some("subscribe")) => {
             let scene = m.scene();
-            sqlx::query(
+            crate::sql!(&st.pool, e => sqlx::query(
                 "INSERT INTO mp_followers (openid, first_channel, subscribed_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (openid) DO UPDATE SET subscribed_at = excluded.subscribed_at, \
                  unsubscribed_at = NULL, \
@@ -216,8 +215,7 @@ async fn act(st: &MpState, m: &Message, now: i64) -> Result<Option<String>, sqlx
             .bind(&m.from_user)
             .bind(scene)
             .bind(now)
-            .execute(&st.pool)
-            .await?;
+            .execute(e).await.map(crate::db::Done::from))?;
             Ok(Some(
                 scene
                     .and_then(scene_reply)
@@ -227,7 +225,7 @@ async fn act(st: &MpState, m: &Message, now: i64) -> Result<Option<String>, sqlx
         }
         ("event", Some("SCAN")) => {
             let scene = m.scene();
-            sqlx::query(
+            crate::sql!(&st.pool, e => sqlx::query(
                 "INSERT INTO mp_followers (openid, first_channel, subscribed_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (openid) DO UPDATE SET \
                  first_channel = COALESCE(mp_followers.first_channel, excluded.first_channel)",
@@ -235,16 +233,14 @@ async fn act(st: &MpState, m: &Message, now: i64) -> Result<Option<String>, sqlx
             .bind(&m.from_user)
             .bind(scene)
             .bind(now)
-            .execute(&st.pool)
-            .await?;
+            .execute(e).await.map(crate::db::Done::from))?;
             Ok(scene.and_then(scene_reply))
         }
         ("event", Some("unsubscribe")) => {
-            sqlx::query("UPDATE mp_followers SET unsubscribed_at = $1 WHERE openid = $2")
+            crate::sql!(&st.pool, e => sqlx::query("UPDATE mp_followers SET unsubscribed_at = $1 WHERE openid = $2")
                 .bind(now)
                 .bind(&m.from_user)
-                .execute(&st.pool)
-                .await?;
+                .execute(e).await.map(crate::db::Done::from))?;
             Ok(None)
         }
         ("event", Some("CLICK")) => Ok(m.event_key.as_ref().and_then(|k| r.clicks.get(k)).cloned()),
@@ -267,7 +263,7 @@ async fn act(st: &MpState, m: &Message, now: i64) -> Result<Option<String>, sqlx
 pub struct OrderTemplate {
     pub api: wechat::mp_api::MpApi,
     pub template_id: String,
-    pub pool: SqlitePool,
+    pub pool: Db,
     pub public_url: String,
     pub kind: OrderNotice,
 }
@@ -318,16 +314,21 @@ impl OrderTemplate {
         order_id: i64,
     ) -> Result<Option<wechat::mp_api::TemplateMessage>, sqlx::Error> {
         #[allow(clippy::type_complexity)]
-        let row: Option<(String, i64, Option<i64>, Option<String>, Option<String>, i64)> =
-            sqlx::query_as(
+        let row: Option<(
+            String,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            i64,
+        )> = crate::sql!(&self.pool, e => sqlx::query_as(
                 "SELECT o.order_no, o.total_fee, o.paid_at, u.openid, \
                  (SELECT product_name FROM order_lines WHERE order_id = o.id ORDER BY line_no LIMIT 1), \
-                 (SELECT COALESCE(SUM(quantity), 0) FROM order_lines WHERE order_id = o.id) \
+                 (SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM order_lines WHERE order_id = o.id) \
                  FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1",
             )
             .bind(order_id)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(e).await)?;
         let Some((order_no, total_fee, paid_at, Some(openid), first, items)) = row else {
             return Ok(None);
         };
@@ -355,12 +356,11 @@ impl OrderTemplate {
             ],
             OrderNotice::Shipped => {
                 let (carrier, tracking, shipped_at): (Option<String>, Option<String>, Option<i64>) =
-                    sqlx::query_as(
+                    crate::sql!(&self.pool, e => sqlx::query_as(
                         "SELECT carrier, tracking_no, shipped_at FROM orders WHERE id = $1",
                     )
                     .bind(order_id)
-                    .fetch_one(&self.pool)
-                    .await?;
+                    .fetch_one(e).await)?;
                 vec![
                     ("first".into(), "您的订单已发货".into()),
                     ("keyword1".into(), order_no),

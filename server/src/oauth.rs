@@ -18,6 +18,7 @@
 //! `Mozilla/` user agent: API clients, health checks, crawlers' fetchers) are left alone, as is
 //! everything that is not a page (`/api`, `/pkg`, `/sandbox`, `/wechat`, files).
 
+use crate::db::Db;
 use crate::session::{self, SessionConfig};
 use crate::shop::sessions;
 use crate::wx::Wechat;
@@ -26,7 +27,6 @@ use axum::extract::{Query, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use sqlx::SqlitePool;
 use std::sync::Arc;
 use wechat::oauth::Scope;
 
@@ -36,7 +36,7 @@ const STATE_TTL_SECS: i64 = 600;
 #[derive(Clone)]
 pub struct OAuthState {
     pub wx: Arc<Wechat>,
-    pub pool: SqlitePool,
+    pub pool: Db,
     pub sessions: SessionConfig,
     /// Each redirect to WeChat writes a state row: counted per client address.
     pub limits: Option<Arc<crate::guard::Limits>>,
@@ -178,11 +178,10 @@ async fn start(
     let state = wechat::oauth::new_state();
     let now = crate::shop::now();
     let stored = async {
-        sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+        crate::sql!(&st.pool, e => sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
             .bind(now)
-            .execute(&st.pool)
-            .await?;
-        sqlx::query(
+            .execute(e).await.map(crate::db::Done::from))?;
+        crate::sql!(&st.pool, e => sqlx::query(
             "INSERT INTO oauth_states \
              (state, session_id, return_to, restarted, expires_at, scope, profile_declined) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -194,8 +193,7 @@ async fn start(
         .bind(now + STATE_TTL_SECS)
         .bind(flow.scope.as_str())
         .bind(flow.profile_declined)
-        .execute(&st.pool)
-        .await
+        .execute(e).await.map(crate::db::Done::from))
     }
     .await;
     if let Err(e) = stored {
@@ -243,13 +241,12 @@ pub async fn callback(
         return error_page(StatusCode::BAD_REQUEST, "登录链接无效，请重新进入", "/");
     }
     // Single use: whoever deletes the row owns it.
-    let row: Option<(String, String, bool, i64, String, bool)> = match sqlx::query_as(
+    let row: Option<(String, String, bool, i64, String, bool)> = match crate::sql!(&st.pool, e => sqlx::query_as(
         "DELETE FROM oauth_states WHERE state = $1 \
          RETURNING session_id, return_to, restarted, expires_at, scope, profile_declined",
     )
     .bind(&state)
-    .fetch_optional(&st.pool)
-    .await
+    .fetch_optional(e).await)
     {
         Ok(r) => r,
         Err(e) => {

@@ -14,7 +14,7 @@ pub struct PaymentsArgs {
 
 pub async fn run(args: &PaymentsArgs, out: &mut impl std::io::Write) -> Result<(), String> {
     let url = server::config::database_url_from_env();
-    let pool = server::shop::db::open_read_only(&url)
+    let pool = server::db::open_read_only(&url)
         .await
         // Not the URL itself: a server database's URL may carry a password.
         .map_err(|e| format!("{e} (the database named by DATABASE_URL / WXMALL_DATA_DIR)"))?;

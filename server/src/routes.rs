@@ -34,7 +34,7 @@ pub struct AppState {
 #[derive(Clone)]
 pub struct WechatRoutes {
     pub wx: std::sync::Arc<crate::wx::Wechat>,
-    pub pool: sqlx::SqlitePool,
+    pub pool: crate::db::Db,
     pub payments: crate::payments::Payments,
     /// The official account's server, when configured.
     pub mp: Option<crate::mp::MpState>,

@@ -64,9 +64,8 @@ async fn accounts_store_argon2id_and_refuse_weak_or_duplicate() {
     let shop = TestShop::spawn().await;
     accounts(&shop).await;
     let hash: String =
-        sqlx::query_scalar("SELECT password_hash FROM admins WHERE username = 'boss'")
-            .fetch_one(&shop.pool)
-            .await
+        server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT password_hash FROM admins WHERE username = 'boss'")
+            .fetch_one(e).await)
             .unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert!(!hash.contains(PASSWORD));
@@ -122,17 +121,15 @@ async fn login_sets_a_strict_httponly_cookie_and_wrong_or_unknown_get_the_same_4
         .unwrap()
         .trim_start_matches("wxmall_admin=");
     let stored: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM admin_sessions WHERE token_hash = $1")
+        server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT COUNT(*) FROM admin_sessions WHERE token_hash = $1")
             .bind(token)
-            .fetch_one(&shop.pool)
-            .await
+            .fetch_one(e).await)
             .unwrap();
     assert_eq!(stored, 0);
 
     // 12 hours idle: gone.
-    sqlx::query("UPDATE admin_sessions SET last_seen_at = last_seen_at - 12 * 3600 - 1")
-        .execute(&shop.pool)
-        .await
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE admin_sessions SET last_seen_at = last_seen_at - 12 * 3600 - 1")
+        .execute(e).await.map(server::db::Done::from))
         .unwrap();
     let (st, _, _) = c.post("me", json!({})).await;
     assert_eq!(st, 401);
@@ -170,10 +167,9 @@ async fn five_failures_for_a_username_make_the_next_attempt_wait() {
     let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=15 * 60).contains(&wait), "{wait}");
     // The window passes.
-    sqlx::query("UPDATE admin_login_failures SET at = at - 15 * 60")
-        .execute(&shop.pool)
-        .await
-        .unwrap();
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE admin_login_failures SET at = at - 15 * 60")
+        .execute(e).await.map(server::db::Done::from))
+    .unwrap();
     let (st, _, _) = c.login("boss", PASSWORD).await;
     assert_eq!(st, 200);
 }
@@ -436,10 +432,9 @@ async fn the_shopper_confirms_receipt_once_and_old_parcels_complete_by_themselve
     assert_eq!(st, 200);
     shop.sweeper.run_once().await.unwrap();
     assert_eq!(shop.order_row(old).await.0, "shipped", "not yet");
-    sqlx::query("UPDATE orders SET shipped_at = shipped_at - 11 * 86400 WHERE id = $1")
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE orders SET shipped_at = shipped_at - 11 * 86400 WHERE id = $1")
         .bind(old)
-        .execute(&shop.pool)
-        .await
+        .execute(e).await.map(server::db::Done::from))
         .unwrap();
     shop.sweeper.run_once().await.unwrap();
     assert_eq!(shop.order_row(old).await.0, "completed");

@@ -80,9 +80,9 @@ async fn invalid_address_is_a_400_naming_every_field_and_changes_nothing() {
         .collect();
     assert_eq!(fields, ["name", "phone", "detail"]);
     assert_eq!(shop.stock(ORANGE_SMALL).await, 120);
-    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-        .fetch_one(&shop.pool)
-        .await
+    let orders: i64 =
+        server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(e).await)
         .unwrap();
     assert_eq!(orders, 0);
 }
@@ -200,10 +200,9 @@ async fn concurrent_orders_never_oversell() {
     );
     assert_eq!(shop.stock(ORANGE_SMALL).await, 0);
     let reserved: i64 =
-        sqlx::query_scalar("SELECT SUM(quantity) FROM order_lines WHERE sku_id = $1")
+        server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT CAST(SUM(quantity) AS BIGINT) FROM order_lines WHERE sku_id = $1")
             .bind(ORANGE_SMALL)
-            .fetch_one(&shop.pool)
-            .await
+            .fetch_one(e).await)
             .unwrap();
     assert_eq!(reserved, 5);
 }

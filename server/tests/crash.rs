@@ -5,8 +5,8 @@
 //!
 //! Afterwards: every payment WeChat took is applied exactly once (one `accepted` event per order,
 //! WeChat's transaction id on it), every order the shop answered 200 for exists, stock plus what
-//! live orders hold equals the stock before the burst for every SKU, and SQLite's
-//! `PRAGMA integrity_check` says `ok`.
+//! live orders hold equals the stock before the burst for every SKU, and (on SQLite)
+//! `PRAGMA integrity_check` says `ok`. Runs on PostgreSQL too when the suite does.
 
 mod common;
 
@@ -23,6 +23,7 @@ const CREATED: usize = 100;
 struct Shop {
     addr: String,
     data_dir: std::path::PathBuf,
+    database_url: String,
     sandbox_origin: String,
     creds: SandboxCredentials,
 }
@@ -34,7 +35,12 @@ impl Shop {
             .env("WXMALL_ADDR", &self.addr)
             .env("WXMALL_PUBLIC_URL", format!("http://{}", self.addr))
             .env("WXMALL_DATA_DIR", &self.data_dir)
-            .env_remove("DATABASE_URL")
+            .env("DATABASE_URL", &self.database_url)
+            // Required on PostgreSQL; harmless on SQLite.
+            .env(
+                "WXMALL_SESSION_SECRET",
+                "crash-test-session-secret-0123456789abcdef-0123",
+            )
             .env("WXMALL_DEMO_CATALOGUE", "1")
             .env("WXMALL_RATE_LIMIT", "off")
             .env("WXMALL_MAX_UNPAID_ORDERS", "1000")
@@ -99,14 +105,13 @@ impl Shop {
     }
 }
 
-async fn stock_and_held(pool: &sqlx::SqlitePool) -> Vec<(i64, i64, i64)> {
-    sqlx::query_as(
-        "SELECT s.id, s.stock, COALESCE((SELECT SUM(l.quantity) FROM order_lines l \
-         JOIN orders o ON o.id = l.order_id WHERE l.sku_id = s.id AND o.status <> 'closed'), 0) \
+async fn stock_and_held(pool: &server::db::Db) -> Vec<(i64, i64, i64)> {
+    server::sql!(pool, e => sqlx::query_as(
+        "SELECT s.id, s.stock, CAST(COALESCE((SELECT SUM(l.quantity) FROM order_lines l \
+         JOIN orders o ON o.id = l.order_id WHERE l.sku_id = s.id AND o.status <> 'closed'), 0) AS BIGINT) \
          FROM skus s ORDER BY s.id",
     )
-    .fetch_all(pool)
-    .await
+    .fetch_all(e).await)
     .unwrap()
 }
 
@@ -135,9 +140,11 @@ async fn sigkill_in_a_burst_of_notifications_and_orders_loses_nothing() {
         .local_addr()
         .unwrap()
         .port();
+    let test_db = common::TestDb::create(dir.path()).await;
     let shop = Shop {
         addr: format!("127.0.0.1:{port}"),
         data_dir: dir.path().to_path_buf(),
+        database_url: test_db.url.clone(),
         sandbox_origin,
         creds,
     };
@@ -150,15 +157,11 @@ async fn sigkill_in_a_burst_of_notifications_and_orders_loses_nothing() {
         s.login(&sandbox, i).await;
         shoppers.push(s);
     }
-    let db = dir.path().join("wxmall.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    let pool = server::db::open_existing(&test_db.url).await.unwrap();
     // Enough of everything for both halves of the test (the demo stock is a handful per SKU).
-    sqlx::query("UPDATE skus SET stock = 1000")
-        .execute(&pool)
-        .await
-        .unwrap();
+    server::sql!(&pool, e => sqlx::query("UPDATE skus SET stock = 1000")
+        .execute(e).await.map(server::db::Done::from))
+    .unwrap();
     let mut paid_nos = Vec::new();
     for i in 0..PAID {
         let s = &shoppers[i % 3];
@@ -170,10 +173,9 @@ async fn sigkill_in_a_burst_of_notifications_and_orders_loses_nothing() {
             .api("pay_order", serde_json::json!({"order_id": id}))
             .await;
         assert_eq!(st, 200, "{params}");
-        let no: String = sqlx::query_scalar("SELECT order_no FROM orders WHERE id = $1")
+        let no: String = server::sql!(&pool, e => sqlx::query_scalar("SELECT order_no FROM orders WHERE id = $1")
             .bind(id)
-            .fetch_one(&pool)
-            .await
+            .fetch_one(e).await)
             .unwrap();
         paid_nos.push(no);
     }
@@ -243,9 +245,9 @@ async fn sigkill_in_a_burst_of_notifications_and_orders_loses_nothing() {
         }
     }
 
-    let in_db_before_restart: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-        .fetch_one(&pool)
-        .await
+    let in_db_before_restart: i64 =
+        server::sql!(&pool, e => sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(e).await)
         .unwrap();
     eprintln!(
         "killed with {} of {PAID} notifications acknowledged, {} of {CREATED} creations answered 200, \
@@ -265,10 +267,9 @@ async fn sigkill_in_a_burst_of_notifications_and_orders_loses_nothing() {
 
     for no in &paid_nos {
         let (status, transaction_id): (String, Option<String>) =
-            sqlx::query_as("SELECT status, transaction_id FROM orders WHERE order_no = $1")
+            server::sql!(&pool, e => sqlx::query_as("SELECT status, transaction_id FROM orders WHERE order_no = $1")
                 .bind(no)
-                .fetch_one(&pool)
-                .await
+                .fetch_one(e).await)
                 .unwrap();
         assert_eq!(status, "paid", "{no}");
         assert_eq!(
@@ -276,21 +277,19 @@ async fn sigkill_in_a_burst_of_notifications_and_orders_loses_nothing() {
             sandbox.transaction(no).and_then(|t| t.transaction_id),
             "{no}"
         );
-        let accepted: i64 = sqlx::query_scalar(
+        let accepted: i64 = server::sql!(&pool, e => sqlx::query_scalar(
             "SELECT COUNT(*) FROM payment_events e JOIN orders o ON o.id = e.order_id \
              WHERE o.order_no = $1 AND e.outcome = 'accepted'",
         )
         .bind(no)
-        .fetch_one(&pool)
-        .await
+        .fetch_one(e).await)
         .unwrap();
         assert_eq!(accepted, 1, "{no} applied exactly once");
     }
     for id in &answered {
-        let lines: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_lines WHERE order_id = $1")
+        let lines: i64 = server::sql!(&pool, e => sqlx::query_scalar("SELECT COUNT(*) FROM order_lines WHERE order_id = $1")
             .bind(id)
-            .fetch_one(&pool)
-            .await
+            .fetch_one(e).await)
             .unwrap();
         assert_eq!(lines, 1, "order {id} was answered 200: it is there, whole");
     }
@@ -300,11 +299,13 @@ async fn sigkill_in_a_burst_of_notifications_and_orders_loses_nothing() {
     for ((sku, s0, h0), (_, s1, h1)) in before.iter().zip(&after) {
         assert_eq!(s0 + h0, s1 + h1, "sku {sku}: stock + held");
     }
-    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(check, "ok");
+    if let Some(sqlite) = pool.as_sqlite() {
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(sqlite)
+            .await
+            .unwrap();
+        assert_eq!(check, "ok");
+    }
     child.kill().unwrap();
     child.wait().unwrap();
 }

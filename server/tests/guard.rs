@@ -47,10 +47,9 @@ async fn with_real_credentials_orders_need_a_wechat_identity() {
     assert_eq!(err["code"], "unauthorized");
     assert_eq!(err["message"], "请在微信中打开");
     assert_eq!(shop.stock(MUG_BLACK).await, before, "nothing reserved");
-    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(&shop.pool)
-        .await
-        .unwrap();
+    let users: i64 = server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(e).await)
+    .unwrap();
     assert_eq!(users, 0, "nothing written");
 }
 
@@ -211,9 +210,9 @@ async fn json_endpoints_take_json_only_and_no_cross_site_writes() {
     )
     .await;
     assert_eq!(st, 200);
-    let carts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cart_lines")
-        .fetch_one(&shop.pool)
-        .await
+    let carts: i64 =
+        server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT COUNT(*) FROM cart_lines")
+        .fetch_one(e).await)
         .unwrap();
     assert_eq!(carts, 2, "only the two allowed writes wrote");
 }
@@ -283,21 +282,18 @@ async fn idle_anonymous_shoppers_and_expired_oauth_states_are_pruned() {
     // A page visit in WeChat without a session leaves an OAuth state behind.
     let visitor = shop.shopper_with_ua(WECHAT_UA);
     assert_eq!(visitor.raw_get("/").await.status(), 302);
-    sqlx::query("UPDATE users SET created_at = 0")
-        .execute(&shop.pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE oauth_states SET expires_at = 0")
-        .execute(&shop.pool)
-        .await
-        .unwrap();
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE users SET created_at = 0")
+        .execute(e).await.map(server::db::Done::from))
+    .unwrap();
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE oauth_states SET expires_at = 0")
+        .execute(e).await.map(server::db::Done::from))
+    .unwrap();
     let count = |sql: &'static str| {
         let pool = shop.pool.clone();
         async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
+            server::sql!(&pool, e => sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(e).await)
+            .unwrap()
         }
     };
     assert_eq!(count("SELECT COUNT(*) FROM users").await, 3);
@@ -405,9 +401,8 @@ async fn a_snapshot_page_visitor_is_asked_to_open_the_full_page_and_never_bound(
         page.contains("请前往完整服务") && page.contains("使用完整服务"),
         "{page}"
     );
-    let bound: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE openid IS NOT NULL")
-        .fetch_one(&shop.pool)
-        .await
+    let bound: i64 = server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE openid IS NOT NULL")
+        .fetch_one(e).await)
         .unwrap();
     assert_eq!(bound, 0, "the virtual openid is never bound");
     // The real sign-in afterwards works as usual.
@@ -494,9 +489,13 @@ async fn a_session_idle_for_thirty_days_is_gone_and_a_visit_keeps_one_alive() {
         .await;
     assert_eq!(st, 200);
     // Both last seen 31 days ago; then the second one visits again.
-    sqlx::query("UPDATE sessions SET last_seen_at = strftime('%s','now') - 31 * 86400")
-        .execute(&shop.pool)
-        .await
+    let month_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 31 * 86400;
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE sessions SET last_seen_at = $1").bind(month_ago)
+        .execute(e).await.map(server::db::Done::from))
         .unwrap();
     let (_, cart) = active.api("get_cart", json!({})).await;
     assert_eq!(cart["lines"].as_array().unwrap().len(), 1, "{cart}");

@@ -23,7 +23,7 @@ async fn push(shop: &TestShop, user: usize, action: MpAction, at: i64) -> Option
 }
 
 async fn count(shop: &TestShop, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(&shop.pool).await.unwrap()
+    server::sql!(&shop.pool, e => sqlx::query_scalar(sql).fetch_one(e).await).unwrap()
 }
 
 #[tokio::test]
@@ -80,10 +80,9 @@ async fn a_follow_gets_the_welcome_and_a_scanned_product_its_link_in_safe_mode()
     assert!(reply.contains("/product/3\""), "{reply}");
     let openid = shop.sandbox.users()[1].openid.clone();
     let channel: Option<String> =
-        sqlx::query_scalar("SELECT first_channel FROM mp_followers WHERE openid = $1")
+        server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT first_channel FROM mp_followers WHERE openid = $1")
             .bind(&openid)
-            .fetch_one(&shop.pool)
-            .await
+            .fetch_one(e).await)
             .unwrap();
     assert_eq!(channel.as_deref(), Some("product:3"));
     // A later scan links its own scene but the first channel stays.
@@ -99,10 +98,9 @@ async fn a_follow_gets_the_welcome_and_a_scanned_product_its_link_in_safe_mode()
     .unwrap();
     assert!(reply.contains("/orders\""), "{reply}");
     let channel: Option<String> =
-        sqlx::query_scalar("SELECT first_channel FROM mp_followers WHERE openid = $1")
+        server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT first_channel FROM mp_followers WHERE openid = $1")
             .bind(&openid)
-            .fetch_one(&shop.pool)
-            .await
+            .fetch_one(e).await)
             .unwrap();
     assert_eq!(channel.as_deref(), Some("product:3"));
     // A scene that is no safe path links nothing.
@@ -120,10 +118,9 @@ async fn a_follow_gets_the_welcome_and_a_scanned_product_its_link_in_safe_mode()
     // 取消关注 is recorded.
     assert_eq!(push(&shop, 1, MpAction::Unsubscribe, t + 3).await, None);
     let gone: Option<i64> =
-        sqlx::query_scalar("SELECT unsubscribed_at FROM mp_followers WHERE openid = $1")
+        server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT unsubscribed_at FROM mp_followers WHERE openid = $1")
             .bind(&openid)
-            .fetch_one(&shop.pool)
-            .await
+            .fetch_one(e).await)
             .unwrap();
     assert!(gone.is_some());
 }

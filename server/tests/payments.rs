@@ -36,26 +36,29 @@ async fn paid_order(shop: &TestShop, items: &[(i64, i64)]) -> (common::Shopper, 
 }
 
 async fn order_field<
-    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + Unpin,
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>
+        + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+        + Send
+        + Unpin,
 >(
     shop: &TestShop,
     id: i64,
     column: &str,
 ) -> T {
-    sqlx::query_scalar(&format!("SELECT {column} FROM orders WHERE id = $1"))
+    server::sql!(&shop.pool, e => sqlx::query_scalar(&format!("SELECT {column} FROM orders WHERE id = $1"))
         .bind(id)
-        .fetch_one(&shop.pool)
-        .await
+        .fetch_one(e).await)
         .unwrap()
 }
 
 async fn refund_rows(shop: &TestShop, id: i64) -> Vec<(String, String, i64, String)> {
-    sqlx::query_as(
+    server::sql!(&shop.pool, e => sqlx::query_as(
         "SELECT out_refund_no, kind, amount_fen, status FROM refunds WHERE order_id = $1 ORDER BY id",
     )
     .bind(id)
-    .fetch_all(&shop.pool)
-    .await
+    .fetch_all(e).await)
     .unwrap()
 }
 
@@ -215,10 +218,9 @@ async fn a_payment_for_a_closed_order_is_refunded_in_full_once() {
     let (_s, id, no) = prepaid_order(&shop, &[(ORANGE_SMALL, 2)]).await;
     let total: i64 = order_field(&shop, id, "total_fee").await;
     // The shop closed the order on its own (as it used to): WeChat still takes the money.
-    sqlx::query("UPDATE orders SET status = 'closed', closed_at = 1 WHERE id = $1")
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE orders SET status = 'closed', closed_at = 1 WHERE id = $1")
         .bind(id)
-        .execute(&shop.pool)
-        .await
+        .execute(e).await.map(server::db::Done::from))
         .unwrap();
     shop.sandbox.pay(&no).await.unwrap();
     assert!(shop.sandbox.wait_for_ack(&no, Duration::from_secs(5)).await);
@@ -307,11 +309,10 @@ async fn an_order_closed_answer_counts_as_closed() {
     let shop = TestShop::spawn_with(PayVersion::V2, |_| {}).await;
     let (_s, id, _no) = prepaid_order(&shop, &[(MUG_BLACK, 1)]).await;
     // Expired (v2 wants time_expire minutes ahead, so the order is aged in the database).
-    sqlx::query("UPDATE orders SET expires_at = 0 WHERE id = $1")
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE orders SET expires_at = 0 WHERE id = $1")
         .bind(id)
-        .execute(&shop.pool)
-        .await
-        .unwrap();
+        .execute(e).await.map(server::db::Done::from))
+    .unwrap();
     // A close whose first answer was lost: WeChat now says ORDERCLOSED.
     shop.sandbox.fail_next(
         Endpoint::V2CloseOrder,
@@ -351,11 +352,10 @@ async fn a_failing_order_is_retried_later_and_never_blocks_the_others() {
     // Right away, the failed order is not tried again (its backoff), and nothing else waits.
     assert_eq!(shop.sweeper.run_once().await.unwrap(), Default::default());
     // Once its time comes, it closes.
-    sqlx::query("UPDATE orders SET retry_at = 0 WHERE id = $1")
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE orders SET retry_at = 0 WHERE id = $1")
         .bind(first)
-        .execute(&shop.pool)
-        .await
-        .unwrap();
+        .execute(e).await.map(server::db::Done::from))
+    .unwrap();
     assert_eq!(shop.sweeper.run_once().await.unwrap().expired, 1);
     assert_eq!(shop.order_row(first).await.0, "closed");
     assert_eq!(shop.stock(MUG_BLACK).await, 5);
@@ -489,13 +489,12 @@ async fn a_refund_by_line_with_restock_puts_the_stock_back_once() {
     let (_s, id, no) = paid_order(&shop, &[(MUG_BLACK, 3), (ORANGE_SMALL, 1)]).await;
     assert_eq!(shop.stock(MUG_BLACK).await, 2);
     let price = shop.price(MUG_BLACK).await;
-    let line_of_mug: i64 = sqlx::query_scalar(
+    let line_of_mug: i64 = server::sql!(&shop.pool, e => sqlx::query_scalar(
         "SELECT line_no + 1 FROM order_lines WHERE order_id = $1 AND sku_id = $2",
     )
     .bind(id)
     .bind(MUG_BLACK)
-    .fetch_one(&shop.pool)
-    .await
+    .fetch_one(e).await)
     .unwrap();
     let mut req = refund(&no, None, "杯子碎了");
     req.lines = vec![RefundLine {
@@ -596,10 +595,9 @@ async fn a_lost_refund_notification_is_caught_by_the_reconciler() {
         .unwrap();
     let rno = out.refund.out_refund_no.clone();
     settled_at_wechat_only(&shop, id, &rno).await;
-    sqlx::query("UPDATE refunds SET retry_at = 0")
-        .execute(&shop.pool)
-        .await
-        .unwrap();
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE refunds SET retry_at = 0")
+        .execute(e).await.map(server::db::Done::from))
+    .unwrap();
     let report = shop.sweeper.run_once().await.unwrap();
     assert_eq!(report.refunds, 1, "{report:?}");
     assert_eq!(shop.order_row(id).await.0, "refunded");
@@ -698,12 +696,11 @@ async fn reconciliation_matches_the_books_and_finds_an_injected_difference() {
         kinds.contains(&"paid_at_wechat_only".to_string()),
         "{kinds:?}"
     );
-    let kept: (i64, String) = sqlx::query_as(
+    let kept: (i64, String) = server::sql!(&shop.pool, e => sqlx::query_as(
         "SELECT difference_count, differences FROM reconciliations WHERE bill_date = $1",
     )
     .bind(today.to_string())
-    .fetch_one(&shop.pool)
-    .await
+    .fetch_one(e).await)
     .unwrap();
     assert_eq!(kept.0, 2);
     assert!(kept.1.contains(&c_no), "{}", kept.1);

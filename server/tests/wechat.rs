@@ -14,9 +14,8 @@ const ORANGE_SMALL: i64 = 1; // ¥39.90
 const MUG_BLACK: i64 = 17; // stock 5
 
 async fn bound_openid(shop: &TestShop) -> Vec<String> {
-    sqlx::query_scalar("SELECT openid FROM users WHERE openid IS NOT NULL ORDER BY id")
-        .fetch_all(&shop.pool)
-        .await
+    server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT openid FROM users WHERE openid IS NOT NULL ORDER BY id")
+        .fetch_all(e).await)
         .unwrap()
 }
 
@@ -178,10 +177,9 @@ async fn the_return_path_is_only_ever_a_same_origin_path() {
     let res = s.raw_get("/").await;
     let state = state_of(&location(&res));
     // Even a state row that somehow carries another origin goes home instead.
-    sqlx::query("UPDATE oauth_states SET return_to = '//evil.example/x' WHERE state = $1")
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE oauth_states SET return_to = '//evil.example/x' WHERE state = $1")
         .bind(&state)
-        .execute(&shop.pool)
-        .await
+        .execute(e).await.map(server::db::Done::from))
         .unwrap();
     let code = shop.sandbox.issue_oauth_code(0, "snsapi_base");
     let res = s
@@ -240,11 +238,10 @@ async fn a_used_code_restarts_the_flow_once_and_never_loops() {
 
 /// `(nickname, avatar_url, profile_declined_at)` of every WeChat user.
 async fn profiles(shop: &TestShop) -> Vec<(Option<String>, Option<String>, Option<i64>)> {
-    sqlx::query_as(
+    server::sql!(&shop.pool, e => sqlx::query_as(
         "SELECT nickname, avatar_url, profile_declined_at FROM users WHERE openid IS NOT NULL ORDER BY id",
     )
-    .fetch_all(&shop.pool)
-    .await
+    .fetch_all(e).await)
     .unwrap()
 }
 
@@ -335,9 +332,8 @@ async fn declining_the_profile_keeps_the_shopper_signed_in_and_the_page_open() {
     assert_eq!(stored[0].0, None, "no profile");
     assert!(stored[0].2.is_some(), "the no is remembered");
     // The page never sends the shopper to the consent screen by itself, however long ago.
-    sqlx::query("UPDATE users SET profile_declined_at = profile_declined_at - 30 * 86400")
-        .execute(&shop.pool)
-        .await
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE users SET profile_declined_at = profile_declined_at - 30 * 86400")
+        .execute(e).await.map(server::db::Done::from))
         .unwrap();
     let (status, page) = s.get("/me").await;
     assert_eq!(status, 200);
@@ -554,13 +550,7 @@ async fn a_v3_payment_is_applied_once_and_the_duplicate_is_acknowledged() {
     );
 
     // `wxmall payments`: the same history, found by order number or by id, read-only.
-    let db = shop
-        .pool
-        .connect_options()
-        .get_filename()
-        .display()
-        .to_string();
-    let ro = server::shop::db::open_read_only(&format!("sqlite://{db}"))
+    let ro = server::db::open_read_only(&shop.database_url)
         .await
         .unwrap();
     let trail = server::payments::trail::trail(&ro, &no)
@@ -589,10 +579,9 @@ async fn a_v3_payment_is_applied_once_and_the_duplicate_is_acknowledged() {
         .unwrap()
         .is_none());
     assert!(
-        sqlx::query("DELETE FROM oauth_states")
-            .execute(&ro)
-            .await
-            .is_err(),
+        server::sql!(&ro, e => sqlx::query("DELETE FROM oauth_states")
+            .execute(e).await.map(server::db::Done::from))
+        .is_err(),
         "read-only"
     );
 }
@@ -601,8 +590,7 @@ async fn a_v3_payment_is_applied_once_and_the_duplicate_is_acknowledged() {
 async fn the_payments_tool_never_creates_a_database() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("missing.db");
-    let res =
-        server::shop::db::open_read_only(&format!("sqlite://{}?mode=rwc", file.display())).await;
+    let res = server::db::open_read_only(&format!("sqlite://{}?mode=rwc", file.display())).await;
     assert!(res.is_err());
     assert!(!file.exists());
 }
@@ -871,9 +859,8 @@ async fn no_page_api_answer_or_bundle_holds_a_secret() {
     s.api("add_to_cart", json!({"sku_id": 2, "quantity": 1}))
         .await;
     // A shared profile, so that 我的 renders instead of asking WeChat for it.
-    sqlx::query("UPDATE users SET nickname = '张小明' WHERE openid IS NOT NULL")
-        .execute(&shop.pool)
-        .await
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE users SET nickname = '张小明' WHERE openid IS NOT NULL")
+        .execute(e).await.map(server::db::Done::from))
         .unwrap();
     for path in [
         "/",

@@ -1,10 +1,10 @@
 //! Console accounts: `wxmall admin add | passwd | list | disable`. Passwords are stored as
 //! argon2id PHC strings; they come from standard input, never from the command line.
 
+use crate::db::Db;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
 use serde::Serialize;
-use sqlx::SqlitePool;
 
 /// What an account may do: `owner` everything; `staff` no refunds, prices or accounts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -93,14 +93,14 @@ pub fn read_password(input: &mut impl std::io::BufRead) -> std::io::Result<Strin
 }
 
 pub async fn add(
-    pool: &SqlitePool,
+    pool: &Db,
     username: &str,
     role: Role,
     password: &str,
 ) -> Result<i64, AccountError> {
     check_username(username)?;
     let hash = hash_password(password)?;
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> = crate::sql!(pool, e => sqlx::query_scalar(
         "INSERT INTO admins (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (username) DO NOTHING RETURNING id",
     )
@@ -108,49 +108,39 @@ pub async fn add(
     .bind(hash)
     .bind(role.as_str())
     .bind(crate::shop::now())
-    .fetch_optional(pool)
-    .await?;
+    .fetch_optional(e).await)?;
     id.ok_or_else(|| AccountError::Exists(username.to_string()))
 }
 
 /// A new password; every session of the account ends.
-pub async fn set_password(
-    pool: &SqlitePool,
-    username: &str,
-    password: &str,
-) -> Result<(), AccountError> {
+pub async fn set_password(pool: &Db, username: &str, password: &str) -> Result<(), AccountError> {
     let hash = hash_password(password)?;
     let mut tx = pool.begin().await?;
-    let id: Option<i64> =
-        sqlx::query_scalar("UPDATE admins SET password_hash = $1 WHERE username = $2 RETURNING id")
+    let id: Option<i64> = crate::sql!(&mut tx, e => sqlx::query_scalar("UPDATE admins SET password_hash = $1 WHERE username = $2 RETURNING id")
             .bind(hash)
             .bind(username)
-            .fetch_optional(&mut *tx)
-            .await?;
+            .fetch_optional(e).await)?;
     let id = id.ok_or_else(|| AccountError::Unknown(username.to_string()))?;
-    sqlx::query("DELETE FROM admin_sessions WHERE admin_id = $1")
+    crate::sql!(&mut tx, e => sqlx::query("DELETE FROM admin_sessions WHERE admin_id = $1")
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(e).await.map(crate::db::Done::from))?;
     tx.commit().await?;
     Ok(())
 }
 
 /// No more logins; every session of the account ends.
-pub async fn disable(pool: &SqlitePool, username: &str) -> Result<(), AccountError> {
+pub async fn disable(pool: &Db, username: &str) -> Result<(), AccountError> {
     let mut tx = pool.begin().await?;
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> = crate::sql!(&mut tx, e => sqlx::query_scalar(
         "UPDATE admins SET disabled_at = COALESCE(disabled_at, $1) WHERE username = $2 RETURNING id",
     )
     .bind(crate::shop::now())
     .bind(username)
-    .fetch_optional(&mut *tx)
-    .await?;
+    .fetch_optional(e).await)?;
     let id = id.ok_or_else(|| AccountError::Unknown(username.to_string()))?;
-    sqlx::query("DELETE FROM admin_sessions WHERE admin_id = $1")
+    crate::sql!(&mut tx, e => sqlx::query("DELETE FROM admin_sessions WHERE admin_id = $1")
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(e).await.map(crate::db::Done::from))?;
     tx.commit().await?;
     Ok(())
 }
@@ -164,10 +154,9 @@ pub struct Account {
     pub disabled_at: Option<i64>,
 }
 
-pub async fn list(pool: &SqlitePool) -> Result<Vec<Account>, AccountError> {
-    Ok(sqlx::query_as(
+pub async fn list(pool: &Db) -> Result<Vec<Account>, AccountError> {
+    Ok(crate::sql!(pool, e => sqlx::query_as(
         "SELECT username, role, created_at, disabled_at FROM admins ORDER BY username",
     )
-    .fetch_all(pool)
-    .await?)
+    .fetch_all(e).await)?)
 }

@@ -17,6 +17,7 @@ mod orders;
 
 use std::net::IpAddr;
 
+use crate::db::Db;
 use app::error::{ApiError, ErrorCode};
 use app::port::ClientIp;
 use axum::extract::{Request, State};
@@ -30,7 +31,6 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use sqlx::SqlitePool;
 
 use accounts::Role;
 
@@ -46,7 +46,7 @@ pub const MAX_FAILURES: i64 = 5;
 
 #[derive(Clone)]
 pub struct AdminState {
-    pub pool: SqlitePool,
+    pub pool: Db,
     pub payments: crate::payments::Payments,
     /// The shop is served over https (`Secure`, `__Host-`).
     pub secure: bool,
@@ -103,7 +103,7 @@ async fn current(st: &AdminState, headers: &HeaderMap) -> Result<Option<Admin>, 
         return Ok(None);
     };
     let now = crate::shop::now();
-    let row: Option<(i64, String, String)> = sqlx::query_as(
+    let row: Option<(i64, String, String)> = crate::sql!(&st.pool, e => sqlx::query_as(
         "UPDATE admin_sessions SET last_seen_at = $1 \
          WHERE token_hash = $2 AND last_seen_at >= $3 \
          AND admin_id IN (SELECT id FROM admins WHERE disabled_at IS NULL) \
@@ -114,26 +114,19 @@ async fn current(st: &AdminState, headers: &HeaderMap) -> Result<Option<Admin>, 
     .bind(now)
     .bind(token_hash(&token))
     .bind(now - IDLE_SECS)
-    .fetch_optional(&st.pool)
-    .await?;
+    .fetch_optional(e).await)?;
     Ok(row.and_then(|(id, username, role)| {
         Role::parse(&role).map(|role| Admin { id, username, role })
     }))
 }
 
-async fn audit(
-    pool: &SqlitePool,
-    admin: &Admin,
-    action: &str,
-    detail: Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO admin_audit (admin_id, action, detail, at) VALUES ($1, $2, $3, $4)")
+async fn audit(pool: &Db, admin: &Admin, action: &str, detail: Value) -> Result<(), sqlx::Error> {
+    crate::sql!(pool, e => sqlx::query("INSERT INTO admin_audit (admin_id, action, detail, at) VALUES ($1, $2, $3, $4)")
         .bind(admin.id)
         .bind(action)
         .bind(detail.to_string())
         .bind(crate::shop::now())
-        .execute(pool)
-        .await?;
+        .execute(e).await.map(crate::db::Done::from))?;
     Ok(())
 }
 
@@ -214,19 +207,18 @@ async fn login(State(st): State<AdminState>, req: Request) -> Response {
     let user_key = format!("user:{}", body.username);
     let ip_key = format!("ip:{ip}");
     // Too many failures for this name or from this address: wait.
-    let oldest: Option<i64> = match sqlx::query_scalar(
+    let oldest: Option<i64> = match crate::sql!(&st.pool, e => sqlx::query_scalar(
         "SELECT MIN(at) FROM admin_login_failures WHERE (key = $1 OR key = $2) AND at > $3",
     )
     .bind(&user_key)
     .bind(&ip_key)
     .bind(now - FAILURE_WINDOW_SECS)
-    .fetch_one(&st.pool)
-    .await
+    .fetch_one(e).await)
     {
         Ok(v) => v,
         Err(e) => return internal(e),
     };
-    let counts: (i64, i64) = match sqlx::query_as(
+    let counts: (i64, i64) = match crate::sql!(&st.pool, e => sqlx::query_as(
         "SELECT \
          (SELECT COUNT(*) FROM admin_login_failures WHERE key = $1 AND at > $3), \
          (SELECT COUNT(*) FROM admin_login_failures WHERE key = $2 AND at > $3)",
@@ -234,8 +226,7 @@ async fn login(State(st): State<AdminState>, req: Request) -> Response {
     .bind(&user_key)
     .bind(&ip_key)
     .bind(now - FAILURE_WINDOW_SECS)
-    .fetch_one(&st.pool)
-    .await
+    .fetch_one(e).await)
     {
         Ok(c) => c,
         Err(e) => return internal(e),
@@ -250,12 +241,11 @@ async fn login(State(st): State<AdminState>, req: Request) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(wait as u64));
         return res;
     }
-    let row: Option<(i64, String, String, Option<i64>)> = match sqlx::query_as(
+    let row: Option<(i64, String, String, Option<i64>)> = match crate::sql!(&st.pool, e => sqlx::query_as(
         "SELECT id, password_hash, role, disabled_at FROM admins WHERE username = $1",
     )
     .bind(&body.username)
-    .fetch_optional(&st.pool)
-    .await
+    .fetch_optional(e).await)
     {
         Ok(r) => r,
         Err(e) => return internal(e),
@@ -280,12 +270,10 @@ async fn login(State(st): State<AdminState>, req: Request) -> Response {
     };
     let Some((admin_id, role)) = verified else {
         for key in [&user_key, &ip_key] {
-            if let Err(e) =
-                sqlx::query("INSERT INTO admin_login_failures (key, at) VALUES ($1, $2)")
+            if let Err(e) = crate::sql!(&st.pool, e => sqlx::query("INSERT INTO admin_login_failures (key, at) VALUES ($1, $2)")
                     .bind(key)
                     .bind(now)
-                    .execute(&st.pool)
-                    .await
+                    .execute(e).await.map(crate::db::Done::from))
             {
                 return internal(e);
             }
@@ -298,24 +286,21 @@ async fn login(State(st): State<AdminState>, req: Request) -> Response {
     let token = hex::encode(raw);
     let stored = async {
         let mut tx = st.pool.begin().await?;
-        sqlx::query(
+        crate::sql!(&mut tx, e => sqlx::query(
             "INSERT INTO admin_sessions (token_hash, admin_id, created_at, last_seen_at) \
              VALUES ($1, $2, $3, $3)",
         )
         .bind(token_hash(&token))
         .bind(admin_id)
         .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM admin_login_failures WHERE key = $1 OR at < $2")
+        .execute(e).await.map(crate::db::Done::from))?;
+        crate::sql!(&mut tx, e => sqlx::query("DELETE FROM admin_login_failures WHERE key = $1 OR at < $2")
             .bind(&user_key)
             .bind(now - FAILURE_WINDOW_SECS)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM admin_sessions WHERE last_seen_at < $1")
+            .execute(e).await.map(crate::db::Done::from))?;
+        crate::sql!(&mut tx, e => sqlx::query("DELETE FROM admin_sessions WHERE last_seen_at < $1")
             .bind(now - IDLE_SECS)
-            .execute(&mut *tx)
-            .await?;
+            .execute(e).await.map(crate::db::Done::from))?;
         tx.commit().await
     }
     .await;
@@ -341,10 +326,9 @@ async fn logout(State(st): State<AdminState>, headers: HeaderMap) -> Response {
         .get(st.cookie_name())
         .map(|c| c.value().to_string())
     {
-        if let Err(e) = sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1")
+        if let Err(e) = crate::sql!(&st.pool, e => sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1")
             .bind(token_hash(&token))
-            .execute(&st.pool)
-            .await
+            .execute(e).await.map(crate::db::Done::from))
         {
             return internal(e);
         }
@@ -458,12 +442,11 @@ async fn audit_log(State(st): State<AdminState>, headers: HeaderMap) -> Response
     if admin.role != Role::Owner {
         return error(ErrorCode::Forbidden, "只有店主可以查看操作记录");
     }
-    let rows: Vec<(String, String, String, i64)> = match sqlx::query_as(
+    let rows: Vec<(String, String, String, i64)> = match crate::sql!(&st.pool, e => sqlx::query_as(
         "SELECT a.username, l.action, l.detail, l.at FROM admin_audit l \
          JOIN admins a ON a.id = l.admin_id ORDER BY l.id DESC LIMIT 200",
     )
-    .fetch_all(&st.pool)
-    .await
+    .fetch_all(e).await)
     {
         Ok(r) => r,
         Err(e) => return internal(e),

@@ -92,10 +92,10 @@ pub(super) async fn list_orders(
             i64,
         )>,
         _,
-    > = sqlx::query_as(
+    > = crate::sql!(&st.pool, e => sqlx::query_as(
         "SELECT o.id, o.order_no, o.status, o.total_fee, o.refunded_fen, o.created_at, o.paid_at, \
          o.ship_name, o.ship_phone, o.transaction_id, \
-         (SELECT COALESCE(SUM(quantity), 0) FROM order_lines WHERE order_id = o.id) \
+         (SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM order_lines WHERE order_id = o.id) \
          FROM orders o \
          WHERE ($1 IS NULL OR o.status = $1) AND o.created_at >= $2 AND o.created_at < $3 \
          AND ($4 IS NULL OR o.order_no = $4 OR o.transaction_id = $4 \
@@ -109,8 +109,7 @@ pub(super) async fn list_orders(
     .bind(like.as_deref())
     .bind(PAGE_SIZE + 1)
     .bind((page - 1) * PAGE_SIZE)
-    .fetch_all(&st.pool)
-    .await;
+    .fetch_all(e).await);
     let mut rows = match rows {
         Ok(r) => r,
         Err(e) => return internal(e),
@@ -150,10 +149,9 @@ pub(super) async fn get_order(
     let Ok(b) = serde_json::from_slice::<OrderBody>(&body) else {
         return error(ErrorCode::BadRequest, "需要 order_id");
     };
-    let user: Option<i64> = match sqlx::query_scalar("SELECT user_id FROM orders WHERE id = $1")
+    let user: Option<i64> = match crate::sql!(&st.pool, e => sqlx::query_scalar("SELECT user_id FROM orders WHERE id = $1")
         .bind(b.order_id)
-        .fetch_optional(&st.pool)
-        .await
+        .fetch_optional(e).await)
     {
         Ok(u) => u,
         Err(e) => return internal(e),
@@ -217,7 +215,7 @@ pub(super) async fn ship_order(
         return (axum::http::StatusCode::BAD_REQUEST, Json(e)).into_response();
     }
     let now = crate::shop::now();
-    let shipped: Option<i64> = match sqlx::query_scalar(
+    let shipped: Option<i64> = match crate::sql!(&st.pool, e => sqlx::query_scalar(
         "UPDATE orders SET status = 'shipped', carrier = $1, tracking_no = $2, shipped_at = $3 \
          WHERE id = $4 AND status = 'paid' RETURNING id",
     )
@@ -225,17 +223,15 @@ pub(super) async fn ship_order(
     .bind(tracking)
     .bind(now)
     .bind(b.order_id)
-    .fetch_optional(&st.pool)
-    .await
+    .fetch_optional(e).await)
     {
         Ok(r) => r,
         Err(e) => return internal(e),
     };
     if shipped.is_none() {
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+        let status: Option<String> = crate::sql!(&st.pool, e => sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
             .bind(b.order_id)
-            .fetch_optional(&st.pool)
-            .await
+            .fetch_optional(e).await)
             .ok()
             .flatten();
         return match status {

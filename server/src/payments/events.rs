@@ -3,7 +3,6 @@
 //! (`wxmall payments` and people's queries read them).
 
 use super::now;
-use sqlx::{Executor, Sqlite};
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,15 +70,16 @@ impl Outcome {
 }
 
 /// Appends one event. `detail` must never hold a secret; it is cut to 500 characters.
-pub async fn record<'e, E: Executor<'e, Database = Sqlite>>(
-    db: E,
+pub async fn record<'a>(
+    db: impl Into<crate::db::Exec<'a>>,
     order_id: Option<i64>,
     kind: EventKind,
     outcome: Outcome,
     detail: &str,
 ) -> Result<(), sqlx::Error> {
     let detail: String = detail.chars().take(500).collect();
-    sqlx::query(
+    let db: crate::db::Exec<'_> = db.into();
+    crate::sql!(db, e => sqlx::query(
         "INSERT INTO payment_events (order_id, kind, outcome, detail, created_at) \
          VALUES ($1, $2, $3, $4, $5)",
     )
@@ -88,7 +88,6 @@ pub async fn record<'e, E: Executor<'e, Database = Sqlite>>(
     .bind(outcome.as_str())
     .bind(detail)
     .bind(now())
-    .execute(db)
-    .await?;
+    .execute(e).await.map(crate::db::Done::from))?;
     Ok(())
 }

@@ -57,10 +57,9 @@ const BATCH: i64 = 200;
 impl Payments {
     /// Asks WeChat about an order by number and applies what it verifiably says.
     pub async fn sync(&self, order_no: &str) -> Result<SyncOutcome> {
-        let order_id: Option<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE order_no = $1")
+        let order_id: Option<i64> = crate::sql!(&self.pool, e => sqlx::query_scalar("SELECT id FROM orders WHERE order_no = $1")
             .bind(order_no)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(e).await)?;
         let status = match self.gateway.query(order_no).await {
             Ok(s) => s,
             Err(e) if e.is_order_not_exist() => return Ok(SyncOutcome::NotAtWechat),
@@ -116,13 +115,12 @@ impl Payments {
                     .clone()
                     .unwrap_or_else(|| "PAYERROR".into());
                 let why: String = why.chars().take(200).collect();
-                sqlx::query(
+                crate::sql!(&self.pool, e => sqlx::query(
                     "UPDATE orders SET pay_error = $1 WHERE order_no = $2 AND status = 'unpaid'",
                 )
                 .bind(&why)
                 .bind(order_no)
-                .execute(&self.pool)
-                .await?;
+                .execute(e).await.map(crate::db::Done::from))?;
                 events::record(
                     &self.pool,
                     order_id,
@@ -144,14 +142,13 @@ impl Payments {
     /// that the shop did not send back itself. The order is marked `refunding` (never plainly
     /// paid) until the refund notification tells the amount; a person should look.
     async fn refunded_at_wechat(&self, order_no: &str) -> Result<()> {
-        let marked: Option<i64> = sqlx::query_scalar(
+        let marked: Option<i64> = crate::sql!(&self.pool, e => sqlx::query_scalar(
             "UPDATE orders SET status = 'refunding' WHERE order_no = $1 AND status = 'paid' \
              AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.order_id = orders.id \
                AND r.kind <> 'automatic') RETURNING id",
         )
         .bind(order_no)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(e).await)?;
         if let Some(id) = marked {
             tracing::error!(order_no, "WeChat reports a refund the shop did not make");
             events::record(
@@ -224,13 +221,12 @@ impl Payments {
         let Some(user) = user else {
             return Err(PaymentError::OrderNotFound);
         };
-        let row: (String, String, Option<String>) = sqlx::query_as(
+        let row: (String, String, Option<String>) = crate::sql!(&self.pool, e => sqlx::query_as(
             "SELECT order_no, status, prepay_id FROM orders WHERE id = $1 AND user_id = $2",
         )
         .bind(order_id)
         .bind(user)
-        .fetch_optional(&self.pool)
-        .await?
+        .fetch_optional(e).await)?
         .ok_or(PaymentError::OrderNotFound)?;
         let (order_no, status, prepay_id) = row;
         if status != "unpaid" {
@@ -255,15 +251,13 @@ impl Payments {
     /// Puts off an order the sweeper could not handle, so it never blocks the others; never
     /// past `not_after` (an unpaid order's expiry must not wait for its reconciliation).
     async fn defer_order(&self, order_id: i64, not_after: Option<i64>) -> Result<()> {
-        let retries: i64 = sqlx::query_scalar("SELECT retries FROM orders WHERE id = $1")
+        let retries: i64 = crate::sql!(&self.pool, e => sqlx::query_scalar("SELECT retries FROM orders WHERE id = $1")
             .bind(order_id)
-            .fetch_one(&self.pool)
-            .await?;
-        sqlx::query("UPDATE orders SET retry_at = $1, retries = retries + 1 WHERE id = $2")
+            .fetch_one(e).await)?;
+        crate::sql!(&self.pool, e => sqlx::query("UPDATE orders SET retry_at = $1, retries = retries + 1 WHERE id = $2")
             .bind((now() + backoff_secs(retries)).min(not_after.unwrap_or(i64::MAX)))
             .bind(order_id)
-            .execute(&self.pool)
-            .await?;
+            .execute(e).await.map(crate::db::Done::from))?;
         Ok(())
     }
 
@@ -278,14 +272,13 @@ impl Payments {
     pub async fn sweep(&self) -> Result<SweepReport> {
         let mut report = SweepReport::default();
         let now = now();
-        let expired: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+        let expired: Vec<(i64, String, Option<String>)> = crate::sql!(&self.pool, e => sqlx::query_as(
             "SELECT id, order_no, prepay_id FROM orders WHERE status = 'unpaid' AND expires_at <= $1 \
              AND (retry_at IS NULL OR retry_at <= $1) ORDER BY expires_at LIMIT $2",
         )
         .bind(now)
         .bind(BATCH)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(e).await)?;
         for (id, order_no, prepay_id) in expired {
             match self
                 .close_order(id, &order_no, prepay_id.is_some(), "expired")
@@ -302,7 +295,7 @@ impl Payments {
         }
 
         let stale_before = now - self.cfg.reconcile_after.as_secs() as i64;
-        let stale: Vec<(i64, String, i64)> = sqlx::query_as(
+        let stale: Vec<(i64, String, i64)> = crate::sql!(&self.pool, e => sqlx::query_as(
             "SELECT id, order_no, expires_at FROM orders WHERE status = 'unpaid' AND prepay_id IS NOT NULL \
              AND created_at <= $1 AND expires_at > $2 AND (retry_at IS NULL OR retry_at <= $2) \
              ORDER BY created_at LIMIT $3",
@@ -310,8 +303,7 @@ impl Payments {
         .bind(stale_before)
         .bind(now)
         .bind(BATCH)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(e).await)?;
         for (id, order_no, expires_at) in stale {
             match self.sync(&order_no).await? {
                 SyncOutcome::Paid => report.reconciled += 1,

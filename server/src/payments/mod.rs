@@ -26,8 +26,8 @@ pub use lifecycle::{CloseOutcome, SweepReport, SyncOutcome};
 pub use refunds::{RefundLine, RefundOutcome, RefundRecord, RefundRequest};
 pub use state::Applied;
 
+use crate::db::Db;
 use app::error::{ApiError, ErrorCode};
-use sqlx::SqlitePool;
 use std::sync::Arc;
 use std::time::Duration;
 use wechat::PayGateway;
@@ -105,7 +105,7 @@ pub struct PaymentsConfig {
 /// The payments service. Cheap to clone.
 #[derive(Clone)]
 pub struct Payments {
-    pool: SqlitePool,
+    pool: Db,
     gateway: Arc<dyn PayGateway>,
     cfg: Arc<PaymentsConfig>,
     /// Tells the shopper in WeChat when a payment is applied (template message), if configured.
@@ -113,7 +113,7 @@ pub struct Payments {
 }
 
 impl Payments {
-    pub fn new(pool: SqlitePool, gateway: Arc<dyn PayGateway>, cfg: PaymentsConfig) -> Self {
+    pub fn new(pool: Db, gateway: Arc<dyn PayGateway>, cfg: PaymentsConfig) -> Self {
         Self {
             pool,
             gateway,
@@ -128,7 +128,7 @@ impl Payments {
         self
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &Db {
         &self.pool
     }
 

@@ -45,7 +45,7 @@ impl Payments {
         let Some(user) = user else {
             return Err(PaymentError::OrderNotFound);
         };
-        let row: PayRow = sqlx::query_as(
+        let row: PayRow = crate::sql!(&self.pool, e => sqlx::query_as(
             "SELECT o.id, o.order_no, o.status, o.total_fee, o.expires_at, o.prepay_id, \
                o.prepay_expires_at, u.openid, \
                (SELECT product_name FROM order_lines WHERE order_id = o.id AND line_no = 0) AS title, \
@@ -54,8 +54,7 @@ impl Payments {
         )
         .bind(order_id)
         .bind(user)
-        .fetch_optional(&self.pool)
-        .await?
+        .fetch_optional(e).await)?
         .ok_or(PaymentError::OrderNotFound)?;
         if row.status != "unpaid" {
             return Err(PaymentError::InvalidState("订单不是待支付状态"));
@@ -118,14 +117,13 @@ impl Payments {
         };
         // The order may have been cancelled (or paid) while WeChat answered: then no pay
         // parameters leave the shop.
-        let kept = sqlx::query(
+        let kept = crate::sql!(&self.pool, e => sqlx::query(
             "UPDATE orders SET prepay_id = $1, prepay_expires_at = $2 WHERE id = $3 AND status = 'unpaid'",
         )
         .bind(prepay_id.as_str())
         .bind(now + PREPAY_REUSE_SECS)
         .bind(row.id)
-        .execute(&self.pool)
-        .await?;
+        .execute(e).await.map(crate::db::Done::from))?;
         if kept.rows_affected() != 1 {
             events::record(
                 &self.pool,

@@ -97,7 +97,7 @@ impl Payments {
         // The shop's payments of the day: orders paid by a transaction, and money that arrived
         // for orders that could not take it (kept with its automatic refund).
         let mut shop_pay: BTreeMap<String, (String, i64)> =
-            sqlx::query_as::<_, (String, String, i64)>(
+            crate::sql!(&self.pool, e => sqlx::query_as::<_, (String, String, i64)>(
                 "SELECT transaction_id, order_no, total_fee FROM orders \
              WHERE transaction_id IS NOT NULL AND paid_at >= $1 AND paid_at < $2 \
              UNION ALL \
@@ -108,14 +108,13 @@ impl Payments {
             )
             .bind(start)
             .bind(end)
-            .fetch_all(&self.pool)
-            .await?
+            .fetch_all(e).await)?
             .into_iter()
             .map(|(tx, no, fen)| (tx, (no, fen)))
             .collect();
         // The shop's refunds of the day that count as made (or on their way).
         let mut shop_refunds: BTreeMap<String, (String, i64)> =
-            sqlx::query_as::<_, (String, String, i64)>(
+            crate::sql!(&self.pool, e => sqlx::query_as::<_, (String, String, i64)>(
                 "SELECT r.out_refund_no, o.order_no, r.amount_fen FROM refunds r \
                    JOIN orders o ON o.id = r.order_id \
                  WHERE r.status IN ('succeeded', 'processing') \
@@ -123,8 +122,7 @@ impl Payments {
             )
             .bind(start)
             .bind(end)
-            .fetch_all(&self.pool)
-            .await?
+            .fetch_all(e).await)?
             .into_iter()
             .map(|(no, order_no, fen)| (no, (order_no, fen)))
             .collect();
@@ -193,7 +191,7 @@ impl Payments {
             });
         }
         let json = serde_json::to_string(&report.differences).unwrap_or_default();
-        sqlx::query(
+        crate::sql!(&self.pool, e => sqlx::query(
             "INSERT INTO reconciliations (bill_date, ran_at, payments_matched, payments_matched_fen, \
                refunds_matched, refunds_matched_fen, differences, difference_count) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -212,8 +210,7 @@ impl Payments {
         .bind(report.refunds_matched_fen)
         .bind(json)
         .bind(report.differences.len() as i64)
-        .execute(&self.pool)
-        .await?;
+        .execute(e).await.map(crate::db::Done::from))?;
         if report.is_clean() {
             tracing::info!(date = %report.date, payments = report.payments_matched, refunds = report.refunds_matched, "books match WeChat's bill");
         } else {

@@ -126,12 +126,11 @@ const RECORD_COLUMNS: &str = "out_refund_no, refund_id, order_id, amount_fen, ki
 
 impl Payments {
     async fn refund_record(&self, out_refund_no: &str) -> Result<Option<RefundRecord>> {
-        Ok(sqlx::query_as(&format!(
+        Ok(crate::sql!(&self.pool, e => sqlx::query_as(&format!(
             "SELECT {RECORD_COLUMNS} FROM refunds WHERE out_refund_no = $1"
         ))
         .bind(out_refund_no)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(e).await)?)
     }
 
     /// Every refund of an order, oldest first (`wxmall payments`).
@@ -150,13 +149,12 @@ impl Payments {
                 "退款原因最多 {MAX_REASON_CHARS} 字"
             )));
         }
-        let order: OrderForRefund = sqlx::query_as(
+        let order: OrderForRefund = crate::sql!(&self.pool, e => sqlx::query_as(
             "SELECT id, order_no, status, total_fee, transaction_id, paid_in_sandbox FROM orders \
              WHERE order_no = $1 OR CAST(id AS TEXT) = $1 ORDER BY order_no = $1 DESC LIMIT 1",
         )
         .bind(req.order.trim())
-        .fetch_optional(&self.pool)
-        .await?
+        .fetch_optional(e).await)?
         .ok_or(PaymentError::OrderNotFound)?;
         let Some(transaction_id) = order.transaction_id.clone() else {
             return Err(PaymentError::InvalidState("订单未支付，不能退款"));
@@ -192,28 +190,26 @@ impl Payments {
                     l.line_no
                 )));
             }
-            let line: Option<(i64, i64)> = sqlx::query_as(
+            let line: Option<(i64, i64)> = crate::sql!(&self.pool, e => sqlx::query_as(
                 "SELECT unit_price_fen, quantity FROM order_lines WHERE order_id = $1 AND line_no = $2",
             )
             .bind(order.id)
             .bind(l.line_no - 1)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(e).await)?;
             let Some((price, ordered)) = line else {
                 return Err(PaymentError::BadRefund(format!(
                     "订单没有第 {} 行",
                     l.line_no
                 )));
             };
-            let refunded: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(SUM(rl.quantity), 0) FROM refund_lines rl \
+            let refunded: i64 = crate::sql!(&self.pool, e => sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(rl.quantity), 0) AS BIGINT) FROM refund_lines rl \
                  JOIN refunds r ON r.id = rl.refund_id \
                  WHERE r.order_id = $1 AND rl.line_no = $2 AND r.status IN ('processing', 'succeeded')",
             )
             .bind(order.id)
             .bind(l.line_no - 1)
-            .fetch_one(&self.pool)
-            .await?;
+            .fetch_one(e).await)?;
             if l.quantity > ordered - refunded {
                 return Err(PaymentError::BadRefund(format!(
                     "第 {} 行最多还可退 {} 件",
@@ -223,13 +219,12 @@ impl Payments {
             }
             lines_value += price * l.quantity;
         }
-        let committed: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(amount_fen), 0) FROM refunds WHERE order_id = $1 \
+        let committed: i64 = crate::sql!(&self.pool, e => sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM refunds WHERE order_id = $1 \
              AND kind <> 'automatic' AND status IN ('processing', 'succeeded')",
         )
         .bind(order.id)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(e).await)?;
         let left = order.total_fee - committed;
         let amount = match (req.amount_fen, lines.is_empty()) {
             (Some(a), _) => a,
@@ -255,15 +250,14 @@ impl Payments {
         let now = now();
         let mut tx = self.pool.begin().await?;
         // The check that the refund fits and the claim on the money, in one conditional UPDATE.
-        let fits = sqlx::query(&format!(
+        let fits = crate::sql!(&mut tx, e => sqlx::query(&format!(
             "UPDATE orders SET status = 'refunding' WHERE id = $1 AND status IN {REFUNDABLE} \
-             AND total_fee - (SELECT COALESCE(SUM(amount_fen), 0) FROM refunds WHERE order_id = $1 \
+             AND total_fee - (SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM refunds WHERE order_id = $1 \
                AND kind <> 'automatic' AND status IN ('processing', 'succeeded')) >= $2"
         ))
         .bind(order.id)
         .bind(amount)
-        .execute(&mut *tx)
-        .await?;
+        .execute(e).await.map(crate::db::Done::from))?;
         if fits.rows_affected() != 1 {
             drop(tx);
             return Err(PaymentError::BadRefund(format!(
@@ -271,7 +265,7 @@ impl Payments {
                 app::model::format_fen(left.max(0))
             )));
         }
-        let inserted: Option<i64> = sqlx::query_scalar(
+        let inserted: Option<i64> = crate::sql!(&mut tx, e => sqlx::query_scalar(
             "INSERT INTO refunds (order_id, out_refund_no, transaction_id, amount_fen, total_fen, \
                kind, status, reason, restock, created_at, updated_at, retry_at) \
              VALUES ($1, $2, $3, $4, $5, 'merchant', 'processing', $6, $7, $8, $8, $9) \
@@ -286,8 +280,7 @@ impl Payments {
         .bind(req.restock)
         .bind(now)
         .bind(now + backoff_secs(0))
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(e).await)?;
         let Some(refund_row) = inserted else {
             // The same request, a moment ago, from someone else: theirs stands.
             drop(tx);
@@ -301,17 +294,16 @@ impl Payments {
             });
         };
         for l in &lines {
-            sqlx::query(
+            crate::sql!(&mut tx, e => sqlx::query(
                 "INSERT INTO refund_lines (refund_id, line_no, quantity) VALUES ($1, $2, $3)",
             )
             .bind(refund_row)
             .bind(l.line_no - 1)
             .bind(l.quantity)
-            .execute(&mut *tx)
-            .await?;
+            .execute(e).await.map(crate::db::Done::from))?;
         }
         events::record(
-            &mut *tx,
+            &mut tx,
             Some(order.id),
             EventKind::Refund,
             Outcome::Info,
@@ -365,14 +357,13 @@ impl Payments {
                 if result.refund_fee != amount {
                     tracing::error!(out_refund_no, "WeChat answered another refund amount");
                 }
-                sqlx::query(
+                crate::sql!(&self.pool, e => sqlx::query(
                     "UPDATE refunds SET refund_id = $1, updated_at = $2 WHERE out_refund_no = $3",
                 )
                 .bind(&result.refund_id)
                 .bind(now())
                 .bind(out_refund_no)
-                .execute(&self.pool)
-                .await?;
+                .execute(e).await.map(crate::db::Done::from))?;
                 events::record(
                     &self.pool,
                     Some(order_id),
@@ -441,7 +432,7 @@ impl Payments {
     ) -> Result<()> {
         let out_refund_no = automatic_refund_no(transaction_id);
         let now = now();
-        let inserted: Option<i64> = sqlx::query_scalar(
+        let inserted: Option<i64> = crate::sql!(&self.pool, e => sqlx::query_scalar(
             "INSERT INTO refunds (order_id, out_refund_no, transaction_id, amount_fen, total_fen, \
                kind, status, reason, created_at, updated_at, retry_at) \
              VALUES ($1, $2, $3, $4, $4, 'automatic', 'processing', $5, $6, $6, $7) \
@@ -454,8 +445,7 @@ impl Payments {
         .bind("订单已关闭，款项原路退回")
         .bind(now)
         .bind(now + backoff_secs(0))
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(e).await)?;
         if inserted.is_none() {
             return Ok(()); // Already being refunded: WeChat repeated itself.
         }
@@ -488,11 +478,9 @@ impl Payments {
             return Ok((Outcome::Info, "refund still processing".into()));
         };
         let known = self.refund_record(&notice.out_refund_no).await?;
-        let order: Option<(i64, i64)> =
-            sqlx::query_as("SELECT id, total_fee FROM orders WHERE order_no = $1")
+        let order: Option<(i64, i64)> = crate::sql!(&self.pool, e => sqlx::query_as("SELECT id, total_fee FROM orders WHERE order_no = $1")
                 .bind(&notice.out_trade_no)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(e).await)?;
         let Some((order_id, _)) = order else {
             let why = format!(
                 "refund {} for unknown order {}",
@@ -514,7 +502,7 @@ impl Payments {
             Some(_) => {}
             None => {
                 let now = now();
-                sqlx::query(
+                crate::sql!(&self.pool, e => sqlx::query(
                     "INSERT INTO refunds (order_id, out_refund_no, refund_id, transaction_id, \
                        amount_fen, total_fen, kind, status, reason, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, 'external', 'processing', $7, $8, $8) \
@@ -528,8 +516,7 @@ impl Payments {
                 .bind(notice.total_fee.max(notice.refund_fee))
                 .bind("在微信支付商户平台发起的退款")
                 .bind(now)
-                .execute(&self.pool)
-                .await?;
+                .execute(e).await.map(crate::db::Done::from))?;
                 tracing::warn!(out_refund_no = %notice.out_refund_no, "refund made outside the shop recorded");
             }
         }
@@ -572,7 +559,7 @@ impl Payments {
     /// Refunds still processing a while after they were asked for: sent again when WeChat never
     /// confirmed them, otherwise queried (a lost notification). Returns (settled, deferred).
     pub(super) async fn reconcile_refunds(&self, now: i64) -> Result<(usize, usize)> {
-        let due: Vec<(i64, String, Option<String>, i64, i64, String, String, i64)> = sqlx::query_as(
+        let due: Vec<(i64, String, Option<String>, i64, i64, String, String, i64)> = crate::sql!(&self.pool, e => sqlx::query_as(
             "SELECT r.order_id, r.out_refund_no, r.refund_id, r.total_fen, r.amount_fen, r.reason, \
                o.order_no, r.retries FROM refunds r JOIN orders o ON o.id = r.order_id \
              WHERE r.status = 'processing' AND (r.retry_at IS NULL OR r.retry_at <= $1) \
@@ -580,8 +567,7 @@ impl Payments {
         )
         .bind(now)
         .bind(now - self.cfg.reconcile_after.as_secs() as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(e).await)?;
         let (mut settled, mut deferred) = (0, 0);
         for (order_id, out_refund_no, refund_id, total, amount, reason, order_no, retries) in due {
             if refund_id.is_none() {
@@ -618,14 +604,13 @@ impl Payments {
                     }
                 }
             }
-            sqlx::query(
+            crate::sql!(&self.pool, e => sqlx::query(
                 "UPDATE refunds SET retry_at = $1, retries = retries + 1 \
                  WHERE out_refund_no = $2 AND status = 'processing'",
             )
             .bind(now + backoff_secs(retries))
             .bind(&out_refund_no)
-            .execute(&self.pool)
-            .await?;
+            .execute(e).await.map(crate::db::Done::from))?;
         }
         Ok((settled, deferred))
     }
@@ -633,20 +618,19 @@ impl Payments {
 
 /// Every refund of an order, oldest first.
 pub async fn refunds_of(
-    pool: &sqlx::SqlitePool,
+    pool: &crate::db::Db,
     order_id: i64,
 ) -> std::result::Result<Vec<RefundRecord>, sqlx::Error> {
-    sqlx::query_as(&format!(
+    crate::sql!(pool, e => sqlx::query_as(&format!(
         "SELECT {RECORD_COLUMNS} FROM refunds WHERE order_id = $1 ORDER BY id"
     ))
     .bind(order_id)
-    .fetch_all(pool)
-    .await
+    .fetch_all(e).await)
 }
 
 /// The refunds the shopper sees on the order page.
 pub async fn views_of(
-    pool: &sqlx::SqlitePool,
+    pool: &crate::db::Db,
     order_id: i64,
 ) -> std::result::Result<Vec<RefundView>, sqlx::Error> {
     Ok(refunds_of(pool, order_id)

@@ -21,8 +21,8 @@
 
 use super::events::{self, EventKind, Outcome};
 use super::now;
+use crate::db::{Db, Tx};
 use app::model::RefundState;
-use sqlx::{Sqlite, SqlitePool, Transaction};
 
 /// The statuses a refund may start from (SQL list, for `status IN …`).
 pub const REFUNDABLE: &str = "('paid', 'shipped', 'completed', 'partially_refunded', 'refunding')";
@@ -75,7 +75,7 @@ impl Applied {
 /// `unpaid → paid`, in ONE conditional UPDATE, with its event in the same transaction so the
 /// log and the order always agree.
 pub async fn apply_paid(
-    pool: &SqlitePool,
+    pool: &Db,
     order_no: &str,
     transaction_id: &str,
     total_fee: i64,
@@ -85,7 +85,7 @@ pub async fn apply_paid(
     let mut tx = pool.begin().await?;
     // A write first: SQLite takes the write lock now, so concurrent deliveries queue here
     // instead of failing on a read→write upgrade.
-    let paid = sqlx::query_scalar::<_, i64>(
+    let paid = crate::sql!(&mut tx, e => sqlx::query_scalar::<_, i64>(
         "UPDATE orders SET status = 'paid', paid_at = $1, transaction_id = $2, pay_error = NULL, \
          retry_at = NULL, paid_in_sandbox = $5 \
          WHERE order_no = $3 AND status = 'unpaid' AND total_fee = $4 RETURNING id",
@@ -95,17 +95,15 @@ pub async fn apply_paid(
     .bind(order_no)
     .bind(total_fee)
     .bind(sandbox)
-    .fetch_optional(&mut *tx)
-    .await?;
+    .fetch_optional(e).await)?;
     let (applied, order_id) = match paid {
         Some(id) => (Applied::Accepted, Some(id)),
         None => {
-            let row: Option<(i64, String, i64, Option<String>)> = sqlx::query_as(
+            let row: Option<(i64, String, i64, Option<String>)> = crate::sql!(&mut tx, e => sqlx::query_as(
                 "SELECT id, status, total_fee, transaction_id FROM orders WHERE order_no = $1",
             )
             .bind(order_no)
-            .fetch_optional(&mut *tx)
-            .await?;
+            .fetch_optional(e).await)?;
             match row {
                 None => (Applied::UnknownOrder, None),
                 Some((id, status, expected, _)) if status == "unpaid" => (
@@ -140,7 +138,7 @@ pub async fn apply_paid(
             "order is {status}: payment {transaction_id} of {total_fee} fen is refunded in full"
         ),
     };
-    events::record(&mut *tx, order_id, kind, applied.outcome(), &detail).await?;
+    events::record(&mut tx, order_id, kind, applied.outcome(), &detail).await?;
     tx.commit().await?;
     let kind = kind.as_str();
     match &applied {
@@ -161,30 +159,28 @@ pub async fn apply_paid(
 /// `unpaid → closed` with the stock put back, atomically. Returns whether this call made the
 /// transition (false: it was no longer unpaid).
 pub async fn close_and_release(
-    pool: &SqlitePool,
+    pool: &Db,
     order_id: i64,
     reason: &str,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let done = sqlx::query(
+    let done = crate::sql!(&mut tx, e => sqlx::query(
         "UPDATE orders SET status = 'closed', closed_at = $1, retry_at = NULL \
          WHERE id = $2 AND status = 'unpaid'",
     )
     .bind(now())
     .bind(order_id)
-    .execute(&mut *tx)
-    .await?;
+    .execute(e).await.map(crate::db::Done::from))?;
     if done.rows_affected() != 1 {
         return Ok(false);
     }
-    sqlx::query(
+    crate::sql!(&mut tx, e => sqlx::query(
         "UPDATE skus SET stock = stock + (SELECT SUM(quantity) FROM order_lines l \
            WHERE l.order_id = $1 AND l.sku_id = skus.id) \
          WHERE id IN (SELECT sku_id FROM order_lines WHERE order_id = $1)",
     )
     .bind(order_id)
-    .execute(&mut *tx)
-    .await?;
+    .execute(e).await.map(crate::db::Done::from))?;
     tx.commit().await?;
     tracing::info!(order_id, reason, "order closed, stock released");
     Ok(true)
@@ -192,29 +188,25 @@ pub async fn close_and_release(
 
 /// Recomputes an order's `refunded_fen` and status from its refunds (see the module docs).
 /// Unpaid and closed orders keep their status.
-pub async fn recompute_refunds(
-    tx: &mut Transaction<'_, Sqlite>,
-    order_id: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+pub async fn recompute_refunds(tx: &mut Tx<'_>, order_id: i64) -> Result<(), sqlx::Error> {
+    crate::sql!(&mut *tx, e => sqlx::query(
         "UPDATE orders SET \
-           refunded_fen = (SELECT COALESCE(SUM(amount_fen), 0) FROM refunds \
+           refunded_fen = (SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM refunds \
              WHERE order_id = $1 AND kind <> 'automatic' AND status = 'succeeded'), \
            status = CASE \
              WHEN status IN ('unpaid', 'closed') THEN status \
              WHEN EXISTS (SELECT 1 FROM refunds WHERE order_id = $1 AND kind <> 'automatic' \
                AND status = 'processing') THEN 'refunding' \
-             WHEN (SELECT COALESCE(SUM(amount_fen), 0) FROM refunds WHERE order_id = $1 \
+             WHEN (SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM refunds WHERE order_id = $1 \
                AND kind <> 'automatic' AND status = 'succeeded') >= total_fee THEN 'refunded' \
-             WHEN (SELECT COALESCE(SUM(amount_fen), 0) FROM refunds WHERE order_id = $1 \
+             WHEN (SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM refunds WHERE order_id = $1 \
                AND kind <> 'automatic' AND status = 'succeeded') > 0 THEN 'partially_refunded' \
              WHEN status = 'refunding' THEN 'paid' \
              ELSE status END \
          WHERE id = $1",
     )
     .bind(order_id)
-    .execute(&mut **tx)
-    .await?;
+    .execute(e).await.map(crate::db::Done::from))?;
     Ok(())
 }
 
@@ -233,7 +225,7 @@ pub enum Settled {
 /// UPDATE; on success the refunded lines go back to stock when the refund asked for it, and
 /// the order's refunded total and status follow — all in one transaction.
 pub async fn settle_refund(
-    pool: &SqlitePool,
+    pool: &Db,
     out_refund_no: &str,
     state: RefundState,
     refund_id: Option<&str>,
@@ -243,7 +235,7 @@ pub async fn settle_refund(
     debug_assert!(state != RefundState::Processing);
     let now = now();
     let mut tx = pool.begin().await?;
-    let row: Option<(i64, i64, bool)> = sqlx::query_as(
+    let row: Option<(i64, i64, bool)> = crate::sql!(&mut tx, e => sqlx::query_as(
         "UPDATE refunds SET status = $1, refund_id = COALESCE($2, refund_id), detail = $3, \
            updated_at = $4, succeeded_at = CASE WHEN $1 = 'succeeded' THEN $4 END, retry_at = NULL \
          WHERE out_refund_no = $5 AND status = 'processing' RETURNING id, order_id, restock",
@@ -253,14 +245,11 @@ pub async fn settle_refund(
     .bind(detail)
     .bind(now)
     .bind(out_refund_no)
-    .fetch_optional(&mut *tx)
-    .await?;
+    .fetch_optional(e).await)?;
     let Some((id, order_id, restock)) = row else {
-        let current: Option<(String,)> =
-            sqlx::query_as("SELECT status FROM refunds WHERE out_refund_no = $1")
+        let current: Option<(String,)> = crate::sql!(&mut tx, e => sqlx::query_as("SELECT status FROM refunds WHERE out_refund_no = $1")
                 .bind(out_refund_no)
-                .fetch_optional(&mut *tx)
-                .await?;
+                .fetch_optional(e).await)?;
         return Ok(match current {
             Some((s,)) => Settled::AlreadySettled {
                 state: RefundState::parse(&s).unwrap_or(RefundState::Failed),
@@ -269,7 +258,7 @@ pub async fn settle_refund(
         });
     };
     if state == RefundState::Succeeded && restock {
-        sqlx::query(
+        crate::sql!(&mut tx, e => sqlx::query(
             "UPDATE skus SET stock = stock + (SELECT SUM(rl.quantity) FROM refund_lines rl \
                JOIN order_lines ol ON ol.order_id = $1 AND ol.line_no = rl.line_no \
                WHERE rl.refund_id = $2 AND ol.sku_id = skus.id) \
@@ -278,13 +267,12 @@ pub async fn settle_refund(
         )
         .bind(order_id)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(e).await.map(crate::db::Done::from))?;
     }
     recompute_refunds(&mut tx, order_id).await?;
     let (kind, outcome) = event;
     events::record(
-        &mut *tx,
+        &mut tx,
         Some(order_id),
         kind,
         outcome,

@@ -2,7 +2,7 @@
 //! is my refund?" (`wxmall payments ORDER`).
 
 use super::refunds::{refunds_of, RefundRecord};
-use sqlx::SqlitePool;
+use crate::db::Db;
 
 #[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 pub struct PaymentTrail {
@@ -35,24 +35,22 @@ pub struct PaymentEvent {
 }
 
 /// The trail of the order with number (out_trade_no) or id `order`; `None` if there is none.
-pub async fn trail(pool: &SqlitePool, order: &str) -> Result<Option<PaymentTrail>, sqlx::Error> {
-    let found: Option<PaymentTrail> = sqlx::query_as(
+pub async fn trail(pool: &Db, order: &str) -> Result<Option<PaymentTrail>, sqlx::Error> {
+    let found: Option<PaymentTrail> = crate::sql!(pool, e => sqlx::query_as(
         "SELECT id AS order_id, order_no, status, total_fee, refunded_fen, transaction_id, \
          pay_error, created_at, paid_at, closed_at, paid_in_sandbox FROM orders \
          WHERE order_no = $1 OR CAST(id AS TEXT) = $1 ORDER BY order_no = $1 DESC LIMIT 1",
     )
     .bind(order)
-    .fetch_optional(pool)
-    .await?;
+    .fetch_optional(e).await)?;
     let Some(mut trail) = found else {
         return Ok(None);
     };
     trail.refunds = refunds_of(pool, trail.order_id).await?;
-    trail.events = sqlx::query_as(
+    trail.events = crate::sql!(pool, e => sqlx::query_as(
         "SELECT created_at, kind, outcome, detail FROM payment_events WHERE order_id = $1 ORDER BY id",
     )
     .bind(trail.order_id)
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(e).await)?;
     Ok(Some(trail))
 }

@@ -2,12 +2,12 @@
 
 use super::catalog::{sku_info, SKU_INFO_SELECT};
 use super::{db_error, now, out_of_stock};
+use crate::db::Db;
 use app::error::ApiError;
 use app::model::*;
 use app::port::Result;
-use sqlx::SqlitePool;
 
-pub async fn load(pool: &SqlitePool, user: i64) -> Result<Cart> {
+pub async fn load(pool: &Db, user: i64) -> Result<Cart> {
     #[derive(sqlx::FromRow)]
     struct Row {
         sku_id: i64,
@@ -20,14 +20,13 @@ pub async fn load(pool: &SqlitePool, user: i64) -> Result<Cart> {
         quantity: i64,
         selected: bool,
     }
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let rows: Vec<Row> = crate::sql!(pool, e => sqlx::query_as(&format!(
         "SELECT i.*, c.quantity, c.selected FROM cart_lines c \
          JOIN ({SKU_INFO_SELECT}) i ON i.sku_id = c.sku_id \
          WHERE c.user_id = $1 ORDER BY c.updated_at DESC, c.sku_id"
     ))
     .bind(user)
-    .fetch_all(pool)
-    .await
+    .fetch_all(e).await)
     .map_err(db_error)?;
     let lines: Vec<CartLine> = rows
         .into_iter()
@@ -51,20 +50,19 @@ pub async fn load(pool: &SqlitePool, user: i64) -> Result<Cart> {
     })
 }
 
-async fn current_quantity(pool: &SqlitePool, user: i64, sku_id: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar::<_, i64>(
+async fn current_quantity(pool: &Db, user: i64, sku_id: i64) -> Result<i64> {
+    Ok(crate::sql!(pool, e => sqlx::query_scalar::<_, i64>(
         "SELECT quantity FROM cart_lines WHERE user_id = $1 AND sku_id = $2",
     )
     .bind(user)
     .bind(sku_id)
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(e).await)
     .map_err(db_error)?
     .unwrap_or(0))
 }
 
-async fn upsert(pool: &SqlitePool, user: i64, sku_id: i64, quantity: i64) -> Result<()> {
-    sqlx::query(
+async fn upsert(pool: &Db, user: i64, sku_id: i64, quantity: i64) -> Result<()> {
+    crate::sql!(pool, e => sqlx::query(
         "INSERT INTO cart_lines (user_id, sku_id, quantity, selected, updated_at) \
          VALUES ($1, $2, $3, TRUE, $4) \
          ON CONFLICT (user_id, sku_id) DO UPDATE SET quantity = excluded.quantity, \
@@ -74,13 +72,12 @@ async fn upsert(pool: &SqlitePool, user: i64, sku_id: i64, quantity: i64) -> Res
     .bind(sku_id)
     .bind(quantity)
     .bind(now())
-    .execute(pool)
-    .await
+    .execute(e).await.map(crate::db::Done::from))
     .map_err(db_error)?;
     Ok(())
 }
 
-pub async fn add(pool: &SqlitePool, user: i64, sku_id: i64, quantity: i64) -> Result<()> {
+pub async fn add(pool: &Db, user: i64, sku_id: i64, quantity: i64) -> Result<()> {
     let sku = sku_info(pool, sku_id).await?;
     let have = current_quantity(pool, user, sku_id).await?;
     let want = have + quantity;
@@ -98,13 +95,12 @@ pub async fn add(pool: &SqlitePool, user: i64, sku_id: i64, quantity: i64) -> Re
     upsert(pool, user, sku_id, want).await
 }
 
-pub async fn set_quantity(pool: &SqlitePool, user: i64, sku_id: i64, quantity: i64) -> Result<()> {
+pub async fn set_quantity(pool: &Db, user: i64, sku_id: i64, quantity: i64) -> Result<()> {
     if quantity == 0 {
-        sqlx::query("DELETE FROM cart_lines WHERE user_id = $1 AND sku_id = $2")
+        crate::sql!(pool, e => sqlx::query("DELETE FROM cart_lines WHERE user_id = $1 AND sku_id = $2")
             .bind(user)
             .bind(sku_id)
-            .execute(pool)
-            .await
+            .execute(e).await.map(crate::db::Done::from))
             .map_err(db_error)?;
         return Ok(());
     }
@@ -115,14 +111,13 @@ pub async fn set_quantity(pool: &SqlitePool, user: i64, sku_id: i64, quantity: i
     upsert(pool, user, sku_id, quantity).await
 }
 
-pub async fn set_selected(pool: &SqlitePool, user: i64, sku_id: i64, selected: bool) -> Result<()> {
+pub async fn set_selected(pool: &Db, user: i64, sku_id: i64, selected: bool) -> Result<()> {
     let done =
-        sqlx::query("UPDATE cart_lines SET selected = $1 WHERE user_id = $2 AND sku_id = $3")
+        crate::sql!(pool, e => sqlx::query("UPDATE cart_lines SET selected = $1 WHERE user_id = $2 AND sku_id = $3")
             .bind(selected)
             .bind(user)
             .bind(sku_id)
-            .execute(pool)
-            .await
+            .execute(e).await.map(crate::db::Done::from))
             .map_err(db_error)?;
     if done.rows_affected() == 0 {
         return Err(ApiError::not_found("购物车商品"));

@@ -1,7 +1,7 @@
 //! The demo catalogue that makes a first run look like a shop. Loaded only into an empty
 //! catalogue (and never when `WXMALL_DEMO_CATALOGUE=0`).
 
-use sqlx::SqlitePool;
+use crate::db::Db;
 
 struct DemoProduct {
     category: &'static str,
@@ -167,24 +167,24 @@ const PRODUCTS: &[DemoProduct] = &[
 ];
 
 /// Inserts the demo catalogue if the catalogue is empty. Returns how many products it added.
-pub async fn seed_if_empty(pool: &SqlitePool) -> Result<usize, sqlx::Error> {
+pub async fn seed_if_empty(pool: &Db) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
-        .fetch_one(&mut *tx)
-        .await?;
+    // Instances starting together on one PostgreSQL database load it once.
+    tx.lock(crate::db::locks::DEMO_CATALOGUE).await?;
+    let existing: i64 = crate::sql!(&mut tx, e => sqlx::query_scalar("SELECT COUNT(*) FROM products")
+        .fetch_one(e).await)?;
     if existing > 0 {
         return Ok(0);
     }
     for (sort, name) in CATEGORIES.iter().enumerate() {
-        sqlx::query("INSERT INTO categories (name, sort) VALUES ($1, $2)")
+        crate::sql!(&mut tx, e => sqlx::query("INSERT INTO categories (name, sort) VALUES ($1, $2)")
             .bind(name)
             .bind(sort as i64)
-            .execute(&mut *tx)
-            .await?;
+            .execute(e).await.map(crate::db::Done::from))?;
     }
     for (sort, p) in PRODUCTS.iter().enumerate() {
         let image = format!("/images/products/{}.svg", p.image);
-        let product_id: i64 = sqlx::query_scalar(
+        let product_id: i64 = crate::sql!(&mut tx, e => sqlx::query_scalar(
             "INSERT INTO products (category_id, name, description, image, images, sort) \
              VALUES ((SELECT id FROM categories WHERE name = $1), $2, $3, $4, $5, $6) RETURNING id",
         )
@@ -194,10 +194,9 @@ pub async fn seed_if_empty(pool: &SqlitePool) -> Result<usize, sqlx::Error> {
         .bind(&image)
         .bind(format!("/images/products/{}-2.svg", p.image))
         .bind(sort as i64)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(e).await)?;
         for (sku_sort, (name, price_fen, stock)) in p.skus.iter().enumerate() {
-            sqlx::query(
+            crate::sql!(&mut tx, e => sqlx::query(
                 "INSERT INTO skus (product_id, name, price_fen, stock, sort) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(product_id)
@@ -205,8 +204,7 @@ pub async fn seed_if_empty(pool: &SqlitePool) -> Result<usize, sqlx::Error> {
             .bind(price_fen)
             .bind(stock)
             .bind(sku_sort as i64)
-            .execute(&mut *tx)
-            .await?;
+            .execute(e).await.map(crate::db::Done::from))?;
         }
     }
     tx.commit().await?;

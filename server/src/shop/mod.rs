@@ -6,16 +6,15 @@
 
 mod cart;
 mod catalog;
-pub mod db;
 pub mod demo;
 pub(crate) mod orders;
 pub mod sessions;
 
+use crate::db::Db;
 use app::error::{ApiError, ErrorCode};
 use app::model::*;
 use app::port::{Result, SessionId, ShopPort};
 use async_trait::async_trait;
-use sqlx::SqlitePool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +48,7 @@ impl Default for ShopSettings {
 
 #[derive(Clone)]
 pub struct SqlShop {
-    pool: SqlitePool,
+    pool: Db,
     settings: ShopSettings,
     wechat: Option<Arc<crate::wx::Wechat>>,
     payments: Option<crate::payments::Payments>,
@@ -58,7 +57,7 @@ pub struct SqlShop {
 }
 
 impl SqlShop {
-    pub fn new(pool: SqlitePool, settings: ShopSettings) -> Self {
+    pub fn new(pool: Db, settings: ShopSettings) -> Self {
         Self {
             pool,
             settings,
@@ -118,7 +117,7 @@ impl SqlShop {
         })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &Db {
         &self.pool
     }
 }

@@ -5,11 +5,11 @@
 
 use super::catalog::{sku_info, SkuInfo};
 use super::{check_quantity, db_error, now, out_of_stock, ShopSettings};
+use crate::db::{Db, Tx};
 use app::error::{ApiError, ErrorCode};
 use app::model::*;
 use app::port::Result;
 use rand::Rng;
-use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::collections::BTreeMap;
 
 /// The merchant order number (WeChat's `out_trade_no`): time of day plus randomness,
@@ -80,7 +80,7 @@ fn total_of(lines: &[CartLine]) -> Result<i64> {
         .ok_or_else(|| ApiError::new(ErrorCode::Validation, "订单金额过大"))
 }
 
-pub async fn quote(pool: &SqlitePool, items: &[OrderItemInput]) -> Result<Quote> {
+pub async fn quote(pool: &Db, items: &[OrderItemInput]) -> Result<Quote> {
     let mut lines = Vec::new();
     for (sku_id, quantity) in normalise_items(items)? {
         let info = sku_info(pool, sku_id).await?;
@@ -94,14 +94,13 @@ pub async fn quote(pool: &SqlitePool, items: &[OrderItemInput]) -> Result<Quote>
 }
 
 /// Takes `quantity` of `sku_id` out of stock, or fails without touching it.
-async fn reserve(tx: &mut Transaction<'_, Sqlite>, sku_id: i64, quantity: i64) -> Result<SkuInfo> {
-    let done = sqlx::query("UPDATE skus SET stock = stock - $1 WHERE id = $2 AND stock >= $1")
+async fn reserve(tx: &mut Tx<'_>, sku_id: i64, quantity: i64) -> Result<SkuInfo> {
+    let done = crate::sql!(&mut *tx, e => sqlx::query("UPDATE skus SET stock = stock - $1 WHERE id = $2 AND stock >= $1")
         .bind(quantity)
         .bind(sku_id)
-        .execute(&mut **tx)
-        .await
+        .execute(e).await.map(crate::db::Done::from))
         .map_err(db_error)?;
-    let info = sku_info(&mut **tx, sku_id).await?;
+    let info = sku_info(&mut *tx, sku_id).await?;
     if done.rows_affected() != 1 {
         return Err(out_of_stock(&info.product_name, info.stock));
     }
@@ -109,7 +108,7 @@ async fn reserve(tx: &mut Transaction<'_, Sqlite>, sku_id: i64, quantity: i64) -
 }
 
 pub async fn create(
-    pool: &SqlitePool,
+    pool: &Db,
     user: i64,
     order: NewOrder,
     clear_cart: bool,
@@ -120,7 +119,7 @@ pub async fn create(
 
 /// [`create`] with the order numbers drawn from `next_no(created_at)` (tests force collisions).
 async fn create_numbered(
-    pool: &SqlitePool,
+    pool: &Db,
     user: i64,
     order: NewOrder,
     clear_cart: bool,
@@ -142,16 +141,14 @@ async fn create_numbered(
     let mut tx = pool.begin().await.map_err(db_error)?;
     // At most so many stock reservations per shopper (inside the transaction: two checkouts
     // at once cannot both pass). The user row is touched first so the write lock is taken.
-    sqlx::query("UPDATE users SET id = id WHERE id = $1")
+    crate::sql!(&mut tx, e => sqlx::query("UPDATE users SET id = id WHERE id = $1")
         .bind(user)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .execute(e).await.map(crate::db::Done::from))
+    .map_err(db_error)?;
     let unpaid: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE user_id = $1 AND status = 'unpaid'")
+        crate::sql!(&mut tx, e => sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE user_id = $1 AND status = 'unpaid'")
             .bind(user)
-            .fetch_one(&mut *tx)
-            .await
+            .fetch_one(e).await)
             .map_err(db_error)?;
     if unpaid >= settings.max_unpaid_orders {
         return Err(ApiError::new(
@@ -173,7 +170,7 @@ async fn create_numbered(
     let mut inserted = None;
     for _ in 0..ORDER_NO_ATTEMPTS {
         let order_no = next_no(created_at);
-        let id = sqlx::query_scalar::<_, i64>(
+        let id = crate::sql!(&mut tx, e => sqlx::query_scalar::<_, i64>(
             "INSERT INTO orders (order_no, user_id, status, total_fee, ship_name, ship_phone, \
              ship_region, ship_detail, remark, created_at, expires_at) \
              VALUES ($1, $2, 'unpaid', $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -189,8 +186,7 @@ async fn create_numbered(
         .bind(&remark)
         .bind(created_at)
         .bind(expires_at)
-        .fetch_optional(&mut *tx)
-        .await
+        .fetch_optional(e).await)
         .map_err(db_error)?;
         if let Some(id) = id {
             inserted = Some((id, order_no));
@@ -203,7 +199,7 @@ async fn create_numbered(
         return Err(ApiError::internal());
     };
     for (line_no, line) in lines.iter().enumerate() {
-        sqlx::query(
+        crate::sql!(&mut tx, e => sqlx::query(
             "INSERT INTO order_lines (order_id, line_no, sku_id, product_id, product_name, \
              sku_name, image, unit_price_fen, quantity) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
         )
@@ -216,19 +212,17 @@ async fn create_numbered(
         .bind(&line.image)
         .bind(line.price_fen)
         .bind(line.quantity)
-        .execute(&mut *tx)
-        .await
+        .execute(e).await.map(crate::db::Done::from))
         .map_err(db_error)?;
         if clear_cart {
-            sqlx::query("DELETE FROM cart_lines WHERE user_id = $1 AND sku_id = $2")
+            crate::sql!(&mut tx, e => sqlx::query("DELETE FROM cart_lines WHERE user_id = $1 AND sku_id = $2")
                 .bind(user)
                 .bind(line.sku_id)
-                .execute(&mut *tx)
-                .await
+                .execute(e).await.map(crate::db::Done::from))
                 .map_err(db_error)?;
         }
     }
-    sqlx::query(
+    crate::sql!(&mut tx, e => sqlx::query(
         "INSERT INTO addresses (user_id, name, phone, region, detail, last_used_at) \
          VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (user_id, name, phone, region, detail) \
@@ -240,8 +234,7 @@ async fn create_numbered(
     .bind(&address.region)
     .bind(&address.detail)
     .bind(created_at)
-    .execute(&mut *tx)
-    .await
+    .execute(e).await.map(crate::db::Done::from))
     .map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;
     tracing::info!(order_id, order_no = %order_no.0, total_fee, "order created");
@@ -251,14 +244,13 @@ async fn create_numbered(
     })
 }
 
-pub async fn addresses(pool: &SqlitePool, user: i64) -> Result<Vec<Address>> {
-    let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+pub async fn addresses(pool: &Db, user: i64) -> Result<Vec<Address>> {
+    let rows: Vec<(i64, String, String, String, String)> = crate::sql!(pool, e => sqlx::query_as(
         "SELECT id, name, phone, region, detail FROM addresses WHERE user_id = $1 \
          ORDER BY last_used_at DESC, id DESC LIMIT 10",
     )
     .bind(user)
-    .fetch_all(pool)
-    .await
+    .fetch_all(e).await)
     .map_err(db_error)?;
     Ok(rows
         .into_iter()
@@ -301,33 +293,32 @@ fn parse_status(s: &str) -> OrderStatus {
 
 /// An order of `user`'s; anybody else's order is "not found", never "forbidden",
 /// so order ids cannot be probed.
-async fn order_row(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result<OrderRow> {
+async fn order_row(pool: &Db, user: Option<i64>, order_id: i64) -> Result<OrderRow> {
     let Some(user) = user else {
         return Err(ApiError::not_found("订单"));
     };
-    sqlx::query_as::<_, OrderRow>(
+    crate::sql!(pool, e => sqlx::query_as::<_, OrderRow>(
         "SELECT id, order_no, status, total_fee, ship_name, ship_phone, ship_region, \
          ship_detail, remark, created_at, expires_at, paid_at, closed_at, refunded_fen, \
          paid_in_sandbox, carrier, tracking_no, shipped_at FROM orders WHERE id = $1 AND user_id = $2",
     )
     .bind(order_id)
     .bind(user)
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(e).await)
     .map_err(db_error)?
     .ok_or_else(|| ApiError::not_found("订单"))
 }
 
-pub async fn load(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result<Order> {
+pub async fn load(pool: &Db, user: Option<i64>, order_id: i64) -> Result<Order> {
     let row = order_row(pool, user, order_id).await?;
-    let lines: Vec<(i64, i64, String, String, String, i64, i64)> = sqlx::query_as(
+    let lines: Vec<(i64, i64, String, String, String, i64, i64)> =
+        crate::sql!(pool, e => sqlx::query_as(
         "SELECT sku_id, product_id, product_name, sku_name, image, unit_price_fen, quantity \
          FROM order_lines WHERE order_id = $1 ORDER BY line_no",
     )
     .bind(order_id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_error)?;
+    .fetch_all(e).await)
+        .map_err(db_error)?;
     let refunds = crate::payments::refunds::views_of(pool, order_id)
         .await
         .map_err(db_error)?;
@@ -377,11 +368,7 @@ pub async fn load(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result
     })
 }
 
-pub async fn status(
-    pool: &SqlitePool,
-    user: Option<i64>,
-    order_id: i64,
-) -> Result<OrderStatusView> {
+pub async fn status(pool: &Db, user: Option<i64>, order_id: i64) -> Result<OrderStatusView> {
     let row = order_row(pool, user, order_id).await?;
     Ok(OrderStatusView {
         order_id: row.id,
@@ -392,12 +379,11 @@ pub async fn status(
 }
 
 /// How many of `user`'s orders are in each status.
-pub async fn counts(pool: &SqlitePool, user: i64) -> Result<OrderCounts> {
+pub async fn counts(pool: &Db, user: i64) -> Result<OrderCounts> {
     let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM orders WHERE user_id = $1 GROUP BY status")
+        crate::sql!(pool, e => sqlx::query_as("SELECT status, COUNT(*) FROM orders WHERE user_id = $1 GROUP BY status")
             .bind(user)
-            .fetch_all(pool)
-            .await
+            .fetch_all(e).await)
             .map_err(db_error)?;
     let mut counts = OrderCounts::default();
     for (status, n) in rows {
@@ -406,11 +392,7 @@ pub async fn counts(pool: &SqlitePool, user: i64) -> Result<OrderCounts> {
     Ok(counts)
 }
 
-pub async fn list(
-    pool: &SqlitePool,
-    user: i64,
-    filter: Option<OrderFilter>,
-) -> Result<Vec<OrderSummary>> {
+pub async fn list(pool: &Db, user: i64, filter: Option<OrderFilter>) -> Result<Vec<OrderSummary>> {
     #[derive(sqlx::FromRow)]
     struct Row {
         id: i64,
@@ -422,29 +404,27 @@ pub async fn list(
         first_image: String,
         title: String,
     }
-    let rows = sqlx::query_as::<_, Row>(
-        "SELECT o.id, o.order_no, o.status, o.total_fee, o.created_at, \
-           (SELECT SUM(quantity) FROM order_lines WHERE order_id = o.id) AS item_count, \
-           (SELECT image FROM order_lines WHERE order_id = o.id AND line_no = 0) AS first_image, \
-           (SELECT product_name FROM order_lines WHERE order_id = o.id AND line_no = 0) AS title \
-         FROM orders o WHERE o.user_id = $1 \
-           AND ($2 IS NULL OR o.status IN ($2, $3, $4)) \
-         ORDER BY o.created_at DESC, o.id DESC LIMIT 100",
-    )
-    .bind(user);
     // A tab holds at most three statuses: the first is repeated to fill the IN list.
     let statuses: Vec<&'static str> = filter
         .map(|f| f.statuses().into_iter().map(OrderStatus::as_str).collect())
         .unwrap_or_default();
     let nth = |i: usize| statuses.get(i).or(statuses.first()).copied();
     debug_assert!(statuses.len() <= 3);
-    let rows: Vec<Row> = rows
-        .bind(nth(0))
-        .bind(nth(1))
-        .bind(nth(2))
-        .fetch_all(pool)
-        .await
-        .map_err(db_error)?;
+    let rows: Vec<Row> = crate::sql!(pool, e => sqlx::query_as::<_, Row>(
+        "SELECT o.id, o.order_no, o.status, o.total_fee, o.created_at, \
+           (SELECT CAST(SUM(quantity) AS BIGINT) FROM order_lines WHERE order_id = o.id) AS item_count, \
+           (SELECT image FROM order_lines WHERE order_id = o.id AND line_no = 0) AS first_image, \
+           (SELECT product_name FROM order_lines WHERE order_id = o.id AND line_no = 0) AS title \
+         FROM orders o WHERE o.user_id = $1 \
+           AND ($2 IS NULL OR o.status IN ($2, $3, $4)) \
+         ORDER BY o.created_at DESC, o.id DESC LIMIT 100",
+    )
+    .bind(user)
+    .bind(nth(0))
+    .bind(nth(1))
+    .bind(nth(2))
+    .fetch_all(e).await)
+    .map_err(db_error)?;
     Ok(rows
         .into_iter()
         .map(|r| OrderSummary {
@@ -463,7 +443,7 @@ pub async fn list(
 /// Cancels an unpaid order that never went to WeChat (a shop without WeChat Pay): WeChat
 /// cannot have its money, so closing it in the shop is enough. Orders that went to WeChat are
 /// cancelled by the payments service, which asks WeChat first.
-pub async fn cancel_unprepaid(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result<()> {
+pub async fn cancel_unprepaid(pool: &Db, user: Option<i64>, order_id: i64) -> Result<()> {
     let row = order_row(pool, user, order_id).await?;
     if parse_status(&row.status) != OrderStatus::Unpaid {
         return Err(ApiError::new(
@@ -486,13 +466,12 @@ pub async fn cancel_unprepaid(pool: &SqlitePool, user: Option<i64>, order_id: i6
 }
 
 /// The order number of an unpaid order that was sent to WeChat (has a prepay_id).
-pub async fn prepaid_order_no(pool: &SqlitePool, order_id: i64) -> Result<Option<String>> {
-    sqlx::query_scalar(
+pub async fn prepaid_order_no(pool: &Db, order_id: i64) -> Result<Option<String>> {
+    crate::sql!(pool, e => sqlx::query_scalar(
         "SELECT order_no FROM orders WHERE id = $1 AND status = 'unpaid' AND prepay_id IS NOT NULL",
     )
     .bind(order_id)
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(e).await)
     .map_err(db_error)
 }
 
@@ -514,12 +493,11 @@ mod order_no_tests {
     async fn a_taken_order_number_is_drawn_again_and_never_half_written() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let pool = crate::shop::db::connect(&url).await.unwrap();
+        let pool = crate::db::connect(&url).await.unwrap();
         crate::shop::demo::seed_if_empty(&pool).await.unwrap();
         let user: i64 =
-            sqlx::query_scalar("INSERT INTO users (created_at) VALUES (0) RETURNING id")
-                .fetch_one(&pool)
-                .await
+            crate::sql!(&pool, e => sqlx::query_scalar("INSERT INTO users (created_at) VALUES (0) RETURNING id")
+                .fetch_one(e).await)
                 .unwrap();
         let order = || NewOrder {
             items: vec![OrderItemInput {
@@ -540,9 +518,8 @@ mod order_no_tests {
             .await
             .unwrap();
         let stock = || async {
-            sqlx::query_scalar::<_, i64>("SELECT stock FROM skus WHERE id = 1")
-                .fetch_one(&pool)
-                .await
+            crate::sql!(&pool, e => sqlx::query_scalar::<_, i64>("SELECT stock FROM skus WHERE id = 1")
+                .fetch_one(e).await)
                 .unwrap()
         };
         let before = stock().await;
@@ -560,10 +537,10 @@ mod order_no_tests {
         .await
         .unwrap();
         assert_eq!(draws, 2);
-        let no: String = sqlx::query_scalar("SELECT order_no FROM orders WHERE id = $1")
+        let no: String =
+            crate::sql!(&pool, e => sqlx::query_scalar("SELECT order_no FROM orders WHERE id = $1")
             .bind(second.order_id)
-            .fetch_one(&pool)
-            .await
+            .fetch_one(e).await)
             .unwrap();
         assert_eq!(no, "202611221439410000000002");
         assert_eq!(stock().await, before - 1);
@@ -574,25 +551,23 @@ mod order_no_tests {
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::Internal);
         assert_eq!(stock().await, before - 1);
-        let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let orders: i64 = crate::sql!(&pool, e => sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+            .fetch_one(e).await)
+        .unwrap();
         assert_eq!(orders, 2);
     }
 }
 
 /// 确认收货: `shipped → completed` for the order's own shopper, once.
-pub async fn confirm_receipt(pool: &SqlitePool, user: Option<i64>, order_id: i64) -> Result<()> {
+pub async fn confirm_receipt(pool: &Db, user: Option<i64>, order_id: i64) -> Result<()> {
     let row = order_row(pool, user, order_id).await?;
-    let done: Option<i64> = sqlx::query_scalar(
+    let done: Option<i64> = crate::sql!(pool, e => sqlx::query_scalar(
         "UPDATE orders SET status = 'completed', completed_at = $1 \
          WHERE id = $2 AND status = 'shipped' RETURNING id",
     )
     .bind(crate::shop::now())
     .bind(row.id)
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(e).await)
     .map_err(db_error)?;
     match done {
         Some(_) => Ok(()),
@@ -606,17 +581,16 @@ pub async fn confirm_receipt(pool: &SqlitePool, user: Option<i64>, order_id: i64
 /// Orders shipped before `shipped_before` (Unix seconds) complete by themselves
 /// (`WXMALL_AUTO_COMPLETE` after shipping); how many.
 pub async fn auto_complete(
-    pool: &SqlitePool,
+    pool: &Db,
     shipped_before: i64,
     now: i64,
 ) -> std::result::Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(crate::sql!(pool, e => sqlx::query(
         "UPDATE orders SET status = 'completed', completed_at = $1 \
          WHERE status = 'shipped' AND shipped_at < $2",
     )
     .bind(now)
     .bind(shipped_before)
-    .execute(pool)
-    .await?
+    .execute(e).await.map(crate::db::Done::from))?
     .rows_affected())
 }

@@ -2,34 +2,32 @@
 //! on the first write so that browsing alone never writes to the database.
 
 use super::{db_error, now};
+use crate::db::Db;
 use app::model::{OrderCounts, Profile};
 use app::port::{Result, SessionId};
-use sqlx::SqlitePool;
 
 /// How often a session's `last_seen_at` is written (a write per visit would queue every page
 /// view behind SQLite's single writer).
 pub const TOUCH_EVERY_SECS: i64 = 3600;
 
 /// Notes that `session` was seen, if it was last noted more than an hour ago.
-async fn touch(pool: &SqlitePool, session: &SessionId, last_seen_at: i64) -> Result<()> {
+async fn touch(pool: &Db, session: &SessionId, last_seen_at: i64) -> Result<()> {
     let now = now();
     if last_seen_at <= now - TOUCH_EVERY_SECS {
-        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+        crate::sql!(pool, e => sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
             .bind(now)
             .bind(&session.0)
-            .execute(pool)
-            .await
-            .map_err(db_error)?;
+            .execute(e).await.map(crate::db::Done::from))
+        .map_err(db_error)?;
     }
     Ok(())
 }
 
-pub async fn user(pool: &SqlitePool, session: &SessionId) -> Result<Option<i64>> {
+pub async fn user(pool: &Db, session: &SessionId) -> Result<Option<i64>> {
     let row: Option<(i64, i64)> =
-        sqlx::query_as("SELECT user_id, last_seen_at FROM sessions WHERE id = $1")
+        crate::sql!(pool, e => sqlx::query_as("SELECT user_id, last_seen_at FROM sessions WHERE id = $1")
             .bind(&session.0)
-            .fetch_optional(pool)
-            .await
+            .fetch_optional(e).await)
             .map_err(db_error)?;
     let Some((user, seen)) = row else {
         return Ok(None);
@@ -38,38 +36,35 @@ pub async fn user(pool: &SqlitePool, session: &SessionId) -> Result<Option<i64>>
     Ok(Some(user))
 }
 
-pub async fn user_or_create(pool: &SqlitePool, session: &SessionId) -> Result<i64> {
+pub async fn user_or_create(pool: &Db, session: &SessionId) -> Result<i64> {
     if let Some(user) = user(pool, session).await? {
         return Ok(user);
     }
     let mut tx = pool.begin().await.map_err(db_error)?;
-    let user: i64 = sqlx::query_scalar("INSERT INTO users (created_at) VALUES ($1) RETURNING id")
+    let user: i64 = crate::sql!(&mut tx, e => sqlx::query_scalar("INSERT INTO users (created_at) VALUES ($1) RETURNING id")
         .bind(now())
-        .fetch_one(&mut *tx)
-        .await
+        .fetch_one(e).await)
         .map_err(db_error)?;
     // Two first requests of one browser can race here: the loser keeps the winner's user.
-    sqlx::query(
+    crate::sql!(&mut tx, e => sqlx::query(
         "INSERT INTO sessions (id, user_id, created_at, last_seen_at) VALUES ($1, $2, $3, $3) \
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(&session.0)
     .bind(user)
     .bind(now())
-    .execute(&mut *tx)
-    .await
+    .execute(e).await.map(crate::db::Done::from))
     .map_err(db_error)?;
-    let bound: i64 = sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
+    let bound: i64 =
+        crate::sql!(&mut tx, e => sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
         .bind(&session.0)
-        .fetch_one(&mut *tx)
-        .await
+        .fetch_one(e).await)
         .map_err(db_error)?;
     if bound != user {
-        sqlx::query("DELETE FROM users WHERE id = $1")
+        crate::sql!(&mut tx, e => sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(user)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .execute(e).await.map(crate::db::Done::from))
+        .map_err(db_error)?;
     }
     tx.commit().await.map_err(db_error)?;
     Ok(bound)
@@ -80,14 +75,14 @@ pub async fn user_or_create(pool: &SqlitePool, session: &SessionId) -> Result<i6
 /// login is worth nothing after it). An anonymous shopper's cart, orders and addresses move
 /// over to the WeChat user.
 pub async fn bind_openid(
-    pool: &SqlitePool,
+    pool: &Db,
     old_session: &SessionId,
     new_session: &SessionId,
     openid: &str,
     unionid: Option<&str>,
 ) -> Result<i64> {
     let mut tx = pool.begin().await.map_err(db_error)?;
-    let user: i64 = sqlx::query_scalar(
+    let user: i64 = crate::sql!(&mut tx, e => sqlx::query_scalar(
         "INSERT INTO users (openid, unionid, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (openid) DO UPDATE SET unionid = COALESCE(excluded.unionid, users.unionid) \
          RETURNING id",
@@ -95,50 +90,49 @@ pub async fn bind_openid(
     .bind(openid)
     .bind(unionid)
     .bind(now())
-    .fetch_one(&mut *tx)
-    .await
+    .fetch_one(e).await)
     .map_err(db_error)?;
-    let anon: Option<i64> = sqlx::query_scalar(
+    let anon: Option<i64> = crate::sql!(&mut tx, e => sqlx::query_scalar(
         "SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND u.openid IS NULL",
     )
     .bind(&old_session.0)
-    .fetch_optional(&mut *tx)
-    .await
+    .fetch_optional(e).await)
     .map_err(db_error)?;
     if let Some(anon) = anon.filter(|a| *a != user) {
-        sqlx::query(
+        crate::sql!(&mut tx, e => sqlx::query(
             "INSERT INTO cart_lines (user_id, sku_id, quantity, selected, updated_at) \
              SELECT $1, sku_id, quantity, selected, updated_at FROM cart_lines WHERE user_id = $2 AND TRUE \
              ON CONFLICT (user_id, sku_id) DO UPDATE SET \
-               quantity = MIN(cart_lines.quantity + excluded.quantity, $3), \
+               quantity = CASE WHEN cart_lines.quantity + excluded.quantity > $3 THEN $3 \
+                 ELSE cart_lines.quantity + excluded.quantity END, \
                updated_at = excluded.updated_at",
         )
         .bind(user)
         .bind(anon)
         .bind(app::model::MAX_LINE_QUANTITY)
-        .execute(&mut *tx)
-        .await
+        .execute(e).await.map(crate::db::Done::from))
         .map_err(db_error)?;
         for stmt in [
             "DELETE FROM cart_lines WHERE user_id = $2 AND $1 IS NOT NULL",
             "UPDATE orders SET user_id = $1 WHERE user_id = $2",
-            "UPDATE OR IGNORE addresses SET user_id = $1 WHERE user_id = $2",
+            "UPDATE addresses SET user_id = $1 WHERE user_id = $2 AND NOT EXISTS \
+               (SELECT 1 FROM addresses mine WHERE mine.user_id = $1 AND mine.name = addresses.name \
+                AND mine.phone = addresses.phone AND mine.region = addresses.region \
+                AND mine.detail = addresses.detail)",
         ] {
-            sqlx::query(stmt)
+            crate::sql!(&mut tx, e => sqlx::query(stmt)
                 .bind(user)
                 .bind(anon)
-                .execute(&mut *tx)
-                .await
+                .execute(e).await.map(crate::db::Done::from))
                 .map_err(db_error)?;
         }
     }
-    sqlx::query("DELETE FROM sessions WHERE id = $1")
+    crate::sql!(&mut tx, e => sqlx::query("DELETE FROM sessions WHERE id = $1")
         .bind(&old_session.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    sqlx::query(
+        .execute(e).await.map(crate::db::Done::from))
+    .map_err(db_error)?;
+    crate::sql!(&mut tx, e => sqlx::query(
         "INSERT INTO sessions (id, user_id, created_at, last_seen_at) VALUES ($1, $2, $3, $3) \
          ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, \
            last_seen_at = excluded.last_seen_at",
@@ -146,8 +140,7 @@ pub async fn bind_openid(
     .bind(&new_session.0)
     .bind(user)
     .bind(now())
-    .execute(&mut *tx)
-    .await
+    .execute(e).await.map(crate::db::Done::from))
     .map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;
     Ok(user)
@@ -164,21 +157,20 @@ pub struct Identity {
 }
 
 /// The WeChat identity bound to the session, if any (a visit: the session is seen).
-pub async fn identity(pool: &SqlitePool, session: &SessionId) -> Result<Option<Identity>> {
+pub async fn identity(pool: &Db, session: &SessionId) -> Result<Option<Identity>> {
     #[derive(sqlx::FromRow)]
     struct Row {
         #[sqlx(flatten)]
         identity: Identity,
         last_seen_at: i64,
     }
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<Row> = crate::sql!(pool, e => sqlx::query_as(
         "SELECT u.id AS user_id, u.nickname IS NOT NULL AS has_profile, u.profile_declined_at, \
            s.last_seen_at FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND u.openid IS NOT NULL",
     )
     .bind(&session.0)
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(e).await)
     .map_err(db_error)?;
     let Some(row) = row else {
         return Ok(None);
@@ -189,13 +181,8 @@ pub async fn identity(pool: &SqlitePool, session: &SessionId) -> Result<Option<I
 
 /// Stores the profile WeChat returned (`sns/userinfo`), cleaned: a nickname WeChat sends empty
 /// or an avatar that is no image URL is kept as "none", not as garbage.
-pub async fn save_profile(
-    pool: &SqlitePool,
-    user_id: i64,
-    nickname: &str,
-    avatar_url: &str,
-) -> Result<()> {
-    sqlx::query(
+pub async fn save_profile(pool: &Db, user_id: i64, nickname: &str, avatar_url: &str) -> Result<()> {
+    crate::sql!(pool, e => sqlx::query(
         "UPDATE users SET nickname = $1, avatar_url = $2, profile_updated_at = $3, \
          profile_declined_at = NULL WHERE id = $4",
     )
@@ -203,26 +190,24 @@ pub async fn save_profile(
     .bind(clean_avatar_url(avatar_url))
     .bind(now())
     .bind(user_id)
-    .execute(pool)
-    .await
+    .execute(e).await.map(crate::db::Done::from))
     .map_err(db_error)?;
     Ok(())
 }
 
 /// The profile was asked for in vain: the shopper said no (or WeChat did not give it).
-pub async fn decline_profile(pool: &SqlitePool, user_id: i64) -> Result<()> {
-    sqlx::query("UPDATE users SET profile_declined_at = $1 WHERE id = $2")
+pub async fn decline_profile(pool: &Db, user_id: i64) -> Result<()> {
+    crate::sql!(pool, e => sqlx::query("UPDATE users SET profile_declined_at = $1 WHERE id = $2")
         .bind(now())
         .bind(user_id)
-        .execute(pool)
-        .await
-        .map_err(db_error)?;
+        .execute(e).await.map(crate::db::Done::from))
+    .map_err(db_error)?;
     Ok(())
 }
 
 /// What the 我的 page shows of the shopper, with the user id (order counts are added by the
 /// caller).
-pub async fn profile(pool: &SqlitePool, session: &SessionId) -> Result<Option<(i64, Profile)>> {
+pub async fn profile(pool: &Db, session: &SessionId) -> Result<Option<(i64, Profile)>> {
     #[derive(sqlx::FromRow)]
     struct Row {
         id: i64,
@@ -230,13 +215,12 @@ pub async fn profile(pool: &SqlitePool, session: &SessionId) -> Result<Option<(i
         nickname: Option<String>,
         avatar_url: Option<String>,
     }
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<Row> = crate::sql!(pool, e => sqlx::query_as(
         "SELECT u.id, u.openid IS NOT NULL AS wechat, u.nickname, u.avatar_url \
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
     )
     .bind(&session.0)
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(e).await)
     .map_err(db_error)?;
     Ok(row.map(|r| {
         (
@@ -340,39 +324,37 @@ pub const IDLE_ANONYMOUS_SECS: i64 = 24 * 3600;
 /// leads nowhere), expired OAuth states, and anonymous shoppers (no openid) older than a day
 /// who keep nothing — no order, cart line or address — with their sessions.
 pub async fn prune(
-    pool: &SqlitePool,
+    pool: &Db,
     now: i64,
     session_idle_secs: i64,
 ) -> std::result::Result<Pruned, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let expired = sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1")
+    let expired =
+        crate::sql!(&mut tx, e => sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1")
         .bind(now - session_idle_secs)
-        .execute(&mut *tx)
-        .await?
+        .execute(e).await.map(crate::db::Done::from))?
         .rows_affected();
-    let oauth_states = sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+    let oauth_states =
+        crate::sql!(&mut tx, e => sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
         .bind(now)
-        .execute(&mut *tx)
-        .await?
+        .execute(e).await.map(crate::db::Done::from))?
         .rows_affected();
     // The official account's pushes are remembered a day for deduplication.
-    sqlx::query("DELETE FROM mp_messages WHERE received_at < $1")
+    crate::sql!(&mut tx, e => sqlx::query("DELETE FROM mp_messages WHERE received_at < $1")
         .bind(now - crate::mp::DEDUPE_SECS)
-        .execute(&mut *tx)
-        .await?;
+        .execute(e).await.map(crate::db::Done::from))?;
     let idle = "SELECT u.id FROM users u WHERE u.openid IS NULL AND u.created_at < $1 \
         AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id) \
         AND NOT EXISTS (SELECT 1 FROM cart_lines c WHERE c.user_id = u.id) \
         AND NOT EXISTS (SELECT 1 FROM addresses a WHERE a.user_id = u.id)";
-    let sessions = sqlx::query(&format!("DELETE FROM sessions WHERE user_id IN ({idle})"))
+    let sessions = crate::sql!(&mut tx, e => sqlx::query(&format!("DELETE FROM sessions WHERE user_id IN ({idle})"))
         .bind(now - IDLE_ANONYMOUS_SECS)
-        .execute(&mut *tx)
-        .await?
+        .execute(e).await.map(crate::db::Done::from))?
         .rows_affected();
-    let users = sqlx::query(&format!("DELETE FROM users WHERE id IN ({idle})"))
+    let users =
+        crate::sql!(&mut tx, e => sqlx::query(&format!("DELETE FROM users WHERE id IN ({idle})"))
         .bind(now - IDLE_ANONYMOUS_SECS)
-        .execute(&mut *tx)
-        .await?
+        .execute(e).await.map(crate::db::Done::from))?
         .rows_affected();
     tx.commit().await?;
     Ok(Pruned {

@@ -1,4 +1,6 @@
-//! A test shop on port 0 with its own fresh SQLite database.
+//! A test shop on port 0 with its own fresh database: a SQLite file, or — when
+//! `WXMALL_TEST_POSTGRES` names a PostgreSQL server (`.ci/test` runs the suite both ways) — a
+//! new PostgreSQL database, dropped when the test ends.
 
 #![allow(dead_code)]
 
@@ -20,15 +22,109 @@ pub fn sandbox_credentials() -> wechat_sandbox::SandboxCredentials {
         .clone()
 }
 
+/// A fresh database for one test (see the module's doc).
+pub struct TestDb {
+    pub url: String,
+    /// PostgreSQL: (the server's admin URL, this test's database name), dropped on drop.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// The PostgreSQL server the tests use, if any (`WXMALL_TEST_POSTGRES`, e.g.
+    /// `postgres://postgres@127.0.0.1:5432/postgres`).
+    pub fn postgres_admin_url() -> Option<String> {
+        std::env::var("WXMALL_TEST_POSTGRES")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+    }
+
+    /// A new, empty database: on PostgreSQL when the tests run there, else a SQLite file in
+    /// `dir`.
+    pub async fn create(dir: &std::path::Path) -> Self {
+        match Self::postgres_admin_url() {
+            Some(admin) => Self::create_postgres(&admin).await,
+            None => Self {
+                url: format!("sqlite://{}?mode=rwc", dir.join("test.db").display()),
+                postgres: None,
+            },
+        }
+    }
+
+    /// A new, empty PostgreSQL database on the server at `admin`.
+    pub async fn create_postgres(admin: &str) -> Self {
+        use sqlx::Connection;
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "wxmall_test_{}_{}_{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            rand_suffix()
+        );
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .unwrap_or_else(|e| panic!("WXMALL_TEST_POSTGRES={admin}: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create the test database");
+        let mut url = url::Url::parse(admin).expect("WXMALL_TEST_POSTGRES is a URL");
+        url.set_path(&name);
+        Self {
+            url: url.to_string(),
+            postgres: Some((admin.to_string(), name)),
+        }
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    );
+    h.finish() as u32
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.postgres.take() {
+            // Drop runs inside the test's runtime: a thread of its own does the async work.
+            let _ = std::thread::spawn(move || {
+                use sqlx::Connection;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
 pub struct TestShop {
     pub base: String,
-    pub pool: sqlx::SqlitePool,
+    pub pool: server::db::Db,
+    /// The shop's `DATABASE_URL`.
+    pub database_url: String,
     pub sandbox: wechat_sandbox::Sandbox,
     pub wechat: Arc<server::wx::Wechat>,
     pub sweeper: server::payments::sweeper::Sweeper,
     pub payments: server::payments::Payments,
-    _dir: tempfile::TempDir,
     server: tokio::task::JoinHandle<()>,
+    // Dropped after the server (fields drop in order): the database, then the directory.
+    _db: TestDb,
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for TestShop {
@@ -45,8 +141,8 @@ impl TestShop {
     /// A shop on the embedded sandbox speaking Pay `version`; `tweak` adjusts the settings.
     pub async fn spawn_with(version: PayVersion, tweak: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-        let mut settings = Settings::for_tests(db, dir.path().to_path_buf());
+        let db = TestDb::create(dir.path()).await;
+        let mut settings = Settings::for_tests(db.url.clone(), dir.path().to_path_buf());
         // The shop calls its own sandbox and WeChat posts notifications back: the public URL
         // must be the real address, so bind first.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -65,6 +161,12 @@ impl TestShop {
             template_paid: Some("sandbox-order-paid".into()),
             template_shipped: Some("sandbox-order-shipped".into()),
         };
+        if db.postgres.is_some() {
+            // Required with PostgreSQL (several instances sign the same cookies).
+            settings.session_secret = Some(wechat::Secret::from(
+                "test-session-secret-0123456789abcdef-0123456789".to_string(),
+            ));
+        }
         tweak(&mut settings);
         let built = server::build(&settings).await.expect("shop builds");
         // (With external credentials, a detached sandbox stands in so the field is always there.)
@@ -94,12 +196,14 @@ impl TestShop {
         Self {
             base: format!("http://{addr}"),
             pool: built.pool,
+            database_url: settings.database_url.clone(),
             sandbox,
             wechat,
             sweeper,
             payments,
-            _dir: dir,
             server,
+            _db: db,
+            _dir: dir,
         }
     }
 
@@ -141,26 +245,23 @@ impl TestShop {
     }
 
     pub async fn order_row(&self, order_id: i64) -> (String, Option<String>, Option<i64>) {
-        sqlx::query_as("SELECT status, transaction_id, paid_at FROM orders WHERE id = $1")
+        server::sql!(&self.pool, e => sqlx::query_as("SELECT status, transaction_id, paid_at FROM orders WHERE id = $1")
             .bind(order_id)
-            .fetch_one(&self.pool)
-            .await
+            .fetch_one(e).await)
             .expect("order")
     }
 
     pub async fn order_no(&self, order_id: i64) -> String {
-        sqlx::query_scalar("SELECT order_no FROM orders WHERE id = $1")
+        server::sql!(&self.pool, e => sqlx::query_scalar("SELECT order_no FROM orders WHERE id = $1")
             .bind(order_id)
-            .fetch_one(&self.pool)
-            .await
+            .fetch_one(e).await)
             .expect("order_no")
     }
 
     /// `(kind, outcome, detail)` of every payment event, oldest first.
     pub async fn events(&self) -> Vec<(String, String, String)> {
-        sqlx::query_as("SELECT kind, outcome, detail FROM payment_events ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
+        server::sql!(&self.pool, e => sqlx::query_as("SELECT kind, outcome, detail FROM payment_events ORDER BY id")
+            .fetch_all(e).await)
             .expect("events")
     }
 
@@ -177,28 +278,25 @@ impl TestShop {
     }
 
     pub async fn stock(&self, sku_id: i64) -> i64 {
-        sqlx::query_scalar("SELECT stock FROM skus WHERE id = $1")
+        server::sql!(&self.pool, e => sqlx::query_scalar("SELECT stock FROM skus WHERE id = $1")
             .bind(sku_id)
-            .fetch_one(&self.pool)
-            .await
-            .expect("stock")
+            .fetch_one(e).await)
+        .expect("stock")
     }
 
     pub async fn set_stock(&self, sku_id: i64, stock: i64) {
-        sqlx::query("UPDATE skus SET stock = $1 WHERE id = $2")
+        server::sql!(&self.pool, e => sqlx::query("UPDATE skus SET stock = $1 WHERE id = $2")
             .bind(stock)
             .bind(sku_id)
-            .execute(&self.pool)
-            .await
-            .expect("set stock");
+            .execute(e).await.map(server::db::Done::from))
+        .expect("set stock");
     }
 
     pub async fn price(&self, sku_id: i64) -> i64 {
-        sqlx::query_scalar("SELECT price_fen FROM skus WHERE id = $1")
+        server::sql!(&self.pool, e => sqlx::query_scalar("SELECT price_fen FROM skus WHERE id = $1")
             .bind(sku_id)
-            .fetch_one(&self.pool)
-            .await
-            .expect("price")
+            .fetch_one(e).await)
+        .expect("price")
     }
 }
 
