@@ -303,6 +303,25 @@ fn open_error(backend: Backend, url: &str) -> impl FnOnce(sqlx::Error) -> DbErro
     }
 }
 
+async fn sqlite_pool(url: &str, max: u32, options: SqliteConnectOptions) -> Result<Db, DbError> {
+    SqlitePoolOptions::new()
+        .max_connections(max)
+        .connect_with(options)
+        .await
+        .map(Db::Sqlite)
+        .map_err(open_error(Backend::Sqlite, url))
+}
+
+async fn pg_pool(url: &str, max: u32, options: PgConnectOptions) -> Result<Db, DbError> {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map(Db::Postgres)
+        .map_err(open_error(Backend::Postgres, url))
+}
+
 /// Opens the database at `url` (a SQLite file is created if needed) and applies the migrations.
 pub async fn connect(url: &str) -> Result<Db, DbError> {
     let backend = Backend::of_url(url)?;
@@ -322,22 +341,9 @@ pub async fn connect(url: &str) -> Result<Db, DbError> {
                     })?;
                 }
             }
-            Db::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(8)
-                    .connect_with(options)
-                    .await
-                    .map_err(open_error(backend, url))?,
-            )
+            sqlite_pool(url, 8, options).await?
         }
-        Backend::Postgres => Db::Postgres(
-            PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(pg_options(url)?)
-                .await
-                .map_err(open_error(backend, url))?,
-        ),
+        Backend::Postgres => pg_pool(url, 16, pg_options(url)?).await?,
     };
     // sqlx holds a database-wide lock while migrating (PostgreSQL: an advisory lock), so
     // instances that start together migrate once.
@@ -352,50 +358,28 @@ pub async fn connect(url: &str) -> Result<Db, DbError> {
 /// doctor` checks that the migrations are current, and that it can write).
 pub async fn open_existing(url: &str) -> Result<Db, DbError> {
     let backend = Backend::of_url(url)?;
-    Ok(match backend {
-        Backend::Sqlite => Db::Sqlite(
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(sqlite_options(url)?.create_if_missing(false))
-                .await
-                .map_err(open_error(backend, url))?,
-        ),
-        Backend::Postgres => Db::Postgres(
-            PgPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(pg_options(url)?)
-                .await
-                .map_err(open_error(backend, url))?,
-        ),
-    })
+    match backend {
+        Backend::Sqlite => sqlite_pool(url, 1, sqlite_options(url)?.create_if_missing(false)).await,
+        Backend::Postgres => pg_pool(url, 1, pg_options(url)?).await,
+    }
 }
 
 /// Opens an existing database read-only, for tools that look without touching (`wxmall
 /// payments`): no file is created, no migration runs, nothing can be written.
 pub async fn open_read_only(url: &str) -> Result<Db, DbError> {
     let backend = Backend::of_url(url)?;
-    Ok(match backend {
-        Backend::Sqlite => Db::Sqlite(
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(
-                    sqlite_options(url)?
-                        .create_if_missing(false)
-                        .read_only(true),
-                )
-                .await
-                .map_err(open_error(backend, url))?,
-        ),
-        Backend::Postgres => Db::Postgres(
-            PgPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(pg_options(url)?.options([("default_transaction_read_only", "on")]))
-                .await
-                .map_err(open_error(backend, url))?,
-        ),
-    })
+    match backend {
+        Backend::Sqlite => {
+            let options = sqlite_options(url)?
+                .create_if_missing(false)
+                .read_only(true);
+            sqlite_pool(url, 1, options).await
+        }
+        Backend::Postgres => {
+            let options = pg_options(url)?.options([("default_transaction_read_only", "on")]);
+            pg_pool(url, 1, options).await
+        }
+    }
 }
 
 #[cfg(test)]
