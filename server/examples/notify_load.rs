@@ -6,7 +6,8 @@
 //!
 //! ```sh
 //! cargo run --release -p server --example notify_load -- \
-//!     [--orders N] [--concurrency C] [--version v2|v3] [--duplicates D] [--refunds] [--reconcile]
+//!     [--orders N] [--concurrency C] [--version v2|v3] [--duplicates D] [--refunds] [--reconcile] \
+//!     [--database-url postgres://…/an_empty_db]
 //! # defaults: --orders 2000 --concurrency 16 --version v3 --duplicates 1
 //! ```
 //!
@@ -100,6 +101,10 @@ struct Args {
     /// Then reconcile today's WeChat bill (every payment and refund of the run) and time it.
     #[arg(long)]
     reconcile: bool,
+    /// The shop's database: an empty PostgreSQL database (`postgres://…`) instead of the
+    /// default fresh SQLite file.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -358,10 +363,24 @@ async fn run(args: Args) -> Result<bool, String> {
     let progress = |what: &str| eprintln!("[notify_load] {what}");
 
     // ---------------------------------------------------------------- the shop, as tests build it
-    progress("building the shop (sandbox keys from the seed, fresh SQLite file)");
     let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let db = format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display());
+    let db = match &args.database_url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display()),
+    };
+    progress(&format!(
+        "building the shop (sandbox keys from the seed, {})",
+        if args.database_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "fresh SQLite file"
+        }
+    ));
     let mut settings = Settings::for_tests(db, dir.path().to_path_buf());
+    // Required on PostgreSQL.
+    settings.session_secret = Some(wechat::Secret::from(
+        "notify-load-session-secret-0123456789abcdef-0123".to_string(),
+    ));
     // One shopper holds every order: no cap (rate limits are off in test settings).
     settings.max_unpaid_orders = i64::MAX;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -378,6 +397,7 @@ async fn run(args: Args) -> Result<bool, String> {
             ))),
         },
         redis_url: None,
+        redis_prefix: None,
         mp: None,
         template_paid: None,
         template_shipped: None,

@@ -59,6 +59,16 @@ impl Backend {
         }
     }
 
+    /// What a claiming `SELECT … LIMIT n` ends with so that concurrent claimers take different
+    /// rows: ` FOR UPDATE SKIP LOCKED` on PostgreSQL; nothing on SQLite, whose writers queue
+    /// one after the other anyway.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     pub fn migrator(self) -> &'static sqlx::migrate::Migrator {
         match self {
             Self::Sqlite => &MIGRATOR,
@@ -242,6 +252,30 @@ impl Tx<'_> {
 pub mod locks {
     /// Loading the demo catalogue (several instances starting at once load it once).
     pub const DEMO_CATALOGUE: i64 = 0x7778_6d61_6c6c_0001;
+}
+
+/// Takes the named lease (a row of `leases`) for `seconds` if nobody holds it, or its holder's
+/// time is up; `true` when this caller now holds it. For work that one instance of several
+/// must do once (the daily bill reconciliation): whoever takes the lease does it, the others
+/// skip it; an instance that dies holding it loses it when it expires.
+pub async fn take_lease(
+    db: &Db,
+    name: &str,
+    holder: &str,
+    seconds: i64,
+) -> Result<bool, sqlx::Error> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let taken: Option<String> = crate::sql!(db, e => sqlx::query_scalar(
+        "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+         WHERE leases.expires_at <= $4 RETURNING holder",
+    )
+    .bind(name)
+    .bind(holder)
+    .bind(now.saturating_add(seconds))
+    .bind(now)
+    .fetch_optional(e).await)?;
+    Ok(taken.is_some())
 }
 
 #[derive(Debug, thiserror::Error)]

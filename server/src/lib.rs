@@ -178,7 +178,15 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
         (Some(l), None) => Some(Arc::new(guard::Limits::new(l))),
         (Some(l), Some(url)) => Some(Arc::new(
             guard::Limits::new(l)
-                .shared_through(url, guard::SHARED_LIMITS_PREFIX)
+                .shared_through(
+                    url,
+                    &settings
+                        .wechat
+                        .redis_prefix
+                        .as_ref()
+                        .map(|p| format!("{p}:rl"))
+                        .unwrap_or_else(|| guard::SHARED_LIMITS_PREFIX.to_string()),
+                )
                 .await
                 .map_err(StartError::SharedLimits)?,
         )),

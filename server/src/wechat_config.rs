@@ -30,6 +30,10 @@ pub struct WechatSettings {
     pub source: WechatSource,
     /// `WXMALL_REDIS_URL`: share the access_token / jsapi_ticket with other instances.
     pub redis_url: Option<String>,
+    /// `WXMALL_REDIS_PREFIX`: what every Redis key of this shop starts with, so that two shops
+    /// (or a staging and a live one) can share one Redis without sharing limits; `None`: the
+    /// default keys (`wechat:APPID:…` for tokens, `wxmall:rl:…` for rate limits).
+    pub redis_prefix: Option<String>,
     /// `WECHAT_MP_TOKEN` / `WECHAT_MP_AES_KEY`: the official account's server (`/wechat/mp`).
     /// In sandbox mode the sandbox's own are used.
     pub mp: Option<MpSettings>,
@@ -177,6 +181,7 @@ impl WechatSettings {
                 credentials: None,
             },
             redis_url: None,
+            redis_prefix: None,
             mp: None,
             template_paid: Some("sandbox-order-paid".into()),
             template_shipped: Some("sandbox-order-shipped".into()),
@@ -195,6 +200,7 @@ impl WechatSettings {
         };
         let version = parse_version(var("WECHAT_PAY_VERSION"))?;
         let redis_url = var("WXMALL_REDIS_URL");
+        let redis_prefix = var("WXMALL_REDIS_PREFIX");
         let Some(appid) = var("WECHAT_APPID") else {
             // Nothing but sandbox-compatible settings may be given without an appid: a
             // merchant key without an account is a mistake worth stopping for.
@@ -226,6 +232,7 @@ impl WechatSettings {
             {
                 let mut s = Self::embedded(version.unwrap_or(PayVersion::V3));
                 s.redis_url = redis_url;
+                s.redis_prefix = redis_prefix;
                 if let Some(t) = var("WECHAT_TEMPLATE_PAID") {
                     s.template_paid = Some(t);
                 }
@@ -236,7 +243,7 @@ impl WechatSettings {
             }
             #[cfg(not(feature = "sandbox"))]
             {
-                let _ = (version, redis_url, sandbox_flag);
+                let _ = (version, redis_url, redis_prefix, sandbox_flag);
                 return Err(invalid(
                     "WECHAT_APPID",
                     "not set, and this build has no embedded WeChat sandbox (built without the \
@@ -399,6 +406,7 @@ impl WechatSettings {
                 hosts,
             })),
             redis_url,
+            redis_prefix,
             mp,
             template_paid: var("WECHAT_TEMPLATE_PAID").filter(|t| !t.trim().is_empty()),
             template_shipped: var("WECHAT_TEMPLATE_SHIPPED").filter(|t| !t.trim().is_empty()),

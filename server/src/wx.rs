@@ -198,12 +198,17 @@ impl Wechat {
             &creds.hosts,
             http.clone(),
         );
-        let tokens = TokenManager::new(
+        let mut token_options = wechat::token::TokenOptions::default();
+        if let Some(prefix) = &settings.redis_prefix {
+            token_options.key_prefix = format!("{prefix}:wechat");
+        }
+        let tokens = TokenManager::with_options(
             &creds.appid,
             creds.appsecret.clone(),
             &creds.hosts,
             http.clone(),
             cache,
+            token_options,
         );
         let mp_api =
             wechat::mp_api::MpApi::new(tokens.clone(), http.clone(), creds.hosts.api.clone());

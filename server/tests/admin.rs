@@ -439,3 +439,340 @@ async fn the_shopper_confirms_receipt_once_and_old_parcels_complete_by_themselve
     shop.sweeper.run_once().await.unwrap();
     assert_eq!(shop.order_row(old).await.0, "completed");
 }
+
+#[tokio::test]
+async fn the_sweeper_prunes_idle_console_sessions_and_old_login_failures() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let c = Console::new(&shop);
+    let (st, _, _) = c.login("boss", PASSWORD).await;
+    assert_eq!(st, 200);
+    let (st, _, _) = c.login("boss", "guess guess guess").await;
+    assert_eq!(st, 401);
+    let rows = |sql: &'static str| {
+        let pool = shop.pool.clone();
+        async move {
+            server::sql!(&pool, e => sqlx::query_scalar::<_, i64>(sql).fetch_one(e).await).unwrap()
+        }
+    };
+    // Fresh ones stay.
+    shop.sweeper.run_once().await.unwrap();
+    assert_eq!(rows("SELECT COUNT(*) FROM admin_sessions").await, 1);
+    // One failure counts against the name and the address.
+    assert_eq!(rows("SELECT COUNT(*) FROM admin_login_failures").await, 2);
+    // Past the console's 12 h idle timeout and the 15-minute failure window: gone.
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE admin_sessions SET last_seen_at = last_seen_at - 12 * 3600 - 1")
+        .execute(e).await.map(server::db::Done::from))
+    .unwrap();
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE admin_login_failures SET at = at - 15 * 60 - 1")
+        .execute(e).await.map(server::db::Done::from))
+    .unwrap();
+    shop.sweeper.run_once().await.unwrap();
+    assert_eq!(rows("SELECT COUNT(*) FROM admin_sessions").await, 0);
+    assert_eq!(rows("SELECT COUNT(*) FROM admin_login_failures").await, 0);
+    let (st, _, _) = c.post("list_orders", json!({})).await;
+    assert_eq!(st, 401, "the pruned session opens nothing");
+}
+
+// ------------------------------------------------------------------ catalogue
+
+async fn signed_in(shop: &TestShop, username: &str) -> Console {
+    let c = Console::new(shop);
+    let (st, _, body) = c.login(username, PASSWORD).await;
+    assert_eq!(st, 200, "{body}");
+    c
+}
+
+fn two_sku_product(category_id: i64) -> Value {
+    json!({
+        "name": "云南小粒咖啡豆",
+        "category_id": category_id,
+        "description": "中度烘焙",
+        "images": ["/images/coffee.svg"],
+        "on_sale": true,
+        "skus": [
+            {"name": "250g", "price_fen": 5900, "stock": 10},
+            {"name": "500g", "price_fen": 9900, "stock": 3},
+        ],
+    })
+}
+
+#[tokio::test]
+async fn the_owner_adds_a_product_shoppers_see_it_and_staff_cannot_change_its_prices() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let boss = signed_in(&shop, "boss").await;
+    let clerk = signed_in(&shop, "clerk").await;
+
+    let (st, _, cat) = boss
+        .post("save_category", json!({"name": "咖啡", "sort": 9}))
+        .await;
+    assert_eq!(st, 200, "{cat}");
+    let cat_id = cat["id"].as_i64().unwrap();
+    let (st, _, dup) = clerk.post("save_category", json!({"name": "咖啡"})).await;
+    assert_eq!(
+        (st, dup["fields"][0]["field"].as_str()),
+        (400, Some("name")),
+        "{dup}"
+    );
+
+    let (st, _, p) = boss.post("save_product", two_sku_product(cat_id)).await;
+    assert_eq!(st, 200, "{p}");
+    let pid = p["id"].as_i64().unwrap();
+    assert_eq!(p["skus"].as_array().unwrap().len(), 2);
+    let sku_250 = p["skus"][0]["id"].as_i64().unwrap();
+
+    // The shopper sees it at once, priced from the database.
+    let shopper = shop.shopper();
+    let (st, detail) = shopper.api("get_product", json!({"product_id": pid})).await;
+    assert_eq!(st, 200, "{detail}");
+    assert_eq!(detail["name"], "云南小粒咖啡豆");
+    assert_eq!(detail["skus"][0]["price_fen"], 5900);
+
+    // Staff may rename, not reprice, and may not add a SKU (a new price).
+    let mut edit = p.clone();
+    edit["name"] = json!("云南咖啡豆");
+    let (st, _, renamed) = clerk.post("save_product", edit.clone()).await;
+    assert_eq!(st, 200, "{renamed}");
+    assert_eq!(renamed["name"], "云南咖啡豆");
+    let mut reprice = renamed.clone();
+    reprice["skus"][0]["price_fen"] = json!(1);
+    let (st, _, err) = clerk.post("save_product", reprice.clone()).await;
+    assert_eq!(
+        (st, err["code"].as_str()),
+        (403, Some("forbidden")),
+        "{err}"
+    );
+    let mut more = renamed.clone();
+    more["skus"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "1kg", "price_fen": 18800}));
+    let (st, _, _) = clerk.post("save_product", more).await;
+    assert_eq!(st, 403);
+    assert_eq!(shop.price(sku_250).await, 5900, "nothing changed");
+
+    // The owner reprices; the audit log has before and after.
+    reprice["skus"][0]["price_fen"] = json!(5500);
+    let (st, _, saved) = boss.post("save_product", reprice).await;
+    assert_eq!(st, 200, "{saved}");
+    assert_eq!(shop.price(sku_250).await, 5500);
+    let (_, _, log) = boss.post("audit_log", json!({})).await;
+    let entry = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["action"] == "save_product"
+                && e["who"] == "boss"
+                && !e["detail"]["new"].as_bool().unwrap()
+        })
+        .expect("the repricing is audited");
+    assert_eq!(entry["detail"]["skus"][0]["price_fen"], json!([5900, 5500]));
+
+    // Off the shelf: gone for shoppers, still in the console.
+    let mut off = saved.clone();
+    off["on_sale"] = json!(false);
+    let (st, _, _) = clerk.post("save_product", off).await;
+    assert_eq!(st, 200);
+    let (st, _) = shopper.api("get_product", json!({"product_id": pid})).await;
+    assert_eq!(st, 404);
+    let (_, _, listed) = clerk
+        .post("list_products", json!({"q": "咖啡", "category_id": cat_id}))
+        .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["on_sale"], false);
+}
+
+#[tokio::test]
+async fn bad_products_are_refused_with_the_fields_and_nobody_else_writes() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let boss = signed_in(&shop, "boss").await;
+    let (_, _, cats) = boss.post("list_categories", json!({})).await;
+    let cat_id = cats[0]["id"].as_i64().unwrap();
+    let products_before = server::sql!(&shop.pool, e => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM products").fetch_one(e).await).unwrap();
+    for (tweak, field) in [
+        (json!({"name": "  "}), "name"),
+        (json!({"images": []}), "images"),
+        (json!({"images": ["https://evil.example/x.png"]}), "images"),
+        (json!({"images": ["/images/../../etc/passwd"]}), "images"),
+        (json!({"skus": []}), "skus"),
+        (
+            json!({"skus": [{"name": "250g", "price_fen": -100, "stock": 1}]}),
+            "skus[0].price_fen",
+        ),
+        (
+            json!({"skus": [{"name": "250g", "price_fen": 0, "stock": 1}]}),
+            "skus[0].price_fen",
+        ),
+        (
+            json!({"skus": [{"name": "250g", "price_fen": 100, "stock": -1}]}),
+            "skus[0].stock",
+        ),
+        (
+            json!({"skus": [{"name": "", "price_fen": 100}]}),
+            "skus[0].name",
+        ),
+        (json!({"category_id": 999_999}), "category_id"),
+    ] {
+        let mut body = two_sku_product(cat_id);
+        for (k, v) in tweak.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (st, _, err) = boss.post("save_product", body).await;
+        assert_eq!(st, 400, "{tweak}: {err}");
+        assert_eq!(err["code"], "validation", "{err}");
+        assert!(
+            err["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["field"] == field),
+            "{tweak}: {err}"
+        );
+    }
+    // No cookie, a shopper's cookie, another site: nothing.
+    let nobody = Console::new(&shop);
+    let (st, _, _) = nobody.post("save_product", two_sku_product(cat_id)).await;
+    assert_eq!(st, 401);
+    let shopper = shop.wechat_shopper(0).await;
+    let res = shopper
+        .http
+        .post(format!("{}/admin/api/save_product", shop.base))
+        .json(&two_sku_product(cat_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = boss
+        .http
+        .post(format!("{}/admin/api/save_product", shop.base))
+        .header("origin", "https://evil.example")
+        .json(&two_sku_product(cat_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let products_after = server::sql!(&shop.pool, e => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM products").fetch_one(e).await).unwrap();
+    assert_eq!(products_before, products_after, "nothing half-written");
+}
+
+#[tokio::test]
+async fn a_removed_sku_that_orders_name_is_retired_and_a_category_goes_only_when_empty() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let boss = signed_in(&shop, "boss").await;
+    let (_, _, cat) = boss.post("save_category", json!({"name": "咖啡"})).await;
+    let cat_id = cat["id"].as_i64().unwrap();
+    let (_, _, p) = boss.post("save_product", two_sku_product(cat_id)).await;
+    let (sku_250, sku_500) = (
+        p["skus"][0]["id"].as_i64().unwrap(),
+        p["skus"][1]["id"].as_i64().unwrap(),
+    );
+    // A shopper orders the 250 g.
+    let s = shop.wechat_shopper(2).await;
+    let (st, created) = s.api("create_order", order_body(&[(sku_250, 1)])).await;
+    assert_eq!(st, 200, "{created}");
+    let order_id = created["order_id"].as_i64().unwrap();
+    // Both removed, a new one added.
+    let mut edit = p.clone();
+    edit["skus"] = json!([{"name": "1kg", "price_fen": 18800, "stock": 2}]);
+    let (st, _, saved) = boss.post("save_product", edit).await;
+    assert_eq!(st, 200, "{saved}");
+    assert_eq!(saved["skus"].as_array().unwrap().len(), 1);
+    let retired: Option<i64> = server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT retired_at FROM skus WHERE id = $1").bind(sku_250).fetch_one(e).await).unwrap();
+    assert!(retired.is_some(), "named by an order: retired");
+    let gone: Option<i64> = server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT id FROM skus WHERE id = $1").bind(sku_500).fetch_optional(e).await).unwrap();
+    assert_eq!(gone, None, "named by nothing: deleted");
+    let (st, order) = s.api("get_order", json!({"order_id": order_id})).await;
+    assert_eq!(st, 200, "the order still shows its line: {order}");
+    let (st, _) = s.api("create_order", order_body(&[(sku_250, 1)])).await;
+    assert_eq!(st, 404, "a retired SKU cannot be ordered");
+    let (st, _) = s
+        .api("add_to_cart", json!({"sku_id": sku_250, "quantity": 1}))
+        .await;
+    assert_eq!(st, 404, "nor put in a cart");
+
+    let (st, _, err) = boss
+        .post("delete_category", json!({"category_id": cat_id}))
+        .await;
+    assert_eq!(
+        (st, err["code"].as_str()),
+        (409, Some("invalid_state")),
+        "{err}"
+    );
+    let (_, _, empty) = boss.post("save_category", json!({"name": "空分类"})).await;
+    let (st, _, _) = boss
+        .post("delete_category", json!({"category_id": empty["id"]}))
+        .await;
+    assert_eq!(st, 200);
+    let (_, _, cats) = boss.post("list_categories", json!({})).await;
+    assert!(cats
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["name"] != "空分类"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clerks_adjusting_one_stock_add_up_and_it_never_goes_below_zero() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    accounts::add(&shop.pool, "clerk2", Role::Staff, PASSWORD)
+        .await
+        .unwrap();
+    let a = std::sync::Arc::new(signed_in(&shop, "clerk").await);
+    let b = std::sync::Arc::new(signed_in(&shop, "clerk2").await);
+    let sku = 17; // the black mug, stock 5
+    assert_eq!(shop.stock(sku).await, 5);
+    let adjustments: Vec<_> = (0..20)
+        .map(|i| {
+            let c = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                c.post(
+                    "adjust_stock",
+                    json!({"sku_id": sku, "delta": 1, "reason": "到货"}),
+                )
+                .await
+                .0
+            })
+        })
+        .collect();
+    for r in adjustments {
+        assert_eq!(r.await.unwrap(), 200);
+    }
+    assert_eq!(shop.stock(sku).await, 25, "20 concurrent +1s add up");
+    let (st, _, err) = a
+        .post(
+            "adjust_stock",
+            json!({"sku_id": sku, "delta": -26, "reason": "盘点"}),
+        )
+        .await;
+    assert_eq!(st, 400, "{err}");
+    assert_eq!(shop.stock(sku).await, 25);
+    let (st, _, _) = a
+        .post("adjust_stock", json!({"sku_id": sku, "delta": -1}))
+        .await;
+    assert_eq!(st, 400, "a reason is required");
+    let (st, _, set) = b
+        .post(
+            "adjust_stock",
+            json!({"sku_id": sku, "set": 2, "reason": "盘点"}),
+        )
+        .await;
+    assert_eq!((st, set["stock"].as_i64()), (200, Some(2)), "{set}");
+    let (_, _, low) = a.post("low_stock", json!({"threshold": 2})).await;
+    assert!(
+        low.as_array().unwrap().iter().any(|l| l["sku_id"] == sku),
+        "{low}"
+    );
+    let (_, _, log) = signed_in(&shop, "boss")
+        .await
+        .post("audit_log", json!({}))
+        .await;
+    let last = &log[0];
+    assert_eq!(last["action"], "adjust_stock");
+    assert_eq!(last["detail"]["stock"], json!([25, 2]));
+    assert_eq!(last["detail"]["reason"], "盘点");
+}

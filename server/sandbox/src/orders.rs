@@ -112,6 +112,7 @@ impl Sandbox {
             prepay_expires_at_ms: now + ttl,
             time_expire_ms: o.time_expire_ms,
             refunds: Vec::new(),
+            close_requests: 0,
             fingerprint: fp,
         };
         st.prepay_index
@@ -139,6 +140,7 @@ impl Sandbox {
             .transactions
             .get_mut(out_trade_no)
             .ok_or(OrderErr::NotFound)?;
+        t.close_requests += 1;
         match t.state {
             TradeState::Success | TradeState::Refund => Err(OrderErr::Paid),
             TradeState::Closed => Err(OrderErr::Closed),

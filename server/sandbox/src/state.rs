@@ -351,6 +351,9 @@ pub struct Transaction {
     pub time_expire_ms: Option<i64>,
     /// Refunds, in order.
     pub refunds: Vec<Refund>,
+    /// How many times the merchant asked to close it (`closeorder` / v3 `close`), whatever
+    /// the answer: a shop that closes each expired order once asks once.
+    pub close_requests: u32,
     #[serde(skip)]
     pub(crate) fingerprint: String,
 }

@@ -13,6 +13,7 @@
 //! - **Audit**: every console write leaves a row (who, what, when, the details), `audit_log`.
 
 pub mod accounts;
+mod catalogue;
 mod orders;
 
 use std::net::IpAddr;
@@ -170,6 +171,13 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState) -> Router<S> {
         .route("/list_orders", post(orders::list_orders))
         .route("/get_order", post(orders::get_order))
         .route("/ship_order", post(orders::ship_order))
+        .route("/list_categories", post(catalogue::list_categories))
+        .route("/save_category", post(catalogue::save_category))
+        .route("/delete_category", post(catalogue::delete_category))
+        .route("/list_products", post(catalogue::list_products))
+        .route("/save_product", post(catalogue::save_product))
+        .route("/adjust_stock", post(catalogue::adjust_stock))
+        .route("/low_stock", post(catalogue::low_stock))
         .layer(axum::middleware::from_fn_with_state(
             st.clone(),
             same_origin_json,

@@ -54,6 +54,11 @@ pub struct SweepReport {
 
 const BATCH: i64 = 200;
 
+/// How long a sweeper owns the orders and refunds it claimed: ample for a batch of WeChat
+/// round trips. Whatever it does with one puts its own `retry_at` in place of the lease; an
+/// instance that dies in the middle leaves the rest to be claimed again when this runs out.
+pub(super) const LEASE_SECS: i64 = 300;
+
 impl Payments {
     /// Asks WeChat about an order by number and applies what it verifiably says.
     pub async fn sync(&self, order_no: &str) -> Result<SyncOutcome> {
@@ -248,6 +253,34 @@ impl Payments {
         }
     }
 
+    /// Claims up to `BATCH` orders matching `filter` (`$1` = now, `$2` = `then`), oldest `order`
+    /// first, by setting their `retry_at` to a lease in one UPDATE: another instance's sweep
+    /// running at the same moment skips them (PostgreSQL: `SKIP LOCKED` takes other rows; the
+    /// UPDATE re-checks `filter` on rows claimed meanwhile) and so does this instance's next
+    /// pass until the lease runs out. Returns id, order_no, prepay_id, expires_at.
+    async fn claim_orders(
+        &self,
+        filter: &str,
+        order: &str,
+        now: i64,
+        then: i64,
+    ) -> Result<Vec<(i64, String, Option<String>, i64)>> {
+        let sql = format!(
+            "UPDATE orders SET retry_at = $3 WHERE id IN \
+               (SELECT id FROM orders WHERE {filter} ORDER BY {order} LIMIT $4{skip}) \
+             AND {filter} RETURNING id, order_no, prepay_id, expires_at",
+            skip = self.pool.backend().skip_locked(),
+        );
+        let mut claimed: Vec<(i64, String, Option<String>, i64)> = crate::sql!(&self.pool, e => sqlx::query_as(&sql)
+            .bind(now)
+            .bind(then)
+            .bind(now + LEASE_SECS)
+            .bind(BATCH)
+            .fetch_all(e).await)?;
+        claimed.sort_by_key(|c| c.0);
+        Ok(claimed)
+    }
+
     /// Puts off an order the sweeper could not handle, so it never blocks the others; never
     /// past `not_after` (an unpaid order's expiry must not wait for its reconciliation).
     async fn defer_order(&self, order_id: i64, not_after: Option<i64>) -> Result<()> {
@@ -272,14 +305,17 @@ impl Payments {
     pub async fn sweep(&self) -> Result<SweepReport> {
         let mut report = SweepReport::default();
         let now = now();
-        let expired: Vec<(i64, String, Option<String>)> = crate::sql!(&self.pool, e => sqlx::query_as(
-            "SELECT id, order_no, prepay_id FROM orders WHERE status = 'unpaid' AND expires_at <= $1 \
-             AND (retry_at IS NULL OR retry_at <= $1) ORDER BY expires_at LIMIT $2",
-        )
-        .bind(now)
-        .bind(BATCH)
-        .fetch_all(e).await)?;
-        for (id, order_no, prepay_id) in expired {
+        // Claimed (see `claim_orders`): three instances sweeping at once each close a
+        // different third, and each order is closed once at WeChat.
+        let expired: Vec<(i64, String, Option<String>, i64)> = self
+            .claim_orders(
+                "status = 'unpaid' AND expires_at <= $2 AND (retry_at IS NULL OR retry_at <= $1)",
+                "expires_at",
+                now,
+                now,
+            )
+            .await?;
+        for (id, order_no, prepay_id, _) in expired {
             match self
                 .close_order(id, &order_no, prepay_id.is_some(), "expired")
                 .await?
@@ -295,16 +331,16 @@ impl Payments {
         }
 
         let stale_before = now - self.cfg.reconcile_after.as_secs() as i64;
-        let stale: Vec<(i64, String, i64)> = crate::sql!(&self.pool, e => sqlx::query_as(
-            "SELECT id, order_no, expires_at FROM orders WHERE status = 'unpaid' AND prepay_id IS NOT NULL \
-             AND created_at <= $1 AND expires_at > $2 AND (retry_at IS NULL OR retry_at <= $2) \
-             ORDER BY created_at LIMIT $3",
-        )
-        .bind(stale_before)
-        .bind(now)
-        .bind(BATCH)
-        .fetch_all(e).await)?;
-        for (id, order_no, expires_at) in stale {
+        let stale: Vec<(i64, String, Option<String>, i64)> = self
+            .claim_orders(
+                "status = 'unpaid' AND prepay_id IS NOT NULL AND created_at <= $2 \
+                 AND expires_at > $1 AND (retry_at IS NULL OR retry_at <= $1)",
+                "created_at",
+                now,
+                stale_before,
+            )
+            .await?;
+        for (id, order_no, _, expires_at) in stale {
             match self.sync(&order_no).await? {
                 SyncOutcome::Paid => report.reconciled += 1,
                 SyncOutcome::Unavailable(_) => {

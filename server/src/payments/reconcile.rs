@@ -232,6 +232,30 @@ impl Payments {
                 let wait = (next - now).unsigned_abs();
                 tokio::time::sleep(wait).await;
                 let day = yesterday_in_china();
+                // Every instance wakes up; the one that takes the day's lease reconciles.
+                let holder = format!(
+                    "{}:{}",
+                    std::env::var("HOSTNAME").unwrap_or_else(|_| "wxmall".into()),
+                    std::process::id()
+                );
+                match crate::db::take_lease(
+                    &self.pool,
+                    &format!("reconcile:{day}"),
+                    &holder,
+                    6 * 3600,
+                )
+                .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::debug!(date = %day, "another instance reconciles this day");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, date = %day, "daily reconciliation: lease");
+                        continue;
+                    }
+                }
                 if let Err(e) = self.reconcile_bill(day).await {
                     tracing::error!(error = %e, date = %day, "daily reconciliation failed");
                 }

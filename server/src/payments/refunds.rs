@@ -559,15 +559,33 @@ impl Payments {
     /// Refunds still processing a while after they were asked for: sent again when WeChat never
     /// confirmed them, otherwise queried (a lost notification). Returns (settled, deferred).
     pub(super) async fn reconcile_refunds(&self, now: i64) -> Result<(usize, usize)> {
-        let due: Vec<(i64, String, Option<String>, i64, i64, String, String, i64)> = crate::sql!(&self.pool, e => sqlx::query_as(
-            "SELECT r.order_id, r.out_refund_no, r.refund_id, r.total_fen, r.amount_fen, r.reason, \
-               o.order_no, r.retries FROM refunds r JOIN orders o ON o.id = r.order_id \
-             WHERE r.status = 'processing' AND (r.retry_at IS NULL OR r.retry_at <= $1) \
-               AND r.updated_at <= $2 ORDER BY r.retry_at LIMIT 200",
-        )
-        .bind(now)
-        .bind(now - self.cfg.reconcile_after.as_secs() as i64)
-        .fetch_all(e).await)?;
+        // Claimed with a lease, as the orders are (`Payments::claim_orders`): several instances
+        // sweeping at once never ask WeChat twice about one refund, nor send it twice.
+        let sql = format!(
+            "UPDATE refunds SET retry_at = $3 WHERE id IN \
+               (SELECT id FROM refunds WHERE status = 'processing' \
+                  AND (retry_at IS NULL OR retry_at <= $1) AND updated_at <= $2 \
+                ORDER BY retry_at LIMIT 200{skip}) \
+             AND status = 'processing' AND (retry_at IS NULL OR retry_at <= $1) RETURNING id",
+            skip = self.pool.backend().skip_locked(),
+        );
+        let mut claimed: Vec<i64> = crate::sql!(&self.pool, e => sqlx::query_scalar(&sql)
+            .bind(now)
+            .bind(now - self.cfg.reconcile_after.as_secs() as i64)
+            .bind(now + super::lifecycle::LEASE_SECS)
+            .fetch_all(e).await)?;
+        claimed.sort_unstable();
+        let mut due: Vec<(i64, String, Option<String>, i64, i64, String, String, i64)> =
+            Vec::with_capacity(claimed.len());
+        for id in claimed {
+            due.extend(crate::sql!(&self.pool, e => sqlx::query_as(
+                "SELECT r.order_id, r.out_refund_no, r.refund_id, r.total_fen, r.amount_fen, r.reason, \
+                   o.order_no, r.retries FROM refunds r JOIN orders o ON o.id = r.order_id \
+                 WHERE r.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(e).await)?);
+        }
         let (mut settled, mut deferred) = (0, 0);
         for (order_id, out_refund_no, refund_id, total, amount, reason, order_no, retries) in due {
             if refund_id.is_none() {

@@ -21,7 +21,7 @@ pub async fn categories(pool: &Db) -> Result<Vec<Category>> {
 async fn skus_by_product(pool: &Db, product_id: Option<i64>) -> Result<HashMap<i64, Vec<Sku>>> {
     let rows: Vec<(i64, i64, String, i64, i64)> = crate::sql!(pool, e => sqlx::query_as(
         "SELECT s.product_id, s.id, s.name, s.price_fen, s.stock FROM skus s \
-         WHERE $1 IS NULL OR s.product_id = $1 ORDER BY s.product_id, s.sort, s.id",
+         WHERE ($1 IS NULL OR s.product_id = $1) AND s.retired_at IS NULL ORDER BY s.product_id, s.sort, s.id",
     )
     .bind(product_id)
     .fetch_all(e).await)
@@ -114,7 +114,7 @@ pub async fn sku_info<'a>(
     sku_id: i64,
 ) -> Result<SkuInfo> {
     let executor: crate::db::Exec<'_> = executor.into();
-    crate::sql!(executor, e => sqlx::query_as::<_, SkuInfo>(&format!("{SKU_INFO_SELECT} WHERE s.id = $1 AND p.on_sale"))
+    crate::sql!(executor, e => sqlx::query_as::<_, SkuInfo>(&format!("{SKU_INFO_SELECT} WHERE s.id = $1 AND p.on_sale AND s.retired_at IS NULL"))
         .bind(sku_id)
         .fetch_optional(e).await)
         .map_err(db_error)?

@@ -315,6 +315,10 @@ pub struct Pruned {
     pub oauth_states: u64,
     pub users: u64,
     pub sessions: u64,
+    /// Console sessions idle past `admin::IDLE_SECS` (they no longer open anything).
+    pub admin_sessions: u64,
+    /// Failed console logins older than the rate limit's window (they no longer count).
+    pub admin_login_failures: u64,
 }
 
 /// How long an anonymous shopper who keeps nothing is kept.
@@ -356,10 +360,23 @@ pub async fn prune(
         .bind(now - IDLE_ANONYMOUS_SECS)
         .execute(e).await.map(crate::db::Done::from))?
         .rows_affected();
+    // The console's leftovers: idle sessions and failures outside the login limit's window.
+    let admin_sessions =
+        crate::sql!(&mut tx, e => sqlx::query("DELETE FROM admin_sessions WHERE last_seen_at < $1")
+        .bind(now - crate::admin::IDLE_SECS)
+        .execute(e).await.map(crate::db::Done::from))?
+        .rows_affected();
+    let admin_login_failures =
+        crate::sql!(&mut tx, e => sqlx::query("DELETE FROM admin_login_failures WHERE at < $1")
+        .bind(now - crate::admin::FAILURE_WINDOW_SECS)
+        .execute(e).await.map(crate::db::Done::from))?
+        .rows_affected();
     tx.commit().await?;
     Ok(Pruned {
         oauth_states,
         users,
         sessions: sessions + expired,
+        admin_sessions,
+        admin_login_failures,
     })
 }

@@ -157,6 +157,7 @@ impl TestShop {
                 credentials: Some(Box::new(sandbox_credentials())),
             },
             redis_url: None,
+            redis_prefix: None,
             mp: None,
             template_paid: Some("sandbox-order-paid".into()),
             template_shipped: Some("sandbox-order-shipped".into()),
