@@ -68,10 +68,6 @@ fn field(name: &str, message: &str) -> FieldError {
     }
 }
 
-fn db_internal(e: sqlx::Error) -> Response {
-    internal(e)
-}
-
 // ------------------------------------------------------------------ categories
 
 pub(super) async fn list_categories(State(st): State<AdminState>, headers: HeaderMap) -> Response {
@@ -86,7 +82,7 @@ pub(super) async fn list_categories(State(st): State<AdminState>, headers: Heade
     .fetch_all(e).await)
     {
         Ok(r) => r,
-        Err(e) => return db_internal(e),
+        Err(e) => return internal(e),
     };
     Json(
         rows.into_iter()
@@ -163,7 +159,7 @@ pub(super) async fn save_category(
     match result {
         Ok(Ok(v)) => Json(v).into_response(),
         Ok(Err(r)) => r,
-        Err(e) => db_internal(e),
+        Err(e) => internal(e),
     }
 }
 
@@ -201,7 +197,7 @@ pub(super) async fn delete_category(
             )
             .await
             {
-                return db_internal(e);
+                return internal(e);
             }
             Json(json!({"ok": true})).into_response()
         }
@@ -212,10 +208,10 @@ pub(super) async fn delete_category(
             match exists {
                 Ok(Some(_)) => error(ErrorCode::InvalidState, "分类下还有商品，不能删除"),
                 Ok(None) => error(ErrorCode::NotFound, "分类不存在"),
-                Err(e) => db_internal(e),
+                Err(e) => internal(e),
             }
         }
-        Err(e) => db_internal(e),
+        Err(e) => internal(e),
     }
 }
 
@@ -294,14 +290,14 @@ pub(super) async fn list_products(
         .fetch_all(e).await)
     {
         Ok(ids) => ids,
-        Err(e) => return db_internal(e),
+        Err(e) => return internal(e),
     };
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         match product_json(&st.pool, id).await {
             Ok(Some(p)) => out.push(p),
             Ok(None) => {}
-            Err(e) => return db_internal(e),
+            Err(e) => return internal(e),
         }
     }
     Json(out).into_response()
@@ -404,10 +400,10 @@ pub(super) async fn save_product(
         Ok(Ok(id)) => match product_json(&st.pool, id).await {
             Ok(Some(p)) => Json(p).into_response(),
             Ok(None) => error(ErrorCode::NotFound, "商品不存在"),
-            Err(e) => db_internal(e),
+            Err(e) => internal(e),
         },
         Ok(Err(r)) => r,
-        Err(e) => db_internal(e),
+        Err(e) => internal(e),
     }
 }
 
@@ -608,7 +604,7 @@ pub(super) async fn adjust_stock(
         (_, Some(s)) => {
             let mut tx = match st.pool.begin().await {
                 Ok(t) => t,
-                Err(e) => return db_internal(e),
+                Err(e) => return internal(e),
             };
             // The row first (PostgreSQL: its lock; SQLite: the write lock), then the new value.
             let old: Result<Option<i64>, sqlx::Error> = crate::sql!(&mut tx, e => sqlx::query_scalar(
@@ -620,7 +616,7 @@ pub(super) async fn adjust_stock(
                     let _ = tx.rollback().await;
                     return error(ErrorCode::NotFound, "规格不存在");
                 }
-                Err(e) => return db_internal(e),
+                Err(e) => return internal(e),
             };
             let set: Result<crate::db::Done, sqlx::Error> = crate::sql!(&mut tx, e => sqlx::query(
                 "UPDATE skus SET stock = $1 WHERE id = $2")
@@ -645,7 +641,7 @@ pub(super) async fn adjust_stock(
             )
             .await
             {
-                return db_internal(e);
+                return internal(e);
             }
             Json(json!({"sku_id": b.sku_id, "stock": after})).into_response()
         }
@@ -659,10 +655,10 @@ pub(super) async fn adjust_stock(
                     &format!("库存不足：现有 {stock}，不能减到 0 以下"),
                 )]),
                 Ok(None) => error(ErrorCode::NotFound, "规格不存在"),
-                Err(e) => db_internal(e),
+                Err(e) => internal(e),
             }
         }
-        Err(e) => db_internal(e),
+        Err(e) => internal(e),
     }
 }
 
@@ -691,7 +687,7 @@ pub(super) async fn low_stock(
         .fetch_all(e).await)
     {
         Ok(r) => r,
-        Err(e) => return db_internal(e),
+        Err(e) => return internal(e),
     };
     Json(
         rows.into_iter()
