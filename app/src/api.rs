@@ -154,6 +154,21 @@ pub async fn confirm_receipt(order_id: i64) -> Result<OrderStatusView, ApiError>
     ssr::with_session(|shop, s| async move { shop.confirm_receipt(&s, order_id).await }).await
 }
 
+/// 申请售后: `{"order_id","kind":"refund_only|return_refund","reason","note"?}`.
+#[server(prefix = "/api", endpoint = "request_aftersale", input = Json)]
+pub async fn request_aftersale(
+    order_id: i64,
+    kind: AftersaleKind,
+    reason: String,
+    #[server(default)] note: String,
+) -> Result<AftersaleView, ApiError> {
+    ssr::with_session(|shop, s| async move {
+        shop.request_aftersale(&s, order_id, kind, &reason, &note)
+            .await
+    })
+    .await
+}
+
 #[server(prefix = "/api", endpoint = "cancel_order", input = Json)]
 pub async fn cancel_order(order_id: i64) -> Result<OrderStatusView, ApiError> {
     ssr::with_session(|shop, s| async move { shop.cancel_order(&s, order_id).await }).await
@@ -274,6 +289,22 @@ pub async fn form_checkout(
 #[server(prefix = "/api", endpoint = "form/confirm_receipt")]
 pub async fn form_confirm_receipt(order_id: i64) -> Result<(), ApiError> {
     ssr::with_session(|shop, s| async move { shop.confirm_receipt(&s, order_id).await }).await?;
+    go(&format!("/orders/{order_id}"));
+    Ok(())
+}
+
+#[server(prefix = "/api", endpoint = "form/request_aftersale")]
+pub async fn form_request_aftersale(
+    order_id: i64,
+    kind: AftersaleKind,
+    reason: String,
+    #[server(default)] note: String,
+) -> Result<(), ApiError> {
+    ssr::with_session(|shop, s| async move {
+        shop.request_aftersale(&s, order_id, kind, &reason, &note)
+            .await
+    })
+    .await?;
     go(&format!("/orders/{order_id}"));
     Ok(())
 }

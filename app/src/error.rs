@@ -33,6 +33,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The body is not JSON (`Content-Type: application/json` is required).
     UnsupportedMediaType,
+    /// The body is larger than the endpoint takes (an upload over its limit).
+    PayloadTooLarge,
     /// Something went wrong on our side; details are in the server log only.
     Internal,
 }
@@ -45,6 +47,7 @@ impl ErrorCode {
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::UnsupportedMediaType => 415,
+            Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
             Self::NotFound => 404,
             Self::OutOfStock | Self::InvalidState => 409,

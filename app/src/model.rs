@@ -315,6 +315,121 @@ impl RefundState {
     }
 }
 
+/// What a shopper asks for after paying (售后).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AftersaleKind {
+    /// 仅退款: the money back, no goods to return (not shipped, lost, …).
+    RefundOnly,
+    /// 退货退款: the goods go back to the merchant, then the money.
+    ReturnRefund,
+}
+
+impl AftersaleKind {
+    pub const ALL: [AftersaleKind; 2] = [Self::RefundOnly, Self::ReturnRefund];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RefundOnly => "refund_only",
+            Self::ReturnRefund => "return_refund",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::RefundOnly => "仅退款",
+            Self::ReturnRefund => "退货退款",
+        }
+    }
+}
+
+/// Where an after-sales request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AftersaleStatus {
+    /// Waiting for the merchant.
+    Pending,
+    /// 退货退款 approved: the shopper sends the goods back; the refund follows their arrival.
+    AwaitingReturn,
+    /// Approved; the refund is being handed to WeChat Pay.
+    Refunding,
+    /// Approved and the refund made (its own state is in the order's refunds).
+    Approved,
+    /// Refused by the merchant, with a reason.
+    Refused,
+}
+
+impl AftersaleStatus {
+    pub const ALL: [AftersaleStatus; 5] = [
+        Self::Pending,
+        Self::AwaitingReturn,
+        Self::Refunding,
+        Self::Approved,
+        Self::Refused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::AwaitingReturn => "awaiting_return",
+            Self::Refunding => "refunding",
+            Self::Approved => "approved",
+            Self::Refused => "refused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Pending => "等待商家处理",
+            Self::AwaitingReturn => "商家已同意，请寄回商品",
+            Self::Refunding => "商家已同意，退款发起中",
+            Self::Approved => "商家已同意，已退款",
+            Self::Refused => "商家已拒绝",
+        }
+    }
+
+    /// Still being handled: the order cannot get another request.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::AwaitingReturn | Self::Refunding)
+    }
+}
+
+/// An order's latest after-sales request, as the shopper sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AftersaleView {
+    pub aftersale_id: i64,
+    pub kind: AftersaleKind,
+    pub status: AftersaleStatus,
+    pub reason: String,
+    pub note: String,
+    /// The amount going back, once approved (fen).
+    pub refund_fen: Option<i64>,
+    /// The merchant's word: why refused, or where to send a return.
+    pub decision_reason: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+    pub received_at: Option<i64>,
+}
+
+/// The reasons the order page offers for an after-sales request.
+pub const AFTERSALE_REASONS: [&str; 6] = [
+    "不想要了",
+    "商品破损或有瑕疵",
+    "与描述不符",
+    "发错货或少发",
+    "长时间未收到货",
+    "其他",
+];
+
 /// One refund of an order (the order page lists them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundView {
@@ -376,6 +491,9 @@ pub struct Order {
     /// The parcel, once the merchant shipped it.
     #[serde(default)]
     pub shipment: Option<Shipment>,
+    /// The latest after-sales request (售后), if the shopper made one.
+    #[serde(default)]
+    pub aftersale: Option<AftersaleView>,
 }
 
 /// How an order travels (set by the console's `ship_order`).

@@ -83,6 +83,15 @@ pub trait ShopPort: Send + Sync + 'static {
     async fn cancel_order(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView>;
     /// 确认收货: `shipped → completed`, by the order's shopper.
     async fn confirm_receipt(&self, session: &SessionId, order_id: i64) -> Result<OrderStatusView>;
+    /// 申请售后 on one of the shopper's paid or shipped orders: one open request per order.
+    async fn request_aftersale(
+        &self,
+        session: &SessionId,
+        order_id: i64,
+        kind: AftersaleKind,
+        reason: &str,
+        note: &str,
+    ) -> Result<AftersaleView>;
 
     /// The 我的 page: WeChat profile (if shared) and order counts.
     async fn profile(&self, session: &SessionId) -> Result<Profile>;

@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { hydrated, orderOne, wxmall } from "./helpers";
+import { expectAccessible, hydrated, orderOne, wxmall } from "./helpers";
 
 // The merchant's console API (a session of its own, in its own request context) and what the
 // shopper sees of it.
@@ -28,12 +28,79 @@ test.describe("the console", () => {
     await expect(page.getByTestId("order-status")).toHaveText("已发货");
     await expect(page.getByTestId("shipment")).toHaveText("顺丰速运 SF2026120501");
     await hydrated(page);
+    await expectAccessible(page, "order, shipped");
     await page.getByTestId("confirm-receipt").click();
     await expect(page.getByTestId("order-status")).toHaveText("已完成");
     await expect(page.getByTestId("confirm-receipt")).toHaveCount(0);
+    await expectAccessible(page, "order, completed");
 
     const log = await (await request.post("/admin/api/audit_log", { data: {} })).json();
     expect(log[0].action).toBe("ship_order");
     expect(log[0].who).toBe("e2e-owner");
+  });
+
+  test("a shopper asks for 仅退款, the owner approves, the shopper sees the refund and the dashboard counts it", async ({
+    page,
+    request,
+    browser,
+  }) => {
+    const password = "another long e2e console password";
+    const added = wxmall(["admin", "add", "e2e-aftersales", "--role", "owner"], `${password}\n`);
+    expect(added.status, added.stderr).toBe(0);
+    const login = await request.post("/admin/api/login", { data: { username: "e2e-aftersales", password } });
+    expect(login.status()).toBe(200);
+    const before = await (await request.post("/admin/api/dashboard", { data: {} })).json();
+
+    // Sandbox user 3 pays for one item, then asks for its money back from the order page.
+    const orderId = await orderOne(page, 5, 3);
+    await page.getByTestId("pay").click();
+    await page.locator("#wx-pay-confirm").click();
+    await expect(page.getByTestId("order-status")).toHaveText("已支付", { timeout: 20_000 });
+    await page.getByTestId("aftersale-open").click();
+    await expect(page.getByText("退货退款")).toHaveCount(0); // nothing shipped, nothing to return
+    await page.getByTestId("aftersale-reason").selectOption("不想要了");
+    await page.getByRole("textbox", { name: "补充说明" }).fill("拍错了");
+    await page.getByTestId("aftersale-submit").click();
+    await expect(page.getByTestId("aftersale-status")).toHaveText("等待商家处理");
+    await expect(page.getByTestId("aftersale-open")).toHaveCount(0);
+
+    const waiting = await (await request.post("/admin/api/list_aftersales", { data: { status: "pending" } })).json();
+    const mine = waiting.aftersales.find((a: { order_id: number }) => a.order_id === orderId);
+    expect(mine.note).toBe("拍错了");
+    const decided = await request.post("/admin/api/decide_aftersale", {
+      data: { aftersale_id: mine.aftersale_id, approve: true },
+    });
+    expect(decided.status(), await decided.text()).toBe(200);
+
+    await expect(async () => {
+      await page.reload();
+      await expect(page.getByTestId("refund-state")).toHaveText("退款成功", { timeout: 1_000 });
+    }).toPass({ timeout: 15_000 });
+    await expect(page.getByTestId("aftersale-status")).toHaveText("商家已同意，已退款");
+    await expect(page.getByTestId("order-status")).toHaveText("已退款");
+    await expectAccessible(page, "order, refunded after an approved after-sales request");
+
+    const after = await (await request.post("/admin/api/dashboard", { data: {} })).json();
+    expect(after.today.paid_orders).toBe(before.today.paid_orders + 1);
+    expect(after.today.refunds_fen).toBe(before.today.refunds_fen + mine.total_fee);
+
+    // Without JavaScript the same form posts to /api/form/request_aftersale.
+    const second = await orderOne(page, 5, 3);
+    await page.getByTestId("pay").click();
+    await page.locator("#wx-pay-confirm").click();
+    await expect(page.getByTestId("order-status")).toHaveText("已支付", { timeout: 20_000 });
+    const plain = await browser.newContext({
+      baseURL: test.info().project.use.baseURL,
+      javaScriptEnabled: false,
+      storageState: await page.context().storageState(),
+      userAgent: await page.evaluate(() => navigator.userAgent),
+    });
+    const noJs = await plain.newPage();
+    await noJs.goto(`/orders/${second}`);
+    await noJs.getByTestId("aftersale-open").click();
+    await noJs.getByTestId("aftersale-reason").selectOption("其他");
+    await noJs.getByTestId("aftersale-submit").click();
+    await expect(noJs.getByTestId("aftersale-status")).toHaveText("等待商家处理");
+    await plain.close();
   });
 });

@@ -105,3 +105,18 @@ export function wxmall(args: string[], input?: string): { status: number; stdout
   const r = spawnSync(wxmallBinary(), args, { env: wxmallEnv(), encoding: "utf8", timeout: 60_000, input });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
+
+/**
+ * Runs axe-core (WCAG 2.0/2.1 A and AA rules, colour contrast included) on the page as it is now and
+ * fails on any serious or critical violation, naming the rule and the elements. `what` says which
+ * page and state, for the message.
+ */
+export async function expectAccessible(page: Page, what: string) {
+  const { default: AxeBuilder } = await import("@axe-core/playwright");
+  const results = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]).analyze();
+  const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  const report = bad
+    .map((v) => `${v.id} (${v.impact}): ${v.help}\n` + v.nodes.map((n) => `    ${n.target.join(" ")}: ${n.failureSummary?.split("\n").slice(1).join(" ")}`).join("\n"))
+    .join("\n");
+  expect(bad.length, `${what}:\n${report}`).toBe(0);
+}

@@ -211,6 +211,7 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
         payments: payments.clone(),
         secure: settings.public_url.starts_with("https://"),
         origin: guard::Gate::origin_of(&settings.public_url),
+        uploads: admin::images::uploads_dir(&settings.data_dir),
     };
     let router = routes::router(
         state,

@@ -776,3 +776,647 @@ async fn two_clerks_adjusting_one_stock_add_up_and_it_never_goes_below_zero() {
     assert_eq!(last["detail"]["stock"], json!([25, 2]));
     assert_eq!(last["detail"]["reason"], "盘点");
 }
+
+// ------------------------------------------------------------------ after-sales (售后)
+
+async fn refund_states(shop: &TestShop, order_id: i64) -> Vec<(String, i64, bool)> {
+    server::sql!(&shop.pool, e => sqlx::query_as(
+        "SELECT status, amount_fen, restock FROM refunds WHERE order_id = $1 ORDER BY id",
+    )
+    .bind(order_id)
+    .fetch_all(e).await)
+    .unwrap()
+}
+
+async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_shopper_asks_for_a_refund_the_owner_approves_it_and_the_money_goes_back_once() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let stock_before = shop.stock(1).await;
+    let (shopper, id, no) = paid_order(&shop, 0, &[(1, 2)]).await;
+    assert_eq!(shop.stock(1).await, stock_before - 2);
+    let total = shop.price(1).await * 2;
+
+    // Checked: a return of goods that never left, no reason, someone else's order.
+    let (st, err) = shopper
+        .api(
+            "request_aftersale",
+            json!({"order_id": id, "kind": "return_refund", "reason": "不想要了"}),
+        )
+        .await;
+    assert_eq!(st, 400, "{err}");
+    assert_eq!(err["fields"][0]["field"], "kind");
+    let (st, err) = shopper
+        .api(
+            "request_aftersale",
+            json!({"order_id": id, "kind": "refund_only", "reason": " "}),
+        )
+        .await;
+    assert_eq!(st, 400, "{err}");
+    assert_eq!(err["fields"][0]["field"], "reason");
+    let stranger = shop.wechat_shopper(1).await;
+    let (st, _) = stranger
+        .api(
+            "request_aftersale",
+            json!({"order_id": id, "kind": "refund_only", "reason": "不想要了"}),
+        )
+        .await;
+    assert_eq!(st, 404);
+
+    let (st, asked) = shopper
+        .api(
+            "request_aftersale",
+            json!({"order_id": id, "kind": "refund_only", "reason": "不想要了", "note": "拍错了规格"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{asked}");
+    assert_eq!(asked["status"], "pending");
+    let aftersale_id = asked["aftersale_id"].as_i64().unwrap();
+    let (st, err) = shopper
+        .api(
+            "request_aftersale",
+            json!({"order_id": id, "kind": "refund_only", "reason": "其他"}),
+        )
+        .await;
+    assert_eq!(st, 409, "one open request per order: {err}");
+
+    // The clerk sees it, cannot ship past it, cannot approve it, and must say why to refuse.
+    let clerk = signed_in(&shop, "clerk").await;
+    let (st, _, list) = clerk
+        .post("list_aftersales", json!({"status": "pending"}))
+        .await;
+    assert_eq!(st, 200, "{list}");
+    let list = list["aftersales"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["order_no"], no.as_str());
+    assert_eq!(list[0]["note"], "拍错了规格");
+    let (st, _, err) = clerk
+        .post(
+            "ship_order",
+            json!({"order_id": id, "carrier": "中通", "tracking_no": "ZT0009"}),
+        )
+        .await;
+    assert_eq!(st, 409, "not while the request waits: {err}");
+    let (st, _, _) = clerk
+        .post(
+            "decide_aftersale",
+            json!({"aftersale_id": aftersale_id, "approve": true}),
+        )
+        .await;
+    assert_eq!(st, 403, "staff may not send money back");
+    let (st, _, err) = clerk
+        .post(
+            "decide_aftersale",
+            json!({"aftersale_id": aftersale_id, "approve": false}),
+        )
+        .await;
+    assert_eq!(st, 400, "{err}");
+    assert_eq!(err["fields"][0]["field"], "reason");
+    assert!(shop.sandbox.refunds(&no).is_empty());
+
+    // The owner approves: everything paid goes back, the goods (never shipped) back on the shelf.
+    let boss = signed_in(&shop, "boss").await;
+    let (st, _, done) = boss
+        .post(
+            "decide_aftersale",
+            json!({"aftersale_id": aftersale_id, "approve": true}),
+        )
+        .await;
+    assert_eq!(st, 200, "{done}");
+    assert_eq!(done["status"], "approved");
+    assert_eq!(done["refund_fen"], total);
+    let (st, _, again) = boss
+        .post(
+            "decide_aftersale",
+            json!({"aftersale_id": aftersale_id, "approve": true}),
+        )
+        .await;
+    assert_eq!(st, 409, "{again}");
+    assert_eq!(shop.sandbox.refunds(&no).len(), 1, "one refund at WeChat");
+    assert!(
+        eventually(|| async {
+            refund_states(&shop, id).await == vec![("succeeded".to_string(), total, true)]
+        })
+        .await,
+        "{:?}",
+        refund_states(&shop, id).await
+    );
+    assert!(eventually(|| async { shop.stock(1).await == stock_before }).await);
+
+    // The shopper sees every step.
+    let (st, order) = shopper.api("get_order", json!({"order_id": id})).await;
+    assert_eq!(st, 200);
+    assert_eq!(order["aftersale"]["status"], "approved");
+    assert_eq!(order["aftersale"]["refund_fen"], total);
+    assert_eq!(order["status"], "refunded");
+    assert_eq!(order["refunds"][0]["state"], "succeeded");
+
+    let (_, _, log) = boss.post("audit_log", json!({})).await;
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["aftersale_refund", "decide_aftersale"], "{log}");
+}
+
+#[tokio::test]
+async fn a_return_waits_for_the_goods_and_a_refusal_reaches_the_shopper() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let boss = signed_in(&shop, "boss").await;
+    let clerk = signed_in(&shop, "clerk").await;
+    let ship = |id: i64, n: u32| json!({"order_id": id, "carrier": "顺丰", "tracking_no": format!("SF{n:06}")});
+
+    // 退货退款 on a shipped order.
+    let stock_before = shop.stock(2).await;
+    let (shopper, id, no) = paid_order(&shop, 0, &[(2, 1)]).await;
+    assert_eq!(clerk.post("ship_order", ship(id, 1)).await.0, 200);
+    let (st, asked) = shopper
+        .api(
+            "request_aftersale",
+            json!({"order_id": id, "kind": "return_refund", "reason": "商品破损或有瑕疵"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{asked}");
+    let aftersale_id = asked["aftersale_id"].as_i64().unwrap();
+    let (st, _, v) = boss
+        .post(
+            "decide_aftersale",
+            json!({"aftersale_id": aftersale_id, "approve": true, "reason": "请寄回：深圳市南山区科技园 1 号"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "awaiting_return");
+    assert!(
+        shop.sandbox.refunds(&no).is_empty(),
+        "no money before the goods"
+    );
+    let (_, order) = shopper.api("get_order", json!({"order_id": id})).await;
+    assert_eq!(order["aftersale"]["status"], "awaiting_return");
+    assert_eq!(
+        order["aftersale"]["decision_reason"],
+        "请寄回：深圳市南山区科技园 1 号"
+    );
+    // A parcel on its way back does not complete by itself.
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE orders SET shipped_at = shipped_at - 11 * 86400 WHERE id = $1")
+        .bind(id)
+        .execute(e).await.map(server::db::Done::from))
+        .unwrap();
+    shop.sweeper.run_once().await.unwrap();
+    assert_eq!(shop.order_row(id).await.0, "shipped");
+    assert_eq!(
+        clerk
+            .post("receive_return", json!({"aftersale_id": aftersale_id}))
+            .await
+            .0,
+        403
+    );
+    let (st, _, v) = boss
+        .post("receive_return", json!({"aftersale_id": aftersale_id}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "approved");
+    assert_eq!(shop.sandbox.refunds(&no).len(), 1);
+    assert!(
+        eventually(|| async { shop.stock(2).await == stock_before }).await,
+        "the returned goods are back"
+    );
+    let (st, _, _) = boss
+        .post("receive_return", json!({"aftersale_id": aftersale_id}))
+        .await;
+    assert_eq!(st, 409);
+
+    // 仅退款 refused, with the reason the shopper reads; they may ask again, three times in all.
+    let (shopper, id, no) = paid_order(&shop, 0, &[(1, 1)]).await;
+    assert_eq!(clerk.post("ship_order", ship(id, 2)).await.0, 200);
+    for round in 0..3 {
+        let (st, asked) = shopper
+            .api(
+                "request_aftersale",
+                json!({"order_id": id, "kind": "refund_only", "reason": "长时间未收到货"}),
+            )
+            .await;
+        assert_eq!(st, 200, "round {round}: {asked}");
+        let (st, _, v) = clerk
+            .post(
+                "decide_aftersale",
+                json!({"aftersale_id": asked["aftersale_id"], "approve": false, "reason": "物流显示已签收"}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let (_, order) = shopper.api("get_order", json!({"order_id": id})).await;
+        assert_eq!(order["aftersale"]["status"], "refused");
+        assert_eq!(order["aftersale"]["decision_reason"], "物流显示已签收");
+    }
+    let (st, err) = shopper
+        .api(
+            "request_aftersale",
+            json!({"order_id": id, "kind": "refund_only", "reason": "其他"}),
+        )
+        .await;
+    assert_eq!(st, 409, "{err}");
+    assert!(shop.sandbox.refunds(&no).is_empty());
+}
+
+#[tokio::test]
+async fn an_approval_cut_off_before_or_after_its_refund_is_retried_without_a_second_refund() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let boss = signed_in(&shop, "boss").await;
+    let (shopper, id, no) = paid_order(&shop, 0, &[(1, 1)]).await;
+    let (_, asked) = shopper
+        .api(
+            "request_aftersale",
+            json!({"order_id": id, "kind": "refund_only", "reason": "不想要了"}),
+        )
+        .await;
+    let aftersale_id = asked["aftersale_id"].as_i64().unwrap();
+    let total = shop.price(1).await;
+    let set = |status: &'static str, claimed_at: Option<i64>| {
+        let pool = shop.pool.clone();
+        async move {
+            server::sql!(&pool, e => sqlx::query(
+                "UPDATE aftersales SET status = $1, refund_fen = $2, restock = FALSE, out_refund_no = NULL, \
+                 refund_claimed_at = $3 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(total)
+            .bind(claimed_at)
+            .bind(aftersale_id)
+            .execute(e).await.map(server::db::Done::from))
+            .unwrap();
+        }
+    };
+    // Claimed, then the process died before WeChat was asked: while its claim is fresh a
+    // second attempt waits, after a minute it takes over.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    set("refunding", Some(now)).await;
+    let (st, _, busy) = boss
+        .post(
+            "decide_aftersale",
+            json!({"aftersale_id": aftersale_id, "approve": true}),
+        )
+        .await;
+    assert_eq!(st, 409, "{busy}");
+    assert!(shop.sandbox.refunds(&no).is_empty());
+    set("refunding", Some(now - 61)).await;
+    let (_, order) = shopper.api("get_order", json!({"order_id": id})).await;
+    assert_eq!(order["aftersale"]["status"], "refunding");
+    let (st, _, first) = boss
+        .post(
+            "decide_aftersale",
+            json!({"aftersale_id": aftersale_id, "approve": true}),
+        )
+        .await;
+    assert_eq!(st, 200, "{first}");
+    assert_eq!(shop.sandbox.refunds(&no).len(), 1);
+    // Refunded, then the process died before the request was marked.
+    set("refunding", None).await;
+    let (st, _, second) = boss
+        .post(
+            "decide_aftersale",
+            json!({"aftersale_id": aftersale_id, "approve": true}),
+        )
+        .await;
+    assert_eq!(st, 200, "{second}");
+    assert_eq!(second["out_refund_no"], first["out_refund_no"]);
+    assert_eq!(shop.sandbox.refunds(&no).len(), 1, "still one refund");
+    assert_eq!(refund_states(&shop, id).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_owners_approving_at_once_send_one_refund() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    accounts::add(&shop.pool, "boss2", Role::Owner, PASSWORD)
+        .await
+        .unwrap();
+    let (shopper, id, no) = paid_order(&shop, 0, &[(1, 1)]).await;
+    let (_, asked) = shopper
+        .api(
+            "request_aftersale",
+            json!({"order_id": id, "kind": "refund_only", "reason": "不想要了"}),
+        )
+        .await;
+    let body = json!({"aftersale_id": asked["aftersale_id"], "approve": true});
+    let a = signed_in(&shop, "boss").await;
+    let b = signed_in(&shop, "boss2").await;
+    let (ra, rb) = tokio::join!(
+        a.post("decide_aftersale", body.clone()),
+        b.post("decide_aftersale", body.clone())
+    );
+    let mut codes = [ra.0, rb.0];
+    codes.sort();
+    assert_eq!(codes, [200, 409], "{} / {}", ra.2, rb.2);
+    assert_eq!(shop.sandbox.refunds(&no).len(), 1);
+}
+
+// ------------------------------------------------------------------ export and figures
+
+#[tokio::test]
+async fn the_csv_export_has_a_bom_the_filtered_orders_and_no_formulas() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let (_, paid, paid_no) = paid_order(&shop, 0, &[(1, 2), (2, 1)]).await;
+    let s = shop.wechat_shopper(1).await;
+    let mut body = order_body(&[(2, 1)]);
+    body["remark"] = json!("=HYPERLINK(\"http://evil.example\",\"点我\")");
+    let (st, created) = s.api("create_order", body).await;
+    assert_eq!(st, 200, "{created}");
+
+    let clerk = signed_in(&shop, "clerk").await;
+    let get = |query: &'static str| {
+        let http = clerk.http.clone();
+        let url = format!("{}/admin/api/export_orders.csv{query}", shop.base);
+        async move { http.get(url).send().await.unwrap() }
+    };
+    let res = get("").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment; filename=\"orders-"));
+    let bytes = res.bytes().await.unwrap();
+    assert!(
+        bytes.starts_with(b"\xEF\xBB\xBF"),
+        "a byte-order mark for Excel"
+    );
+    let mut reader = csv::Reader::from_reader(&bytes[3..]);
+    assert_eq!(&reader.headers().unwrap()[0], "订单编号");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2, "one row per order, lines joined: {rows:?}");
+    let paid_row = rows
+        .iter()
+        .find(|r| r[0].trim() == paid_no)
+        .expect("the paid order");
+    assert_eq!(&paid_row[1], "已支付");
+    assert_eq!(
+        &paid_row[4],
+        &app::model::format_fen(shop.price(1).await * 2 + shop.price(2).await)
+    );
+    assert!(
+        paid_row[6].contains("×2") && paid_row[6].contains('；'),
+        "{:?}",
+        &paid_row[6]
+    );
+    let unpaid_row = rows.iter().find(|r| r[0].trim() != paid_no).unwrap();
+    assert!(
+        unpaid_row[11].starts_with("'="),
+        "a formula is defused: {:?}",
+        &unpaid_row[11]
+    );
+
+    let only_paid = get("?status=paid").await.bytes().await.unwrap();
+    assert_eq!(
+        csv::Reader::from_reader(&only_paid[3..]).records().count(),
+        1
+    );
+    assert_eq!(get("?status=nonsense").await.status(), 400);
+    // Nobody signed in, or another site's page: nothing.
+    let anon = reqwest::get(format!("{}/admin/api/export_orders.csv", shop.base))
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), 401);
+    let foreign = clerk
+        .http
+        .get(format!("{}/admin/api/export_orders.csv", shop.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    let _ = paid;
+}
+
+#[tokio::test]
+async fn the_dashboard_counts_todays_sales_refunds_and_what_waits() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let (shopper, a, _) = paid_order(&shop, 0, &[(1, 2)]).await;
+    let (_, _b, _) = paid_order(&shop, 0, &[(3, 1)]).await;
+    let s = shop.wechat_shopper(1).await;
+    let (st, _) = s.api("create_order", order_body(&[(2, 1)])).await;
+    assert_eq!(st, 200);
+    let (p1, p2) = (shop.price(1).await, shop.price(3).await);
+    let sales = 2 * p1 + p2;
+
+    let clerk = signed_in(&shop, "clerk").await;
+    let (st, _, d) = clerk.post("dashboard", json!({})).await;
+    assert_eq!(st, 200, "{d}");
+    for window in ["today", "days_7", "days_30"] {
+        assert_eq!(d[window]["paid_orders"], 2, "{window}: {d}");
+        assert_eq!(d[window]["sales_fen"], sales);
+        assert_eq!(d[window]["average_fen"], (sales + 1) / 2);
+        assert_eq!(d[window]["created_orders"], 3);
+        assert_eq!(d[window]["paid_share_permille"], 667);
+        assert_eq!(d[window]["refunds_fen"], 0);
+    }
+    let daily = d["daily"].as_array().unwrap();
+    assert_eq!(daily.len(), 30);
+    assert_eq!(daily[29]["sales_fen"], sales, "today is the last bar");
+    assert_eq!(
+        daily[..29]
+            .iter()
+            .map(|x| x["sales_fen"].as_i64().unwrap())
+            .sum::<i64>(),
+        0
+    );
+    let svg = d["chart_svg"].as_str().unwrap();
+    assert_eq!(svg.matches("<rect").count(), 30);
+    assert_eq!(
+        d["top_products"][0]["product_id"],
+        shop_product_of(&shop, 1).await
+    );
+    assert_eq!(d["top_products"][0]["quantity"], 2);
+    assert_eq!(d["orders_to_ship"], 2);
+    assert_eq!(d["aftersales_waiting"], 0);
+
+    // A request waits, then the refund it brings counts as today's refund.
+    let (_, asked) = shopper
+        .api(
+            "request_aftersale",
+            json!({"order_id": a, "kind": "refund_only", "reason": "不想要了"}),
+        )
+        .await;
+    let (_, _, d) = clerk.post("dashboard", json!({})).await;
+    assert_eq!(d["aftersales_waiting"], 1);
+    let boss = signed_in(&shop, "boss").await;
+    let (st, _, _) = boss
+        .post(
+            "decide_aftersale",
+            json!({"aftersale_id": asked["aftersale_id"], "approve": true}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert!(
+        eventually(|| async {
+            refund_states(&shop, a)
+                .await
+                .first()
+                .is_some_and(|r| r.0 == "succeeded")
+        })
+        .await
+    );
+    let (_, _, d) = clerk.post("dashboard", json!({})).await;
+    assert_eq!(d["today"]["refunds_fen"], 2 * p1);
+    assert_eq!(
+        d["today"]["paid_orders"], 2,
+        "a refunded order was still paid today"
+    );
+    assert_eq!(d["orders_to_ship"], 1, "the refunded order no longer waits");
+    assert_eq!(d["aftersales_waiting"], 0);
+    assert_eq!(
+        Console::new(&shop).post("dashboard", json!({})).await.0,
+        401
+    );
+}
+
+async fn shop_product_of(shop: &TestShop, sku_id: i64) -> i64 {
+    server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT product_id FROM skus WHERE id = $1")
+        .bind(sku_id)
+        .fetch_one(e).await)
+    .unwrap()
+}
+
+// ------------------------------------------------------------------ pictures
+
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    }));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+impl Console {
+    async fn upload(&self, bytes: Vec<u8>, file_name: &str, mime: &str) -> (u16, Value) {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(file_name.to_string())
+            .mime_str(mime)
+            .unwrap();
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let res = self
+            .http
+            .post(format!("{}/admin/api/upload_image", self.base))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn an_uploaded_picture_is_sniffed_resized_served_for_a_year_and_shown_to_shoppers() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let clerk = signed_in(&shop, "clerk").await;
+    let picture = png(1200, 900);
+    let (st, up) = clerk
+        .upload(picture.clone(), "photo.png", "image/png")
+        .await;
+    assert_eq!(st, 200, "{up}");
+    let path = up["path"].as_str().unwrap().to_string();
+    assert!(
+        path.starts_with("/uploads/") && path.ends_with(".jpg"),
+        "{path}"
+    );
+    assert_eq!(up["sizes"].as_array().unwrap().len(), 2);
+    let (_, again) = clerk.upload(picture, "other-name.png", "image/png").await;
+    assert_eq!(again["path"], path.as_str(), "the same picture is one file");
+
+    for (entry, side) in up["sizes"].as_array().unwrap().iter().zip([800, 240]) {
+        let res = reqwest::get(format!("{}{}", shop.base, entry["path"].as_str().unwrap()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "image/jpeg");
+        assert_eq!(
+            res.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let img = image::load_from_memory(&res.bytes().await.unwrap()).unwrap();
+        assert_eq!((img.width(), img.height()), (side, side));
+    }
+
+    // The product takes it, and the shopper's page shows it.
+    let (_, _, cats) = clerk.post("list_categories", json!({})).await;
+    let mut product = two_sku_product(cats[0]["id"].as_i64().unwrap());
+    product["images"] = json!([path]);
+    let boss = signed_in(&shop, "boss").await;
+    let (st, _, saved) = boss.post("save_product", product).await;
+    assert_eq!(st, 200, "{saved}");
+    let (_, page) = shop
+        .shopper()
+        .get(&format!("/product/{}", saved["id"]))
+        .await;
+    assert!(page.contains(&path), "the product page shows the upload");
+}
+
+#[tokio::test]
+async fn uploads_that_are_not_pictures_too_large_or_from_elsewhere_are_refused() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let clerk = signed_in(&shop, "clerk").await;
+    // The name and the type say PNG; the bytes say otherwise.
+    for body in [
+        b"#!/bin/sh\necho hello\n".to_vec(),
+        b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>".to_vec(),
+        b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec(),
+    ] {
+        let (st, err) = clerk.upload(body, "photo.png", "image/png").await;
+        assert_eq!(st, 400, "{err}");
+        assert_eq!(err["code"], "validation");
+        assert_eq!(err["fields"][0]["field"], "file");
+    }
+    let (st, err) = clerk.upload(png(50, 50), "tiny.png", "image/png").await;
+    assert_eq!(st, 400, "{err}");
+    // 20 MB: refused without being stored.
+    let (st, err) = clerk
+        .upload(vec![0x89; 20 * 1024 * 1024], "big.png", "image/png")
+        .await;
+    assert_eq!(st, 413, "{err}");
+    let stored = std::fs::read_dir(shop.data_dir().join("uploads"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(stored, 0, "nothing refused was written");
+    // JSON is not an upload; nobody signed in, or another site's page: nothing.
+    let (st, _, _) = clerk.post("upload_image", json!({"file": "x"})).await;
+    assert_eq!(st, 415);
+    let (st, _) = Console::new(&shop)
+        .upload(png(300, 300), "p.png", "image/png")
+        .await;
+    assert_eq!(st, 401);
+    let part = reqwest::multipart::Part::bytes(png(300, 300)).file_name("p.png");
+    let res = clerk
+        .http
+        .post(format!("{}/admin/api/upload_image", shop.base))
+        .header("origin", "https://evil.example")
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}

@@ -1,7 +1,9 @@
-use crate::api::{cancel_order, confirm_receipt, get_order};
-use crate::components::{format_time, ErrorView, PageSkeleton, Price, ServerFormError};
+use crate::api::{cancel_order, confirm_receipt, get_order, request_aftersale};
+use crate::components::{
+    format_time, ErrorView, FieldMessage, PageSkeleton, Price, ServerFormError,
+};
 use crate::error::ApiError;
-use crate::model::{Order, OrderStatus};
+use crate::model::{AftersaleKind, AftersaleView, Order, OrderStatus, AFTERSALE_REASONS};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -12,6 +14,10 @@ pub fn OrderPage() -> impl IntoView {
     let params = use_params_map();
     let cancel = Action::new(|id: &i64| cancel_order(*id));
     let confirm = Action::new(|id: &i64| confirm_receipt(*id));
+    let aftersale = Action::new(|r: &AftersaleInput| {
+        let r = r.clone();
+        async move { request_aftersale(r.order_id, r.kind, r.reason, r.note).await }
+    });
     // Bumped when a payment is confirmed, to reload the order.
     let refresh = RwSignal::new(0u32);
     let order = Resource::new(
@@ -20,10 +26,11 @@ pub fn OrderPage() -> impl IntoView {
                 params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok())),
                 cancel.version().get(),
                 confirm.version().get(),
+                aftersale.version().get(),
                 refresh.get(),
             )
         },
-        |(id, _, _, _)| async move {
+        |(id, _, _, _, _)| async move {
             match id {
                 Some(id) => get_order(id).await,
                 None => Err(ApiError::not_found("订单")),
@@ -36,7 +43,7 @@ pub fn OrderPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match order.await {
                     Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(o) => view! { <OrderView order=o cancel confirm refresh /> }.into_any(),
+                    Ok(o) => view! { <OrderView order=o cancel confirm aftersale refresh /> }.into_any(),
                 }
             })}
         </Transition>
@@ -123,14 +130,129 @@ fn start_payment(
 ) {
 }
 
+/// What the 申请售后 form sends.
+#[derive(Clone, Debug)]
+struct AftersaleInput {
+    order_id: i64,
+    kind: AftersaleKind,
+    reason: String,
+    note: String,
+}
+
+type AftersaleAction = Action<AftersaleInput, Result<AftersaleView, ApiError>>;
+
+/// The order's latest after-sales request: what was asked, where it stands, the merchant's word.
+#[component]
+fn AftersaleStatus(a: AftersaleView) -> impl IntoView {
+    view! {
+        <section class="panel" data-testid="aftersale">
+            <div class="panel-head">
+                <h2 class="section-title">{format!("售后 · {}", a.kind.label())}</h2>
+                <span class=format!("aftersale-state aftersale-{}", a.status.as_str())
+                    data-testid="aftersale-status">{a.status.label()}</span>
+            </div>
+            <dl class="facts">
+                <dt>"申请原因"</dt><dd>{a.reason.clone()}</dd>
+                {(!a.note.is_empty()).then(|| view! { <dt>"补充说明"</dt><dd>{a.note.clone()}</dd> })}
+                <dt>"申请时间"</dt><dd>{format_time(a.created_at)}</dd>
+                {a.decided_at.map(|t| view! { <dt>"处理时间"</dt><dd>{format_time(t)}</dd> })}
+                {(!a.decision_reason.is_empty()).then(|| view! {
+                    <dt>"商家说明"</dt><dd data-testid="aftersale-decision">{a.decision_reason.clone()}</dd>
+                })}
+                {a.received_at.map(|t| view! { <dt>"商家收货"</dt><dd>{format_time(t)}</dd> })}
+                {a.refund_fen.map(|f| view! { <dt>"退款金额"</dt><dd><Price fen=f /></dd> })}
+            </dl>
+        </section>
+    }
+}
+
+/// 申请售后: a `<details>` that opens without JavaScript; the form posts to
+/// `/api/form/request_aftersale`, or with JavaScript calls `request_aftersale`.
+#[component]
+fn AftersaleForm(order_id: i64, shipped: bool, action: AftersaleAction) -> impl IntoView {
+    let server_error = ServerFormError::take("/api/form/request_aftersale");
+    let open = server_error.is_some();
+    let error = RwSignal::new(server_error);
+    let kind = RwSignal::new(AftersaleKind::RefundOnly.as_str().to_string());
+    let reason = RwSignal::new(String::new());
+    let note = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        if let Some(Err(e)) = action.value().get() {
+            error.set(Some(e));
+        }
+    });
+    let err = Signal::derive(move || error.get());
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let input = AftersaleInput {
+            order_id,
+            kind: AftersaleKind::parse(&kind.get_untracked()).unwrap_or(AftersaleKind::RefundOnly),
+            reason: reason.get_untracked(),
+            note: note.get_untracked(),
+        };
+        error.set(None);
+        action.dispatch(input);
+    };
+    view! {
+        <details class="panel aftersale-form" open=open>
+            <summary class="section-title" data-testid="aftersale-open">"申请售后"</summary>
+            <form method="post" action="/api/form/request_aftersale" on:submit=on_submit>
+                <input type="hidden" name="order_id" value=order_id />
+                <fieldset class="field kind-choice">
+                    <legend>"售后类型"</legend>
+                    <label>
+                        <input type="radio" name="kind" value="refund_only"
+                            checked=move || kind.get() == "refund_only"
+                            on:change=move |_| kind.set("refund_only".into()) />
+                        " 仅退款"
+                    </label>
+                    {shipped.then(|| view! {
+                        <label>
+                            <input type="radio" name="kind" value="return_refund"
+                                checked=move || kind.get() == "return_refund"
+                                on:change=move |_| kind.set("return_refund".into()) />
+                            " 退货退款"
+                        </label>
+                    })}
+                </fieldset>
+                <FieldMessage error=err field="kind" />
+                <label class="field">
+                    <span>"原因"</span>
+                    <select name="reason" required=true bind:value=reason data-testid="aftersale-reason">
+                        <option value="">"请选择"</option>
+                        {AFTERSALE_REASONS.iter().map(|r| view! { <option value=*r>{*r}</option> }).collect_view()}
+                    </select>
+                </label>
+                <FieldMessage error=err field="reason" />
+                <label class="field">
+                    <span>"补充说明"</span>
+                    <textarea name="note" rows="2" maxlength="200" placeholder="选填：具体情况"
+                        bind:value=note></textarea>
+                </label>
+                <FieldMessage error=err field="note" />
+                {move || error.get().filter(|e| e.fields.is_empty())
+                    .map(|e| view! { <div class="notice notice-error" role="alert">{e.message}</div> })}
+                <button type="submit" class="btn btn-primary" data-testid="aftersale-submit"
+                    disabled=move || action.pending().get()>
+                    {move || if action.pending().get() { "提交中…" } else { "提交申请" }}
+                </button>
+            </form>
+        </details>
+    }
+}
+
 #[component]
 fn OrderView(
     order: Order,
     cancel: Action<i64, Result<crate::model::OrderStatusView, ApiError>>,
     confirm: Action<i64, Result<crate::model::OrderStatusView, ApiError>>,
+    aftersale: AftersaleAction,
     refresh: RwSignal<u32>,
 ) -> impl IntoView {
     let id = order.order_id;
+    // A paid or shipped order without a request in progress may ask for one.
+    let may_ask = matches!(order.status, OrderStatus::Paid | OrderStatus::Shipped)
+        && !order.aftersale.as_ref().is_some_and(|a| a.status.is_open());
     let unpaid = order.status == OrderStatus::Unpaid;
     let shipped = order.status == OrderStatus::Shipped;
     let goods_total: i64 = order
@@ -228,6 +350,8 @@ fn OrderView(
                 </ul>
             </section>
         })}
+        {order.aftersale.clone().map(|a| view! { <AftersaleStatus a /> })}
+        {may_ask.then(|| view! { <AftersaleForm order_id=id shipped action=aftersale /> })}
         {move || error.get().map(|m| view! { <div class="notice notice-error" role="alert">{m}</div> })}
         {move || pay_notice.get().map(|m| view! { <div class="notice" role="status">{m}</div> })}
         {shipped.then(|| view! {

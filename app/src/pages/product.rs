@@ -101,7 +101,8 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
             path=format!("/product/{}", product.id)
             image=product.images.first().cloned().unwrap_or_else(|| "/favicon.svg".into())
         />
-        <div class="gallery" aria-label="商品图片">
+        // Scrolls sideways: focusable, so a keyboard can scroll it too.
+        <div class="gallery" role="region" aria-label="商品图片" tabindex="0">
             {product.images.iter().enumerate().map(|(i, src)| view! {
                 <img src=src.clone() alt=format!("{} 图 {}", name, i + 1) width="800" height="800"
                     loading=if i == 0 { "eager" } else { "lazy" } decoding="async" />
@@ -138,7 +139,7 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
                     <button type="button" class="js-only" aria-label="减少"
                         disabled=move || { quantity.get() <= 1 }
                         on:click=move |_| quantity.update(|q| *q = (*q - 1).max(1))>"−"</button>
-                    <input type="number" name="quantity" inputmode="numeric" min="1"
+                    <input type="number" name="quantity" inputmode="numeric" min="1" aria-label="购买数量"
                         max=move || if selected.get().is_some() { max_qty() } else { max_stock_any }
                         prop:value=move || quantity.get().to_string()
                         on:input=move |ev| {

@@ -35,8 +35,8 @@ const STYLE: &str = "<style>.mp-menu{display:flex;gap:8px;margin:12px}.mp-menu a
 .chat{margin:12px}.msg{background:#fff;border-radius:8px;padding:10px 12px;margin:8px 0;max-width:85%;font-size:15px;word-break:break-all}\
 .msg.me{background:#95ec69;margin-left:auto}.msg.err{background:#fde2e2}.tpl h4{margin:0 0 6px}.tpl p{margin:2px 0;font-size:14px}\
 .row{display:flex;gap:8px;margin:12px}.row input{flex:1;padding:10px;border:1px solid #ddd;border-radius:8px;font-size:15px}\
-.row button{padding:10px 14px;border:0;border-radius:8px;background:#07c160;color:#fff;font-size:15px}\
-.users a{display:inline-block;margin:4px;padding:6px 10px;background:#fff;border-radius:6px;color:#191919;text-decoration:none}.users a.cur{background:#07c160;color:#fff}</style>";
+.row button{padding:10px 14px;border:0;border-radius:8px;background:#067d3f;color:#fff;font-size:15px}\
+.users a{display:inline-block;margin:4px;padding:6px 10px;background:#fff;border-radius:6px;color:#191919;text-decoration:none}.users a.cur{background:#067d3f;color:#fff}</style>";
 
 /// The shop's reply as WeChat shows it: text, with `<a href="http(s)://…">…</a>` as links;
 /// everything else escaped.

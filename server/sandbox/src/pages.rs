@@ -17,10 +17,10 @@ body{margin:0;font-family:-apple-system,BlinkMacSystemFont,"PingFang SC","Helvet
 .card{background:#fff;margin:12px;border-radius:8px;padding:20px}
 .app{display:flex;align-items:center;gap:12px;margin-bottom:16px}
 .logo{width:48px;height:48px;border-radius:8px;background:#07c160;color:#fff;display:flex;align-items:center;justify-content:center;font-size:24px;font-weight:700}
-.muted{color:#888;font-size:14px}
+.muted{color:#5f5f5f;font-size:14px}
 .perm{border-top:1px solid #eee;padding-top:14px;margin-top:14px;font-size:15px}
 .btn{display:block;width:100%;padding:12px;border:0;border-radius:8px;font-size:17px;font-weight:600;margin-top:12px;cursor:pointer}
-.btn-primary{background:#07c160;color:#fff}
+.btn-primary{background:#067d3f;color:#fff}
 .btn-default{background:#f2f2f2;color:#07c160}
 .users{margin:12px;border-radius:8px;overflow:hidden}
 .user{display:flex;align-items:center;width:100%;background:#fff;border:0;border-bottom:1px solid #eee;padding:12px 16px;font-size:17px;text-align:left;cursor:pointer;color:#191919}

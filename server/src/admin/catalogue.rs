@@ -25,8 +25,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::accounts::Role;
-use super::{audit, current, error, internal, unauthorized, Admin, AdminState};
-use app::error::{ApiError, ErrorCode};
+use super::{audit, error, field, internal, invalid, parse, signed_in, Admin, AdminState};
+use app::error::ErrorCode;
 use app::model::FieldError;
 
 /// Longest names and descriptions (characters).
@@ -39,34 +39,6 @@ const SKUS_MAX: usize = 50;
 /// catches a price typed in fen where yuan was meant).
 const PRICE_MAX_FEN: i64 = 100_000_000;
 const STOCK_MAX: i64 = 1_000_000_000;
-
-async fn signed_in(st: &AdminState, headers: &HeaderMap) -> Result<Admin, Response> {
-    match current(st, headers).await {
-        Ok(Some(a)) => Ok(a),
-        Ok(None) => Err(unauthorized()),
-        Err(e) => Err(internal(e)),
-    }
-}
-
-fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Response> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| error(ErrorCode::BadRequest, &format!("无法读取请求：{e}")))
-}
-
-fn invalid(fields: Vec<FieldError>) -> Response {
-    let api = ApiError::validation(fields);
-    (axum::http::StatusCode::BAD_REQUEST, Json(api)).into_response()
-}
-
-fn field(name: &str, message: &str) -> FieldError {
-    FieldError {
-        field: name.to_string(),
-        message: message.to_string(),
-    }
-}
 
 // ------------------------------------------------------------------ categories
 

@@ -7,13 +7,16 @@
 //!   unused for 12 hours is gone. A wrong password and an unknown user get the same 401 (an
 //!   unknown user's password is checked against a dummy hash, so the time tells nothing). Five
 //!   failures for one username or from one address within 15 minutes → 429 `rate_limited`.
-//! - **Writes** need `Content-Type: application/json` (415) and refuse a foreign `Origin` or
+//! - **Calls** (all but the `GET` download) need `Content-Type: application/json` (415); all refuse a foreign `Origin` or
 //!   `Sec-Fetch-Site: cross-site` (403); with SameSite=Strict that is the CSRF defence.
 //! - **Roles**: `staff` may not refund, change prices or manage accounts (403).
 //! - **Audit**: every console write leaves a row (who, what, when, the details), `audit_log`.
 
 pub mod accounts;
+mod aftersales;
 mod catalogue;
+mod figures;
+pub mod images;
 mod orders;
 
 use std::net::IpAddr;
@@ -25,7 +28,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use rand::RngCore;
@@ -55,6 +58,8 @@ pub struct AdminState {
     pub origin: String,
     /// The "shipped" template message, when configured.
     pub shipped_notice: Option<std::sync::Arc<crate::mp::OrderTemplate>>,
+    /// Where uploaded pictures are written (`{data_dir}/uploads`), served at `/uploads/`.
+    pub uploads: std::path::PathBuf,
 }
 
 impl AdminState {
@@ -121,6 +126,36 @@ async fn current(st: &AdminState, headers: &HeaderMap) -> Result<Option<Admin>, 
     }))
 }
 
+/// The signed-in account, or the answer to give (401, or 500 when the database failed).
+async fn signed_in(st: &AdminState, headers: &HeaderMap) -> Result<Admin, Response> {
+    match current(st, headers).await {
+        Ok(Some(a)) => Ok(a),
+        Ok(None) => Err(unauthorized()),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// A JSON body; an empty one is `T::default()`.
+fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| error(ErrorCode::BadRequest, &format!("无法读取请求：{e}")))
+}
+
+fn invalid(fields: Vec<app::model::FieldError>) -> Response {
+    let api = ApiError::validation(fields);
+    (axum::http::StatusCode::BAD_REQUEST, Json(api)).into_response()
+}
+
+fn field(name: &str, message: &str) -> app::model::FieldError {
+    app::model::FieldError {
+        field: name.to_string(),
+        message: message.to_string(),
+    }
+}
+
 async fn audit(pool: &Db, admin: &Admin, action: &str, detail: Value) -> Result<(), sqlx::Error> {
     crate::sql!(pool, e => sqlx::query("INSERT INTO admin_audit (admin_id, action, detail, at) VALUES ($1, $2, $3, $4)")
         .bind(admin.id)
@@ -146,12 +181,28 @@ async fn same_origin_json(State(st): State<AdminState>, req: Request, next: Next
         tracing::warn!(path = %req.uri().path(), "cross-site console request refused");
         return error(ErrorCode::Forbidden, "请求来源不被允许");
     }
-    let json = h
+    // A download (`GET`) reads and has no body; an upload is multipart; everything else is a
+    // JSON call.
+    if req.method() == axum::http::Method::GET {
+        return next.run(req).await;
+    }
+    let wanted = if req.uri().path().ends_with("/upload_image") {
+        "multipart/form-data"
+    } else {
+        "application/json"
+    };
+    let right = h
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(wanted));
+    if !right {
+        if wanted != "application/json" {
+            return error(
+                ErrorCode::UnsupportedMediaType,
+                "上传须为 multipart/form-data（字段 file）",
+            );
+        }
         return error(
             ErrorCode::UnsupportedMediaType,
             "请求须为 JSON（Content-Type: application/json）",
@@ -162,7 +213,7 @@ async fn same_origin_json(State(st): State<AdminState>, req: Request, next: Next
 
 /// `/admin/api/…`
 pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState) -> Router<S> {
-    Router::new()
+    let json = Router::new()
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/me", post(me))
@@ -178,6 +229,25 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState) -> Router<S> {
         .route("/save_product", post(catalogue::save_product))
         .route("/adjust_stock", post(catalogue::adjust_stock))
         .route("/low_stock", post(catalogue::low_stock))
+        .route("/export_orders.csv", get(orders::export_orders))
+        .route("/dashboard", post(figures::dashboard))
+        .route("/list_aftersales", post(aftersales::list_aftersales))
+        .route("/decide_aftersale", post(aftersales::decide_aftersale))
+        .route("/receive_return", post(aftersales::receive_return))
+        // JSON bodies are small; more is refused with 413 before it is read.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            crate::routes::MAX_BODY_BYTES,
+        ));
+    // A picture: its own, larger limit (with room for the multipart framing).
+    let upload = Router::new()
+        .route("/upload_image", post(images::upload_image))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            images::MAX_UPLOAD_BYTES + 64 * 1024,
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            images::MAX_UPLOAD_BYTES + 64 * 1024,
+        ));
+    json.merge(upload)
         .layer(axum::middleware::from_fn_with_state(
             st.clone(),
             same_origin_json,

@@ -4,6 +4,7 @@
 //! reserved by a conditional `UPDATE … WHERE stock >= n` inside the order's transaction,
 //! so two shoppers can never buy the same last item.
 
+pub mod aftersales;
 mod cart;
 mod catalog;
 pub mod demo;
@@ -292,6 +293,18 @@ impl ShopPort for SqlShop {
         let user = sessions::user(&self.pool, session).await?;
         orders::confirm_receipt(&self.pool, user, order_id).await?;
         orders::status(&self.pool, user, order_id).await
+    }
+
+    async fn request_aftersale(
+        &self,
+        session: &SessionId,
+        order_id: i64,
+        kind: AftersaleKind,
+        reason: &str,
+        note: &str,
+    ) -> Result<AftersaleView> {
+        let user = sessions::user(&self.pool, session).await?;
+        aftersales::request(&self.pool, user, order_id, kind, reason, note).await
     }
 
     async fn profile(&self, session: &SessionId) -> Result<Profile> {

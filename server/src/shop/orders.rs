@@ -322,6 +322,9 @@ pub async fn load(pool: &Db, user: Option<i64>, order_id: i64) -> Result<Order> 
     let refunds = crate::payments::refunds::views_of(pool, order_id)
         .await
         .map_err(db_error)?;
+    let aftersale = super::aftersales::latest(pool, order_id)
+        .await
+        .map_err(db_error)?;
     Ok(Order {
         order_id: row.id,
         order_no: row.order_no,
@@ -365,6 +368,7 @@ pub async fn load(pool: &Db, user: Option<i64>, order_id: i64) -> Result<Order> 
             }),
             _ => None,
         },
+        aftersale,
     })
 }
 
@@ -579,16 +583,19 @@ pub async fn confirm_receipt(pool: &Db, user: Option<i64>, order_id: i64) -> Res
 }
 
 /// Orders shipped before `shipped_before` (Unix seconds) complete by themselves
-/// (`WXMALL_AUTO_COMPLETE` after shipping); how many.
+/// (`WXMALL_AUTO_COMPLETE` after shipping), unless an after-sales request is open; how many.
 pub async fn auto_complete(
     pool: &Db,
     shipped_before: i64,
     now: i64,
 ) -> std::result::Result<u64, sqlx::Error> {
-    Ok(crate::sql!(pool, e => sqlx::query(
+    Ok(crate::sql!(pool, e => sqlx::query(&format!(
         "UPDATE orders SET status = 'completed', completed_at = $1 \
-         WHERE status = 'shipped' AND shipped_at < $2",
-    )
+         WHERE status = 'shipped' AND shipped_at < $2 \
+         AND NOT EXISTS (SELECT 1 FROM aftersales a WHERE a.order_id = orders.id \
+           AND a.status IN {})",
+        super::aftersales::OPEN
+    ))
     .bind(now)
     .bind(shipped_before)
     .execute(e).await.map(crate::db::Done::from))?

@@ -138,6 +138,12 @@ impl TestShop {
         Self::spawn_with(PayVersion::V3, |_| {}).await
     }
 
+    /// The shop's `WXMALL_DATA_DIR`.
+    #[allow(dead_code)]
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// A shop on the embedded sandbox speaking Pay `version`; `tweak` adjusts the settings.
     pub async fn spawn_with(version: PayVersion, tweak: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
