@@ -103,4 +103,74 @@ test.describe("the console", () => {
     await expect(noJs.getByTestId("aftersale-status")).toHaveText("等待商家处理");
     await plain.close();
   });
+
+  test("the console's pages: sign in, ship from the order page, approve 仅退款, on a phone and a desktop", async ({
+    page,
+    browser,
+  }) => {
+    const password = "a third long e2e console password";
+    const added = wxmall(["admin", "add", "e2e-pages", "--role", "owner"], `${password}\n`);
+    expect(added.status, added.stderr).toBe(0);
+
+    // Sandbox user 3 pays for two orders.
+    const shipped = await orderOne(page, 5, 3);
+    await page.getByTestId("pay").click();
+    await page.locator("#wx-pay-confirm").click();
+    await expect(page.getByTestId("order-status")).toHaveText("已支付", { timeout: 20_000 });
+    const refunded = await orderOne(page, 5, 3);
+    await page.getByTestId("pay").click();
+    await page.locator("#wx-pay-confirm").click();
+    await expect(page.getByTestId("order-status")).toHaveText("已支付", { timeout: 20_000 });
+    await page.getByTestId("aftersale-open").click();
+    await page.getByTestId("aftersale-reason").selectOption("不想要了");
+    await page.getByTestId("aftersale-submit").click();
+    await expect(page.getByTestId("aftersale-status")).toHaveText("等待商家处理");
+
+    // The merchant, on a phone, in a browser of their own.
+    const merchant = await browser.newContext({ baseURL: test.info().project.use.baseURL, viewport: { width: 390, height: 844 } });
+    const m = await merchant.newPage();
+    await m.goto("/admin");
+    await expect(m).toHaveURL(/\/admin\/login$/);
+    await expectAccessible(m, "console login");
+    await m.getByLabel("用户名").fill("e2e-pages");
+    await m.getByLabel("密码").fill("not the password");
+    await m.getByRole("button", { name: "登录" }).click();
+    await expect(m.getByTestId("flash")).toHaveText("用户名或密码错误");
+    await m.getByLabel("用户名").fill("e2e-pages");
+    await m.getByLabel("密码").fill(password);
+    await m.getByRole("button", { name: "登录" }).click();
+    await expect(m).toHaveURL(/\/admin$/);
+    await expect(m.getByTestId("aftersales-waiting")).toContainText("待处理售后");
+    await expect(m.locator(".chart svg")).toBeVisible();
+    await expectAccessible(m, "console dashboard");
+
+    await m.goto(`/admin/orders/${shipped}`);
+    await expectAccessible(m, "console order");
+    await m.getByLabel("快递公司").selectOption("中通");
+    await m.getByLabel("运单号").fill("ZT2026120601");
+    await m.getByRole("button", { name: "发货" }).click();
+    await expect(m.getByTestId("admin-order-status")).toHaveText("已发货");
+
+    await m.getByRole("link", { name: "售后" }).first().click();
+    await expect(m).toHaveURL(/\/admin\/aftersales/);
+    await expectAccessible(m, "console after-sales");
+    const row = m.getByTestId("aftersale-row").filter({ hasText: "不想要了" }).first();
+    await row.getByTestId("approve").click();
+    await expect(m.getByTestId("aftersale-row").first()).toContainText("商家已同意");
+
+    // The shopper sees both.
+    await page.goto(`/orders/${shipped}`);
+    await expect(page.getByTestId("shipment")).toHaveText("中通 ZT2026120601");
+    await expect(async () => {
+      await page.goto(`/orders/${refunded}`);
+      await expect(page.getByTestId("refund-state")).toHaveText("退款成功", { timeout: 1_000 });
+    }).toPass({ timeout: 15_000 });
+
+    // The same pages on a desktop.
+    await m.setViewportSize({ width: 1280, height: 800 });
+    await m.goto("/admin/orders");
+    await expect(m.getByTestId("orders")).toContainText("已发货");
+    await expectAccessible(m, "console orders, desktop");
+    await merchant.close();
+  });
 });

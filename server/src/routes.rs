@@ -207,26 +207,35 @@ pub fn router(
 
     // The console's API: no shopper session, its own cookie and checks (`admin`).
     let console = match admin {
-        Some(st) => Router::new()
-            .nest(
+        Some(st) => {
+            let timeout = || {
+                tower_http::timeout::TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    REQUEST_TIMEOUT,
+                )
+            };
+            // The pages (/admin, server-rendered forms) call the same API, in process.
+            let api_for_forms: Router = Router::new().nest(
                 "/admin/api",
-                crate::admin::router(st.clone()).layer(
-                    tower_http::timeout::TimeoutLayer::with_status_code(
-                        axum::http::StatusCode::REQUEST_TIMEOUT,
-                        REQUEST_TIMEOUT,
-                    ),
-                ),
-            )
-            // Uploaded pictures: named by their content, so cached for a year.
-            .nest_service(
-                "/uploads",
-                tower::ServiceBuilder::new()
-                    .layer(SetResponseHeaderLayer::overriding(
-                        header::CACHE_CONTROL,
-                        HeaderValue::from_static("public, max-age=31536000, immutable"),
-                    ))
-                    .service(ServeDir::new(&st.uploads)),
-            ),
+                crate::admin::router(st.clone()).layer(timeout()),
+            );
+            Router::new()
+                .nest(
+                    "/admin/api",
+                    crate::admin::router(st.clone()).layer(timeout()),
+                )
+                .merge(crate::admin::pages::router(st.clone(), api_for_forms))
+                // Uploaded pictures: named by their content, so cached for a year.
+                .nest_service(
+                    "/uploads",
+                    tower::ServiceBuilder::new()
+                        .layer(SetResponseHeaderLayer::overriding(
+                            header::CACHE_CONTROL,
+                            HeaderValue::from_static("public, max-age=31536000, immutable"),
+                        ))
+                        .service(ServeDir::new(&st.uploads)),
+                )
+        }
         None => Router::new(),
     };
     Router::new()

@@ -1420,3 +1420,190 @@ async fn uploads_that_are_not_pictures_too_large_or_from_elsewhere_are_refused()
         .unwrap();
     assert_eq!(res.status(), 403);
 }
+
+// ------------------------------------------------------------------ the console's pages
+
+impl Console {
+    /// Posts a console form as a browser does (urlencoded, following the 303); the final page.
+    async fn form(&self, name: &str, fields: &[(&str, &str)]) -> (String, String) {
+        let res = self
+            .http
+            .post(format!("{}/admin/form/{name}", self.base))
+            .header("origin", self.base.clone())
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
+        let url = res.url().path().to_string();
+        (url, res.text().await.unwrap())
+    }
+
+    async fn page(&self, path: &str) -> (String, reqwest::header::HeaderMap, String) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let url = res.url().path().to_string();
+        let headers = res.headers().clone();
+        (url, headers, res.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn the_console_pages_sign_in_ship_and_decide_after_sales_with_plain_forms() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let c = Console::new(&shop);
+    let (url, _, _) = c.page("/admin").await;
+    assert_eq!(url, "/admin/login", "signed out: the login page");
+
+    // A wrong password: back to the login page with the message, once.
+    let (url, page) = c
+        .form(
+            "login",
+            &[
+                ("username", "boss"),
+                ("password", "wrong password!"),
+                ("next", "/admin"),
+                ("back", "/admin/login"),
+            ],
+        )
+        .await;
+    assert_eq!(url, "/admin/login");
+    assert!(page.contains("用户名或密码错误"), "{page}");
+    let (_, _, again) = c.page("/admin/login").await;
+    assert!(!again.contains("用户名或密码错误"), "shown once");
+
+    let (url, page) = c
+        .form(
+            "login",
+            &[
+                ("username", "boss"),
+                ("password", PASSWORD),
+                ("next", "/admin"),
+                ("back", "/admin/login"),
+            ],
+        )
+        .await;
+    assert_eq!(url, "/admin");
+    assert!(page.contains("待发货 0") && page.contains("<svg"), "{page}");
+    let (_, headers, _) = c.page("/admin").await;
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'none'"), "{csp}");
+    assert!(!page.contains("<script"), "the console ships no script");
+
+    // Orders: listed, shipped from the order page.
+    let (shopper, id, no) = paid_order(&shop, 0, &[(1, 1)]).await;
+    let (_, _, list) = c.page("/admin/orders?status=paid").await;
+    assert!(list.contains(&no), "{list}");
+    assert!(list.contains("/admin/api/export_orders.csv?status=paid"));
+    let here = format!("/admin/orders/{id}");
+    let (_, _, detail) = c.page(&here).await;
+    assert!(
+        detail.contains("data-testid=\"ship-form\"")
+            && detail.contains("data-testid=\"refund-form\"")
+    );
+    let (url, page) = c
+        .form(
+            "ship_order",
+            &[
+                ("order_id", &id.to_string()),
+                ("carrier", "顺丰"),
+                ("tracking_no", "no"),
+                ("next", &here),
+            ],
+        )
+        .await;
+    assert_eq!(url, here, "back to the form's page");
+    assert!(
+        page.contains("运单号为 4–40 位字母、数字或 -"),
+        "the API's message: {page}"
+    );
+    let (url, page) = c
+        .form(
+            "ship_order",
+            &[
+                ("order_id", &id.to_string()),
+                ("carrier", "顺丰"),
+                ("tracking_no", "SF100200300"),
+                ("next", &here),
+            ],
+        )
+        .await;
+    assert_eq!(url, here);
+    assert!(
+        page.contains("顺丰 SF100200300") && page.contains("已发货"),
+        "{page}"
+    );
+    assert_eq!(shop.order_row(id).await.0, "shipped");
+
+    // After-sales: the shopper asks, the owner approves from the list.
+    let (st, asked) = shopper
+        .api(
+            "request_aftersale",
+            json!({"order_id": id, "kind": "refund_only", "reason": "长时间未收到货"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{asked}");
+    let (_, _, list) = c.page("/admin/aftersales?status=pending").await;
+    assert!(
+        list.contains(&no) && list.contains("长时间未收到货"),
+        "{list}"
+    );
+    let aid = asked["aftersale_id"].to_string();
+    let (_, page) = c
+        .form(
+            "decide_aftersale",
+            &[
+                ("aftersale_id", &aid),
+                ("approve", "1"),
+                ("next", "/admin/aftersales"),
+            ],
+        )
+        .await;
+    assert!(page.contains("商家已同意"), "{page}");
+    assert_eq!(shop.sandbox.refunds(&no).len(), 1);
+
+    // Staff see no refund form and cannot refund through one; another site's form does nothing.
+    let clerk = Console::new(&shop);
+    clerk
+        .form(
+            "login",
+            &[
+                ("username", "clerk"),
+                ("password", PASSWORD),
+                ("next", "/admin"),
+            ],
+        )
+        .await;
+    let (_, _, detail) = clerk.page(&here).await;
+    assert!(!detail.contains("data-testid=\"refund-form\""));
+    let (_, page) = clerk
+        .form(
+            "refund_order",
+            &[
+                ("order_id", &id.to_string()),
+                ("reason", "x"),
+                ("next", &here),
+                ("back", &here),
+            ],
+        )
+        .await;
+    assert!(page.contains("只有店主可以退款"), "{page}");
+    let res = clerk
+        .http
+        .post(format!("{}/admin/form/ship_order", shop.base))
+        .header("origin", "https://evil.example")
+        .form(&[("order_id", id.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.text().await.unwrap().contains("请求来源不被允许"));
+    // An open redirect is not: `next` elsewhere falls back to the console.
+    let (url, _) = c.form("logout", &[("next", "https://evil.example/")]).await;
+    assert!(url.starts_with("/admin"), "{url}");
+    let (url, _, _) = c.page("/admin/orders").await;
+    assert_eq!(url, "/admin/login", "signed out");
+}

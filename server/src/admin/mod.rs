@@ -18,6 +18,7 @@ mod catalogue;
 mod figures;
 pub mod images;
 mod orders;
+pub mod pages;
 
 use std::net::IpAddr;
 

@@ -1,0 +1,754 @@
+//! The console's pages, `/admin/…`: server-rendered Leptos views with plain HTML forms — no
+//! WebAssembly, so the console adds nothing to what a shopper downloads, and it works on any
+//! phone or laptop browser.
+//!
+//! The pages are a client of the console API in the same process: each page reads through
+//! `/admin/api/<name>`, and each form posts to `/admin/form/<name>`, which turns the form into the
+//! API's JSON, calls the API route (so every rule — sign-in, roles, validation, conditional
+//! updates, the audit log — is the API's), then answers `303 See Other`: to the form's `next`
+//! page on success, or back to the form's page with the API's message in a one-minute,
+//! HttpOnly, SameSite=Strict cookie shown once.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Router;
+use leptos::prelude::*;
+use serde_json::{json, Map, Value};
+use tower::ServiceExt;
+
+use super::{current, AdminState};
+use app::components::format_time;
+use app::model::{format_fen, AftersaleKind, AftersaleStatus, OrderStatus};
+
+/// The one-shot message cookie of a failed form.
+const FLASH: &str = "wxmall_admin_flash";
+/// Carriers offered when shipping (the tracking number is what matters; 其他 for the rest).
+pub const CARRIERS: [&str; 10] = [
+    "顺丰", "中通", "圆通", "韵达", "申通", "极兔", "京东", "EMS", "邮政", "其他",
+];
+
+/// `/admin`, `/admin/login`, `/admin/orders`, `/admin/orders/{id}`, `/admin/aftersales`, and
+/// `/admin/form/{name}`; `api` is the console API's router (what the forms call).
+pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState, api: Router) -> Router<S> {
+    Router::new()
+        .route("/admin", axum::routing::get(dashboard))
+        .route("/admin/login", axum::routing::get(login_page))
+        .route("/admin/orders", axum::routing::get(orders_page))
+        .route("/admin/orders/{id}", axum::routing::get(order_page))
+        .route("/admin/aftersales", axum::routing::get(aftersales_page))
+        .route(
+            "/admin/form/{name}",
+            axum::routing::post(move |path, req| form(path, api.clone(), req)),
+        )
+        .with_state(st)
+}
+
+// ------------------------------------------------------------------ plumbing
+
+/// The API's answer to `name` with `body`, as the signed-in page's request would get it.
+async fn call(
+    st: &AdminState,
+    headers: &HeaderMap,
+    name: &str,
+    body: Value,
+) -> Result<Value, String> {
+    let mut h = HeaderMap::new();
+    if let Some(c) = headers.get(header::COOKIE) {
+        h.insert(header::COOKIE, c.clone());
+    }
+    let bytes = axum::body::Bytes::from(body.to_string());
+    let res = match name {
+        "dashboard" => super::figures::dashboard(State(st.clone()), h).await,
+        "list_orders" => super::orders::list_orders(State(st.clone()), h, bytes).await,
+        "get_order" => super::orders::get_order(State(st.clone()), h, bytes).await,
+        "list_aftersales" => super::aftersales::list_aftersales(State(st.clone()), h, bytes).await,
+        _ => return Err(format!("no page call {name}")),
+    };
+    let ok = res.status().is_success();
+    let body = axum::body::to_bytes(res.into_body(), 16 << 20)
+        .await
+        .map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if ok {
+        Ok(v)
+    } else {
+        Err(v["message"].as_str().unwrap_or("出错了").to_string())
+    }
+}
+
+fn html(
+    title: &str,
+    flash: Option<String>,
+    nav: &'static str,
+    body: impl IntoView + 'static,
+) -> Response {
+    let stylesheet = stylesheet();
+    let page = view! {
+        <html lang="zh-CN">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="robots" content="noindex" />
+                <title>{format!("{title} · 商家后台")}</title>
+                <link rel="stylesheet" href=stylesheet />
+            </head>
+            <body class="console">
+                <header class="console-head">
+                    <strong>"商家后台"</strong>
+                    {(nav != "login").then(|| view! {
+                        <nav aria-label="后台导航">
+                            <a href="/admin" class:active=nav == "dashboard">"概览"</a>
+                            <a href="/admin/orders" class:active=nav == "orders">"订单"</a>
+                            <a href="/admin/aftersales" class:active=nav == "aftersales">"售后"</a>
+                            <form method="post" action="/admin/form/logout">
+                                <input type="hidden" name="next" value="/admin/login" />
+                                <button type="submit" class="link-button">"退出"</button>
+                            </form>
+                        </nav>
+                    })}
+                </header>
+                <main class="console-main">
+                    <h1>{title.to_string()}</h1>
+                    {flash.map(|m| view! { <div class="notice notice-error" role="alert" data-testid="flash">{m}</div> })}
+                    {body}
+                </main>
+            </body>
+        </html>
+    };
+    let mut res = (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            // No script at all; forms post only here; never framed.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'none'; img-src 'self' data:; style-src 'self'; \
+                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ],
+        axum::response::Html(format!("<!DOCTYPE html>{}", page.to_html())),
+    )
+        .into_response();
+    // The message was shown: forget it.
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "wxmall_admin_flash=; Path=/admin; Max-Age=0; HttpOnly; SameSite=Strict",
+        ),
+    );
+    res
+}
+
+/// The hashed stylesheet cargo-leptos wrote (`/pkg/wxmall.<hash>.css`), found once.
+fn stylesheet() -> String {
+    static CSS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSS.get_or_init(|| {
+        let root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
+        let mut found: Vec<(std::time::SystemTime, String)> =
+            std::fs::read_dir(std::path::Path::new(&root).join("pkg"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+                    (name.starts_with("wxmall") && name.ends_with(".css"))
+                        .then_some((modified, name))
+                })
+                .collect();
+        found.sort();
+        found
+            .pop()
+            .map(|(_, n)| format!("/pkg/{n}"))
+            .unwrap_or_else(|| "/pkg/wxmall.css".into())
+    })
+    .clone()
+}
+
+fn flash_of(headers: &HeaderMap) -> Option<String> {
+    let jar = axum_extra::extract::cookie::CookieJar::from_headers(headers);
+    let v = jar.get(FLASH)?.value().to_string();
+    let bytes = hex::decode(v).ok()?;
+    String::from_utf8(bytes)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.chars().take(200).collect())
+}
+
+fn to_login() -> Response {
+    Redirect::to("/admin/login").into_response()
+}
+
+async fn signed_in(st: &AdminState, headers: &HeaderMap) -> Result<super::Admin, Response> {
+    match current(st, headers).await {
+        Ok(Some(a)) => Ok(a),
+        Ok(None) => Err(to_login()),
+        Err(e) => Err(super::internal(e)),
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn money(v: &Value) -> String {
+    format!("¥{}", format_fen(v.as_i64().unwrap_or(0)))
+}
+
+fn when(v: &Value) -> String {
+    v.as_i64().map(format_time).unwrap_or_default()
+}
+
+fn status_label(v: &Value) -> String {
+    v.as_str()
+        .and_then(OrderStatus::parse)
+        .map(|s| s.label().to_string())
+        .unwrap_or_else(|| s(v))
+}
+
+/// `"12"`, `"12.5"`, `"12.50"` yuan → fen; nothing else (no sign, at most two decimals).
+pub fn parse_yuan(s: &str) -> Option<i64> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty() || whole.len() > 9 || frac.len() > 2 {
+        return None;
+    }
+    if !whole
+        .bytes()
+        .chain(frac.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let frac: i64 = format!("{frac:0<2}").parse().ok()?;
+    Some(whole * 100 + frac)
+}
+
+/// `next` or `back` of a form: a console page, nothing else (no open redirect).
+fn console_path(p: Option<&String>) -> Option<String> {
+    p.filter(|p| {
+        p.starts_with("/admin") && !p.starts_with("//") && !p.contains("..") && !p.contains('\\')
+    })
+    .cloned()
+}
+
+// ------------------------------------------------------------------ forms
+
+/// Form field → JSON: numbers where the API wants numbers, yes/no as booleans, yuan as fen.
+fn form_json(fields: &BTreeMap<String, String>) -> Result<Value, String> {
+    const NUMBERS: [&str; 6] = ["order_id", "aftersale_id", "sku_id", "delta", "set", "page"];
+    const FLAGS: [&str; 2] = ["approve", "restock"];
+    let mut out = Map::new();
+    for (k, v) in fields {
+        let v = v.trim();
+        if v.is_empty() || k == "next" || k == "back" {
+            continue;
+        }
+        if NUMBERS.contains(&k.as_str()) {
+            let n: i64 = v.parse().map_err(|_| format!("{k} 须为整数"))?;
+            out.insert(k.clone(), json!(n));
+        } else if FLAGS.contains(&k.as_str()) {
+            out.insert(k.clone(), json!(matches!(v, "1" | "true" | "on" | "yes")));
+        } else if k == "amount_yuan" {
+            let fen = parse_yuan(v).ok_or_else(|| "金额须为元，最多两位小数".to_string())?;
+            out.insert("amount_fen".into(), json!(fen));
+        } else {
+            out.insert(k.clone(), json!(v));
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// `POST /admin/form/{name}`: the form as the API's JSON, through the API, then 303.
+async fn form(Path(name): Path<String>, api: Router, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "表单过大").into_response();
+    };
+    let fields: BTreeMap<String, String> = url::form_urlencoded::parse(&bytes)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let back = console_path(fields.get("back"))
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::REFERER)
+                .and_then(|r| r.to_str().ok())
+                .and_then(|r| url::Url::parse(r).ok())
+                .map(|u| match u.query() {
+                    Some(q) => format!("{}?{q}", u.path()),
+                    None => u.path().to_string(),
+                })
+                .filter(|p| p.starts_with("/admin"))
+        })
+        .or_else(|| console_path(fields.get("next")))
+        .unwrap_or_else(|| "/admin".into());
+    let next = console_path(fields.get("next")).unwrap_or_else(|| back.clone());
+    let failed = |message: &str| {
+        let mut res = Redirect::to(&back).into_response();
+        let cookie = format!(
+            "{FLASH}={}; Path=/admin; Max-Age=60; HttpOnly; SameSite=Strict",
+            hex::encode(message.as_bytes())
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+        res
+    };
+    let json_body = match form_json(&fields) {
+        Ok(v) => v,
+        Err(m) => return failed(&m),
+    };
+    // The API's own request: same cookies, origin and client, JSON instead of the form.
+    let mut call = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/admin/api/{name}"))
+        .body(Body::from(json_body.to_string()))
+        .expect("a request");
+    for h in [
+        header::COOKIE,
+        header::ORIGIN,
+        "sec-fetch-site".parse().expect("name"),
+    ] {
+        if let Some(v) = parts.headers.get(&h) {
+            call.headers_mut().insert(h, v.clone());
+        }
+    }
+    call.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    *call.extensions_mut() = parts.extensions;
+    let res = match api.oneshot(call).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    if res.status().is_success() {
+        let mut out = Redirect::to(&next).into_response();
+        for c in res.headers().get_all(header::SET_COOKIE) {
+            out.headers_mut().append(header::SET_COOKIE, c.clone());
+        }
+        return out;
+    }
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let err: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut message = err["message"].as_str().unwrap_or("操作失败").to_string();
+    if let Some(fields) = err["fields"].as_array() {
+        let list: Vec<String> = fields.iter().map(|f| s(&f["message"])).collect();
+        if !list.is_empty() {
+            message = list.join("；");
+        }
+    }
+    failed(&message)
+}
+
+// ------------------------------------------------------------------ pages
+
+async fn login_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {
+    if let Ok(Some(_)) = current(&st, &headers).await {
+        return Redirect::to("/admin").into_response();
+    }
+    html(
+        "登录",
+        flash_of(&headers),
+        "login",
+        view! {
+            <form class="panel console-form" method="post" action="/admin/form/login">
+                <input type="hidden" name="next" value="/admin" />
+                <input type="hidden" name="back" value="/admin/login" />
+                <label class="field"><span>"用户名"</span>
+                    <input name="username" autocomplete="username" required=true /></label>
+                <label class="field"><span>"密码"</span>
+                    <input name="password" type="password" autocomplete="current-password" required=true /></label>
+                <button type="submit" class="btn btn-primary">"登录"</button>
+            </form>
+        },
+    )
+}
+
+fn figure_cards(label: &'static str, f: &Value) -> impl IntoView {
+    let share = f["paid_share_permille"].as_i64().unwrap_or(0);
+    view! {
+        <section class="panel">
+            <h2 class="section-title">{label}</h2>
+            <dl class="figures">
+                <div><dt>"支付订单"</dt><dd data-testid="paid-orders">{s(&f["paid_orders"])}</dd></div>
+                <div><dt>"销售额"</dt><dd data-testid="sales">{money(&f["sales_fen"])}</dd></div>
+                <div><dt>"退款"</dt><dd data-testid="refunds">{money(&f["refunds_fen"])}</dd></div>
+                <div><dt>"客单价"</dt><dd>{money(&f["average_fen"])}</dd></div>
+                <div><dt>"支付率"</dt><dd>{format!("{}.{}%", share / 10, share % 10)}</dd></div>
+            </dl>
+        </section>
+    }
+}
+
+async fn dashboard(State(st): State<AdminState>, headers: HeaderMap) -> Response {
+    if let Err(r) = signed_in(&st, &headers).await {
+        return r;
+    }
+    let d = match call(&st, &headers, "dashboard", json!({})).await {
+        Ok(d) => d,
+        Err(m) => return html("概览", Some(m), "dashboard", ()),
+    };
+    let top: Vec<Value> = d["top_products"].as_array().cloned().unwrap_or_default();
+    let chart = s(&d["chart_svg"]);
+    html(
+        "概览",
+        flash_of(&headers),
+        "dashboard",
+        view! {
+            <section class="panel waiting">
+                <a href="/admin/orders?status=paid" data-testid="to-ship">{format!("待发货 {}", s(&d["orders_to_ship"]))}</a>
+                <a href="/admin/aftersales?status=pending" data-testid="aftersales-waiting">{format!("待处理售后 {}", s(&d["aftersales_waiting"]))}</a>
+            </section>
+            {figure_cards("今日", &d["today"])}
+            {figure_cards("近 7 天", &d["days_7"])}
+            {figure_cards("近 30 天", &d["days_30"])}
+            <section class="panel">
+                <h2 class="section-title">"近 30 天每日销售额"</h2>
+                <div class="chart" inner_html=chart></div>
+            </section>
+            <section class="panel">
+                <h2 class="section-title">"热销商品（30 天）"</h2>
+                <ol class="top-products">
+                    {top.iter().map(|p| view! {
+                        <li>{s(&p["name"])}" · "{format!("{} 件", s(&p["quantity"]))}" · "{money(&p["sales_fen"])}</li>
+                    }).collect_view()}
+                </ol>
+            </section>
+        },
+    )
+}
+
+async fn orders_page(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if let Err(r) = signed_in(&st, &headers).await {
+        return r;
+    }
+    let mut filter = Map::new();
+    for k in ["status", "q", "from", "to"] {
+        if let Some(v) = q.get(k).filter(|v| !v.trim().is_empty()) {
+            filter.insert(k.into(), json!(v.trim()));
+        }
+    }
+    let page: i64 = q
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut body = filter.clone();
+    body.insert("page".into(), json!(page));
+    let (list, error) = match call(&st, &headers, "list_orders", Value::Object(body)).await {
+        Ok(v) => (v, None),
+        Err(m) => (json!({"orders": []}), Some(m)),
+    };
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(filter.iter().map(|(k, v)| (k.clone(), s(v))))
+        .finish();
+    let export = format!("/admin/api/export_orders.csv?{query}");
+    let more = list["more"].as_bool().unwrap_or(false);
+    let status = q.get("status").cloned().unwrap_or_default();
+    let orders: Vec<Value> = list["orders"].as_array().cloned().unwrap_or_default();
+    let page_link = move |p: i64| {
+        let sep = if query.is_empty() { "" } else { "&" };
+        format!("/admin/orders?{query}{sep}page={p}")
+    };
+    html(
+        "订单",
+        error.or_else(|| flash_of(&headers)),
+        "orders",
+        view! {
+            <form class="panel console-filter" method="get" action="/admin/orders">
+                <label class="field"><span>"状态"</span>
+                    <select name="status">
+                        <option value="">"全部"</option>
+                        {OrderStatus::ALL.iter().map(|o| view! {
+                            <option value=o.as_str() selected=status == o.as_str()>{o.label()}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
+                <label class="field"><span>"搜索"</span>
+                    <input name="q" value=q.get("q").cloned().unwrap_or_default() placeholder="订单号、微信支付单号、收货人、电话" /></label>
+                <label class="field"><span>"从"</span>
+                    <input name="from" type="date" value=q.get("from").cloned().unwrap_or_default() /></label>
+                <label class="field"><span>"到"</span>
+                    <input name="to" type="date" value=q.get("to").cloned().unwrap_or_default() /></label>
+                <div class="console-actions">
+                    <button type="submit" class="btn btn-primary">"筛选"</button>
+                    <a class="btn btn-secondary" href=export data-testid="export">"导出 CSV"</a>
+                </div>
+            </form>
+            <ul class="console-list" data-testid="orders">
+                {orders.iter().map(|o| view! {
+                    <li class="panel">
+                        <a href=format!("/admin/orders/{}", s(&o["order_id"]))>{s(&o["order_no"])}</a>
+                        <span class="status-word">{status_label(&o["status"])}</span>
+                        <div>{money(&o["total_fee"])}" · "{format!("{} 件", s(&o["item_count"]))}" · "{s(&o["recipient"])}" "{s(&o["phone"])}</div>
+                        <div class="muted">{format!("下单 {}", when(&o["created_at"]))}</div>
+                    </li>
+                }).collect_view()}
+            </ul>
+            {orders.is_empty().then(|| view! { <p class="muted">"没有符合条件的订单"</p> })}
+            <nav class="pager" aria-label="翻页">
+                {(page > 1).then(|| view! { <a href=page_link(page - 1)>"上一页"</a> })}
+                <span>{format!("第 {page} 页")}</span>
+                {more.then(|| view! { <a href=page_link(page + 1)>"下一页"</a> })}
+            </nav>
+        },
+    )
+}
+
+async fn order_page(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let admin = match signed_in(&st, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let o = match call(&st, &headers, "get_order", json!({"order_id": id})).await {
+        Ok(o) => o,
+        Err(m) => {
+            return html(
+                "订单",
+                Some(m),
+                "orders",
+                view! { <a href="/admin/orders">"返回订单列表"</a> },
+            )
+        }
+    };
+    let here = format!("/admin/orders/{id}");
+    let status = o["status"].as_str().unwrap_or("").to_string();
+    let owner = admin.role == super::accounts::Role::Owner;
+    let lines: Vec<Value> = o["lines"].as_array().cloned().unwrap_or_default();
+    let refunds: Vec<Value> = o["refunds"].as_array().cloned().unwrap_or_default();
+    let refundable =
+        ["paid", "shipped", "completed", "partially_refunded"].contains(&status.as_str());
+    let aftersale = o["aftersale"].clone();
+    let title = format!("订单 {}", s(&o["order_no"]));
+    html(
+        &title,
+        flash_of(&headers),
+        "orders",
+        view! {
+            <section class="panel">
+                <dl class="facts">
+                    <dt>"状态"</dt><dd data-testid="admin-order-status">{status_label(&o["status"])}</dd>
+                    <dt>"实付"</dt><dd>{money(&o["total_fee"])}</dd>
+                    <dt>"已退款"</dt><dd>{money(&o["refunded_fen"])}</dd>
+                    <dt>"下单时间"</dt><dd>{when(&o["created_at"])}</dd>
+                    <dt>"支付时间"</dt><dd>{when(&o["paid_at"])}</dd>
+                    <dt>"收货人"</dt><dd>{format!("{} {}", s(&o["address"]["name"]), s(&o["address"]["phone"]))}</dd>
+                    <dt>"地址"</dt><dd>{format!("{} {}", s(&o["address"]["region"]), s(&o["address"]["detail"]))}</dd>
+                    <dt>"备注"</dt><dd>{s(&o["remark"])}</dd>
+                    {(!o["shipment"].is_null()).then(|| view! {
+                        <dt>"物流"</dt><dd>{format!("{} {}", s(&o["shipment"]["carrier"]), s(&o["shipment"]["tracking_no"]))}</dd>
+                    })}
+                </dl>
+            </section>
+            <section class="panel">
+                <h2 class="section-title">"商品"</h2>
+                <ol class="console-lines">
+                    {lines.iter().map(|l| view! {
+                        <li>{format!("{}（{}）× {} · ", s(&l["product_name"]), s(&l["sku_name"]), s(&l["quantity"]))}{money(&l["unit_price_fen"])}</li>
+                    }).collect_view()}
+                </ol>
+            </section>
+            {(status == "paid").then(|| view! {
+                <form class="panel console-form" method="post" action="/admin/form/ship_order" data-testid="ship-form">
+                    <h2 class="section-title">"发货"</h2>
+                    <input type="hidden" name="order_id" value=id />
+                    <input type="hidden" name="next" value=here.clone() />
+                    <label class="field"><span>"快递公司"</span>
+                        <select name="carrier" required=true>
+                            {CARRIERS.iter().map(|c| view! { <option value=*c>{*c}</option> }).collect_view()}
+                        </select>
+                    </label>
+                    <label class="field"><span>"运单号"</span>
+                        <input name="tracking_no" required=true pattern="[A-Za-z0-9-]{4,40}" /></label>
+                    <button type="submit" class="btn btn-primary">"发货"</button>
+                </form>
+            })}
+            {(!aftersale.is_null()).then(|| view! {
+                <section class="panel">
+                    <h2 class="section-title">"售后"</h2>
+                    <p>{aftersale_line(&aftersale)}</p>
+                    <a href="/admin/aftersales">"去处理"</a>
+                </section>
+            })}
+            {(!refunds.is_empty()).then(|| view! {
+                <section class="panel">
+                    <h2 class="section-title">"退款记录"</h2>
+                    <ul>{refunds.iter().map(|r| view! {
+                        <li>{money(&r["amount_fen"])}" · "{s(&r["state"])}" · "{s(&r["reason"])}</li>
+                    }).collect_view()}</ul>
+                </section>
+            })}
+            {(owner && refundable).then(|| view! {
+                <form class="panel console-form" method="post" action="/admin/form/refund_order" data-testid="refund-form">
+                    <h2 class="section-title">"退款"</h2>
+                    <input type="hidden" name="order_id" value=id />
+                    <input type="hidden" name="next" value=format!("/admin/orders/{id}") />
+                    <label class="field"><span>"金额（元）"</span>
+                        <input name="amount_yuan" inputmode="decimal" placeholder="留空则退全部剩余" /></label>
+                    <label class="field"><span>"原因"</span>
+                        <input name="reason" required=true maxlength="80" /></label>
+                    <button type="submit" class="btn btn-secondary">"退款"</button>
+                </form>
+            })}
+        },
+    )
+}
+
+fn aftersale_line(a: &Value) -> String {
+    let kind = a["kind"]
+        .as_str()
+        .and_then(AftersaleKind::parse)
+        .map(|k| k.label())
+        .unwrap_or("");
+    let status = a["status"]
+        .as_str()
+        .and_then(AftersaleStatus::parse)
+        .map(|k| k.label())
+        .unwrap_or("");
+    format!("{kind} · {status} · {}", s(&a["reason"]))
+}
+
+async fn aftersales_page(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if let Err(r) = signed_in(&st, &headers).await {
+        return r;
+    }
+    let status = q.get("status").filter(|s| !s.is_empty()).cloned();
+    let body = match &status {
+        Some(s) => json!({"status": s}),
+        None => json!({}),
+    };
+    let (list, error) = match call(&st, &headers, "list_aftersales", body).await {
+        Ok(v) => (v, None),
+        Err(m) => (json!({"aftersales": []}), Some(m)),
+    };
+    let here = match &status {
+        Some(s) => format!("/admin/aftersales?status={s}"),
+        None => "/admin/aftersales".to_string(),
+    };
+    let items: Vec<Value> = list["aftersales"].as_array().cloned().unwrap_or_default();
+    html(
+        "售后",
+        error.or_else(|| flash_of(&headers)),
+        "aftersales",
+        view! {
+            <nav class="status-tabs" aria-label="售后状态">
+                <a href="/admin/aftersales" class:active=status.is_none()>"全部"</a>
+                {AftersaleStatus::ALL.iter().map(|a| view! {
+                    <a href=format!("/admin/aftersales?status={}", a.as_str())
+                        class:active=status.as_deref() == Some(a.as_str())>{a.label()}</a>
+                }).collect_view()}
+            </nav>
+            <ul class="console-list" data-testid="aftersales">
+                {items.iter().map(|a| {
+                    let id = a["aftersale_id"].as_i64().unwrap_or(0);
+                    let st = a["status"].as_str().unwrap_or("").to_string();
+                    view! {
+                        <li class="panel" data-testid="aftersale-row">
+                            <a href=format!("/admin/orders/{}", s(&a["order_id"]))>{s(&a["order_no"])}</a>
+                            <div>{aftersale_line(a)}</div>
+                            {(!s(&a["note"]).is_empty()).then(|| view! { <div class="muted">{format!("说明：{}", s(&a["note"]))}</div> })}
+                            <div class="muted">{format!("{} · 实付 {} · 申请于 {}", s(&a["recipient"]), money(&a["total_fee"]), when(&a["created_at"]))}</div>
+                            {(st == "pending" || st == "refunding").then(|| view! {
+                                <form method="post" action="/admin/form/decide_aftersale" class="inline-form">
+                                    <input type="hidden" name="aftersale_id" value=id />
+                                    <input type="hidden" name="approve" value="1" />
+                                    <input type="hidden" name="next" value=here.clone() />
+                                    <input name="reason" placeholder="说明（退货时填写寄回地址）" aria-label="同意说明" maxlength="100" />
+                                    <button type="submit" class="btn btn-primary" data-testid="approve">"同意"</button>
+                                </form>
+                            })}
+                            {(st == "awaiting_return").then(|| view! {
+                                <form method="post" action="/admin/form/receive_return" class="inline-form">
+                                    <input type="hidden" name="aftersale_id" value=id />
+                                    <input type="hidden" name="next" value=here.clone() />
+                                    <button type="submit" class="btn btn-primary" data-testid="receive">"已收到退货，退款"</button>
+                                </form>
+                            })}
+                            {(st == "pending" || st == "awaiting_return").then(|| view! {
+                                <form method="post" action="/admin/form/decide_aftersale" class="inline-form">
+                                    <input type="hidden" name="aftersale_id" value=id />
+                                    <input type="hidden" name="approve" value="0" />
+                                    <input type="hidden" name="next" value=here.clone() />
+                                    <input name="reason" placeholder="拒绝原因（顾客可见）" aria-label="拒绝原因" maxlength="100" required=true />
+                                    <button type="submit" class="btn btn-secondary" data-testid="refuse">"拒绝"</button>
+                                </form>
+                            })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            {items.is_empty().then(|| view! { <p class="muted">"没有售后申请"</p> })}
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yuan_to_fen() {
+        assert_eq!(parse_yuan("12"), Some(1200));
+        assert_eq!(parse_yuan("12.5"), Some(1250));
+        assert_eq!(parse_yuan("0.05"), Some(5));
+        assert_eq!(parse_yuan("12.345"), None);
+        assert_eq!(parse_yuan("-1"), None);
+        assert_eq!(parse_yuan("1e3"), None);
+        assert_eq!(parse_yuan(".5"), None);
+        assert_eq!(parse_yuan(""), None);
+    }
+
+    #[test]
+    fn forms_become_the_apis_json() {
+        let f: BTreeMap<String, String> = [
+            ("order_id", "42"),
+            ("approve", "1"),
+            ("amount_yuan", "10.5"),
+            ("reason", " 少发 "),
+            ("next", "/admin"),
+            ("tracking_no", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            form_json(&f).unwrap(),
+            json!({"order_id": 42, "approve": true, "amount_fen": 1050, "reason": "少发"})
+        );
+        let bad: BTreeMap<String, String> = [("order_id".to_string(), "x".to_string())].into();
+        assert!(form_json(&bad).is_err());
+    }
+
+    #[test]
+    fn forms_go_back_only_to_console_pages() {
+        let p = |s: &str| console_path(Some(&s.to_string()));
+        assert_eq!(p("/admin/orders/3"), Some("/admin/orders/3".into()));
+        assert_eq!(p("https://evil.example/admin"), None);
+        assert_eq!(p("//evil.example"), None);
+        assert_eq!(p("/admin/../api"), None);
+        assert_eq!(p("/orders"), None);
+    }
+}
