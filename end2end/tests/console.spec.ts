@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { expectAccessible, hydrated, orderOne, wxmall } from "./helpers";
+import { expectAccessible, gotoSignedIn, hydrated, orderOne, wxmall } from "./helpers";
 
 // The merchant's console API (a session of its own, in its own request context) and what the
 // shopper sees of it.
@@ -172,5 +172,83 @@ test.describe("the console", () => {
     await expect(m.getByTestId("orders")).toContainText("已发货");
     await expectAccessible(m, "console orders, desktop");
     await merchant.close();
+  });
+
+  test("the merchant adds a product with two SKUs and a picture; a shopper buys it, it ships, receipt confirmed", async ({
+    page,
+    browser,
+  }) => {
+    const password = "a fourth long e2e console password";
+    const added = wxmall(["admin", "add", "e2e-catalogue", "--role", "owner"], `${password}\n`);
+    expect(added.status, added.stderr).toBe(0);
+    // A picture to upload, drawn by the browser.
+    await gotoSignedIn(page, "/", 3);
+    const dataUrl = await page.evaluate(() => {
+      const c = document.createElement("canvas");
+      c.width = 480;
+      c.height = 360;
+      const g = c.getContext("2d")!;
+      g.fillStyle = "#6b3e26";
+      g.fillRect(0, 0, 480, 360);
+      g.fillStyle = "#f2d7b6";
+      g.beginPath();
+      g.arc(240, 180, 120, 0, Math.PI * 2);
+      g.fill();
+      return c.toDataURL("image/png");
+    });
+    const png = Buffer.from(dataUrl.split(",")[1], "base64");
+
+    const merchant = await browser.newContext({ baseURL: test.info().project.use.baseURL, viewport: { width: 1280, height: 800 } });
+    const m = await merchant.newPage();
+    await m.goto("/admin/login");
+    await m.getByLabel("用户名").fill("e2e-catalogue");
+    await m.getByLabel("密码").fill(password);
+    await m.getByRole("button", { name: "登录" }).click();
+    await m.getByRole("link", { name: "商品" }).click();
+    await expectAccessible(m, "console products");
+    await m.getByTestId("new-product").click();
+    await m.getByTestId("upload-file").setInputFiles({ name: "beans.png", mimeType: "image/png", buffer: png });
+    await m.getByTestId("upload").click();
+    await expect(m.getByTestId("images")).toHaveValue(/^\/uploads\/[0-9a-f]{32}\.jpg$/);
+    const image = await m.getByTestId("images").inputValue();
+    await expectAccessible(m, "console product form");
+    await m.getByLabel("名称", { exact: true }).fill("云南手冲咖啡豆");
+    await m.getByLabel("描述", { exact: true }).fill("浅度烘焙，花果香");
+    await m.getByLabel("新规格 1 名称").fill("200g");
+    await m.getByLabel("新规格 1 价格（元）").fill("49.90");
+    await m.getByLabel("新规格 1 库存").fill("10");
+    await m.getByLabel("新规格 2 名称").fill("500g");
+    await m.getByLabel("新规格 2 价格（元）").fill("99");
+    await m.getByLabel("新规格 2 库存").fill("4");
+    await m.getByTestId("save-product").click();
+    await expect(m).toHaveURL(/\/admin\/products\/\d+$/);
+    const productId = Number(m.url().split("/").pop());
+    const skuId = Number(await m.locator('input[name="sku_id"]').first().inputValue());
+
+    // The shopper sees it at once, with its picture, and buys the 200g.
+    await page.goto(`/product/${productId}`);
+    await expect(page.locator(".product-head")).toContainText("云南手冲咖啡豆");
+    await expect(page.locator(".product-head .price")).toContainText("49.90");
+    await expect(page.locator(`.gallery img[src="${image}"]`)).toHaveCount(1);
+    const orderId = await orderOne(page, skuId, 3);
+    await page.getByTestId("pay").click();
+    await page.locator("#wx-pay-confirm").click();
+    await expect(page.getByTestId("order-status")).toHaveText("已支付", { timeout: 20_000 });
+
+    await m.goto(`/admin/orders/${orderId}`);
+    await m.getByLabel("快递公司").selectOption("极兔");
+    await m.getByLabel("运单号").fill("JT2026120601");
+    await m.getByRole("button", { name: "发货" }).click();
+    await expect(m.getByTestId("admin-order-status")).toHaveText("已发货");
+    await m.goto("/admin/audit");
+    await expect(m.getByTestId("audit")).toContainText("ship_order");
+    await expectAccessible(m, "console audit log");
+    await merchant.close();
+
+    await page.reload();
+    await expect(page.getByTestId("shipment")).toHaveText("极兔 JT2026120601");
+    await hydrated(page);
+    await page.getByTestId("confirm-receipt").click();
+    await expect(page.getByTestId("order-status")).toHaveText("已完成");
   });
 });

@@ -1607,3 +1607,149 @@ async fn the_console_pages_sign_in_ship_and_decide_after_sales_with_plain_forms(
     let (url, _, _) = c.page("/admin/orders").await;
     assert_eq!(url, "/admin/login", "signed out");
 }
+
+#[tokio::test]
+async fn before_shipping_the_address_is_corrected_with_a_note_and_audited() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let (shopper, id, _) = paid_order(&shop, 0, &[(1, 1)]).await;
+    let clerk = signed_in(&shop, "clerk").await;
+    let body = |phone: &str| {
+        json!({"order_id": id, "name": "李四", "phone": phone, "region": "浙江省 杭州市 西湖区",
+               "detail": "文三路 100 号 2 单元", "note": "顾客来电改地址"})
+    };
+    let (st, _, err) = clerk.post("update_address", body("12345")).await;
+    assert_eq!(st, 400, "{err}");
+    assert_eq!(err["fields"][0]["field"], "phone");
+    let (st, _, v) = clerk.post("update_address", body("13900139000")).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, order) = shopper.api("get_order", json!({"order_id": id})).await;
+    assert_eq!(order["address"]["name"], "李四");
+    assert_eq!(order["address"]["detail"], "文三路 100 号 2 单元");
+    let (_, _, admin_view) = clerk.post("get_order", json!({"order_id": id})).await;
+    assert_eq!(admin_view["merchant_note"], "顾客来电改地址");
+    assert!(
+        order.get("merchant_note").is_none(),
+        "the note is the merchant's own"
+    );
+    let boss = signed_in(&shop, "boss").await;
+    let (_, _, log) = boss.post("audit_log", json!({})).await;
+    assert_eq!(log[0]["action"], "update_address");
+    assert_eq!(log[0]["detail"]["before"]["name"], "张三");
+    assert_eq!(log[0]["detail"]["after"]["name"], "李四");
+    let (st, _, _) = clerk
+        .post(
+            "ship_order",
+            json!({"order_id": id, "carrier": "中通", "tracking_no": "ZT1234"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _, err) = clerk.post("update_address", body("13900139000")).await;
+    assert_eq!(st, 409, "after shipping: {err}");
+}
+
+#[tokio::test]
+async fn the_catalogue_pages_create_a_product_with_a_picture_and_adjust_its_stock() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let c = Console::new(&shop);
+    c.form(
+        "login",
+        &[
+            ("username", "boss"),
+            ("password", PASSWORD),
+            ("next", "/admin"),
+        ],
+    )
+    .await;
+    let (_, _, page) = c.page("/admin/products/new").await;
+    assert!(page.contains("data-testid=\"product-form\""), "{page}");
+
+    // The picture, through the page's upload form: back with ?image=… in the product form.
+    let part = reqwest::multipart::Part::bytes(png(600, 600))
+        .file_name("bean.png")
+        .mime_str("image/png")
+        .unwrap();
+    let res = c
+        .http
+        .post(format!(
+            "{}/admin/form/upload_image?back=/admin/products/new",
+            shop.base
+        ))
+        .header("origin", shop.base.clone())
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.url().path(), "/admin/products/new");
+    let image = url::form_urlencoded::parse(res.url().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "image")
+        .map(|(_, v)| v.into_owned())
+        .expect("the uploaded path");
+    assert!(
+        res.text().await.unwrap().contains(&image),
+        "the form lists the picture"
+    );
+
+    let (_, _, cats) = c.post("list_categories", json!({})).await;
+    let category = cats[0]["id"].to_string();
+    let fields = [
+        ("name", "手冲咖啡豆"),
+        ("category_id", category.as_str()),
+        ("description", "浅烘"),
+        ("images", image.as_str()),
+        ("on_sale", "1"),
+        ("sku_id", ""),
+        ("sku_name", "200g"),
+        ("sku_price", "49.90"),
+        ("sku_stock", "12"),
+        ("sku_id", ""),
+        ("sku_name", "500g"),
+        ("sku_price", "99"),
+        ("sku_stock", "5"),
+        ("back", "/admin/products/new"),
+    ];
+    let (url, page) = c.form("save_product", &fields).await;
+    assert!(
+        url.starts_with("/admin/products/") && url != "/admin/products/new",
+        "{url}"
+    );
+    assert!(page.contains("200g") && page.contains("49.90"), "{page}");
+    let product_id: i64 = url.rsplit('/').next().unwrap().parse().unwrap();
+    let (_, _, products) = c.post("list_products", json!({"q": "手冲"})).await;
+    let p = &products[0];
+    assert_eq!(p["id"], product_id);
+    assert_eq!(p["images"][0], image.as_str());
+    assert_eq!(p["skus"][0]["price_fen"], 4990);
+    assert_eq!(p["skus"][1]["price_fen"], 9900);
+    // A price with three decimals is refused on the page, nothing saved.
+    let mut bad = fields.to_vec();
+    bad[7] = ("sku_price", "49.999");
+    let (url, page) = c.form("save_product", &bad).await;
+    assert_eq!(url, "/admin/products/new");
+    assert!(page.contains("价格须为元"), "{page}");
+
+    let sku = p["skus"][0]["id"].to_string();
+    let here = format!("/admin/products/{product_id}");
+    let (_, page) = c
+        .form(
+            "adjust_stock",
+            &[
+                ("sku_id", sku.as_str()),
+                ("delta", "-2"),
+                ("reason", "破损"),
+                ("next", here.as_str()),
+            ],
+        )
+        .await;
+    assert!(page.contains("库存 10"), "{page}");
+    let (_, _, audit) = c.page("/admin/audit").await;
+    assert!(
+        audit.contains("adjust_stock")
+            && audit.contains("save_product")
+            && audit.contains("upload_image")
+    );
+    // The shopper's page shows the new product with its picture.
+    let (_, shop_page) = shop.shopper().get(&format!("/product/{product_id}")).await;
+    assert!(shop_page.contains("手冲咖啡豆") && shop_page.contains(&image));
+}

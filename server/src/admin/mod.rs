@@ -223,6 +223,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState) -> Router<S> {
         .route("/list_orders", post(orders::list_orders))
         .route("/get_order", post(orders::get_order))
         .route("/ship_order", post(orders::ship_order))
+        .route("/update_address", post(orders::update_address))
         .route("/list_categories", post(catalogue::list_categories))
         .route("/save_category", post(catalogue::save_category))
         .route("/delete_category", post(catalogue::delete_category))

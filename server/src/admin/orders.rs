@@ -7,7 +7,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{audit, current, error, internal, parse, signed_in, unauthorized, AdminState};
+use super::{
+    audit, current, error, field, internal, invalid, parse, signed_in, unauthorized, AdminState,
+};
 use app::error::ErrorCode;
 
 /// Orders per page of `list_orders`.
@@ -190,8 +192,20 @@ pub(super) async fn get_order(
     let Some(user) = user else {
         return error(ErrorCode::NotFound, "订单不存在");
     };
+    let note: String = match crate::sql!(&st.pool, e => sqlx::query_scalar("SELECT merchant_note FROM orders WHERE id = $1")
+        .bind(b.order_id)
+        .fetch_one(e).await)
+    {
+        Ok(n) => n,
+        Err(e) => return internal(e),
+    };
     match crate::shop::orders::load(&st.pool, Some(user), b.order_id).await {
-        Ok(order) => Json(order).into_response(),
+        Ok(order) => {
+            // The shop's view of the order, and what only the merchant sees.
+            let mut v = serde_json::to_value(order).unwrap_or(Value::Null);
+            v["merchant_note"] = Value::String(note);
+            Json(v).into_response()
+        }
         Err(e) => {
             let status = axum::http::StatusCode::from_u16(e.code.http_status())
                 .unwrap_or(axum::http::StatusCode::BAD_REQUEST);
@@ -472,4 +486,101 @@ pub(super) async fn export_orders(
         bytes,
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct AddressBody {
+    order_id: i64,
+    name: String,
+    phone: String,
+    region: String,
+    detail: String,
+    /// The merchant's own note on the order (not shown to the shopper).
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// Longest merchant note (characters).
+const NOTE_MAX: usize = 200;
+
+/// `update_address`: before shipping (`paid`), correct where the parcel goes and keep a note;
+/// audited with before and after. One conditional UPDATE: an order shipped meanwhile is 409.
+pub(super) async fn update_address(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let admin = match signed_in(&st, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Ok(b) = serde_json::from_slice::<AddressBody>(&body) else {
+        return error(
+            ErrorCode::BadRequest,
+            "需要 order_id、name、phone、region、detail，可选 note",
+        );
+    };
+    let input = app::model::AddressInput {
+        name: b.name.clone(),
+        phone: b.phone.clone(),
+        region: b.region.clone(),
+        detail: b.detail.clone(),
+    };
+    let address = match input.validate() {
+        Ok(a) => a,
+        Err(fields) => return invalid(fields),
+    };
+    let note = b.note.as_deref().map(str::trim);
+    if note.is_some_and(|n| n.chars().count() > NOTE_MAX) {
+        return invalid(vec![field("note", &format!("备注最多 {NOTE_MAX} 字"))]);
+    }
+    let before: Option<(String, String, String, String, String, String)> = match crate::sql!(&st.pool, e => sqlx::query_as(
+        "SELECT status, ship_name, ship_phone, ship_region, ship_detail, merchant_note FROM orders WHERE id = $1",
+    )
+    .bind(b.order_id)
+    .fetch_optional(e).await)
+    {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    let Some((status, name, phone, region, detail, old_note)) = before else {
+        return error(ErrorCode::NotFound, "订单不存在");
+    };
+    if status != "paid" {
+        return error(
+            ErrorCode::InvalidState,
+            "只有未发货的已支付订单可以修改地址",
+        );
+    }
+    let new_note = note.map(str::to_string).unwrap_or_else(|| old_note.clone());
+    let done = crate::sql!(&st.pool, e => sqlx::query(
+        "UPDATE orders SET ship_name = $1, ship_phone = $2, ship_region = $3, ship_detail = $4, \
+         merchant_note = $5 WHERE id = $6 AND status = 'paid'",
+    )
+    .bind(&address.name)
+    .bind(&address.phone)
+    .bind(&address.region)
+    .bind(&address.detail)
+    .bind(&new_note)
+    .bind(b.order_id)
+    .execute(e).await.map(crate::db::Done::from));
+    match done {
+        Ok(d) if d.rows_affected() == 1 => {}
+        Ok(_) => return error(ErrorCode::InvalidState, "订单已发货，不能再修改地址"),
+        Err(e) => return internal(e),
+    }
+    let detail_json = json!({
+        "order_id": b.order_id,
+        "before": {"name": name, "phone": phone, "region": region, "detail": detail, "note": old_note},
+        "after": {"name": address.name, "phone": address.phone, "region": address.region,
+                  "detail": address.detail, "note": new_note},
+    });
+    if let Err(e) = audit(&st.pool, &admin, "update_address", detail_json).await {
+        return internal(e);
+    }
+    Json(
+        json!({"order_id": b.order_id, "address": {"name": address.name, "phone": address.phone,
+        "region": address.region, "detail": address.detail}, "note": new_note}),
+    )
+    .into_response()
 }

@@ -31,8 +31,8 @@ pub const CARRIERS: [&str; 10] = [
     "顺丰", "中通", "圆通", "韵达", "申通", "极兔", "京东", "EMS", "邮政", "其他",
 ];
 
-/// `/admin`, `/admin/login`, `/admin/orders`, `/admin/orders/{id}`, `/admin/aftersales`, and
-/// `/admin/form/{name}`; `api` is the console API's router (what the forms call).
+/// `/admin`, `/admin/login`, `/admin/orders`, `/admin/orders/{id}`, `/admin/aftersales`,
+/// `/admin/products`, `/admin/products/{id|new}`, `/admin/audit`, and `/admin/form/{name}`; `api` is the console API's router (what the forms call).
 pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState, api: Router) -> Router<S> {
     Router::new()
         .route("/admin", axum::routing::get(dashboard))
@@ -40,6 +40,13 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState, api: Router) -> 
         .route("/admin/orders", axum::routing::get(orders_page))
         .route("/admin/orders/{id}", axum::routing::get(order_page))
         .route("/admin/aftersales", axum::routing::get(aftersales_page))
+        .route("/admin/products", axum::routing::get(products_page))
+        .route("/admin/products/{id}", axum::routing::get(product_page))
+        .route("/admin/audit", axum::routing::get(audit_page))
+        .route("/admin/form/upload_image", {
+            let api = api.clone();
+            axum::routing::post(move |req| upload_form(api.clone(), req))
+        })
         .route(
             "/admin/form/{name}",
             axum::routing::post(move |path, req| form(path, api.clone(), req)),
@@ -66,6 +73,9 @@ async fn call(
         "list_orders" => super::orders::list_orders(State(st.clone()), h, bytes).await,
         "get_order" => super::orders::get_order(State(st.clone()), h, bytes).await,
         "list_aftersales" => super::aftersales::list_aftersales(State(st.clone()), h, bytes).await,
+        "list_products" => super::catalogue::list_products(State(st.clone()), h, bytes).await,
+        "list_categories" => super::catalogue::list_categories(State(st.clone()), h).await,
+        "audit_log" => super::audit_log(State(st.clone()), h).await,
         _ => return Err(format!("no page call {name}")),
     };
     let ok = res.status().is_success();
@@ -104,6 +114,8 @@ fn html(
                             <a href="/admin" class:active=nav == "dashboard">"概览"</a>
                             <a href="/admin/orders" class:active=nav == "orders">"订单"</a>
                             <a href="/admin/aftersales" class:active=nav == "aftersales">"售后"</a>
+                            <a href="/admin/products" class:active=nav == "products">"商品"</a>
+                            <a href="/admin/audit" class:active=nav == "audit">"记录"</a>
                             <form method="post" action="/admin/form/logout">
                                 <input type="hidden" name="next" value="/admin/login" />
                                 <button type="submit" class="link-button">"退出"</button>
@@ -272,9 +284,10 @@ async fn form(Path(name): Path<String>, api: Router, req: Request) -> Response {
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "表单过大").into_response();
     };
-    let fields: BTreeMap<String, String> = url::form_urlencoded::parse(&bytes)
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&bytes)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
+    let fields: BTreeMap<String, String> = pairs.iter().cloned().collect();
     let back = console_path(fields.get("back"))
         .or_else(|| {
             parts
@@ -291,18 +304,12 @@ async fn form(Path(name): Path<String>, api: Router, req: Request) -> Response {
         .or_else(|| console_path(fields.get("next")))
         .unwrap_or_else(|| "/admin".into());
     let next = console_path(fields.get("next")).unwrap_or_else(|| back.clone());
-    let failed = |message: &str| {
-        let mut res = Redirect::to(&back).into_response();
-        let cookie = format!(
-            "{FLASH}={}; Path=/admin; Max-Age=60; HttpOnly; SameSite=Strict",
-            hex::encode(message.as_bytes())
-        );
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
-        res
-    };
-    let json_body = match form_json(&fields) {
+    let failed = |message: &str| flash_redirect(&back, message);
+    let json_body = match if name == "save_product" {
+        product_form_json(&pairs)
+    } else {
+        form_json(&fields)
+    } {
         Ok(v) => v,
         Err(m) => return failed(&m),
     };
@@ -331,6 +338,21 @@ async fn form(Path(name): Path<String>, api: Router, req: Request) -> Response {
         Err(never) => match never {},
     };
     if res.status().is_success() {
+        let (res_parts, res_body) = res.into_parts();
+        // A saved product's page is its own (a new one has just got its id).
+        let next = if name == "save_product" {
+            let body = axum::body::to_bytes(res_body, 1 << 20)
+                .await
+                .unwrap_or_default();
+            serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["id"].as_i64())
+                .map(|id| format!("/admin/products/{id}"))
+                .unwrap_or(next)
+        } else {
+            next
+        };
+        let res = Response::from_parts(res_parts, Body::empty());
         let mut out = Redirect::to(&next).into_response();
         for c in res.headers().get_all(header::SET_COOKIE) {
             out.headers_mut().append(header::SET_COOKIE, c.clone());
@@ -554,6 +576,7 @@ async fn order_page(
                     <dt>"收货人"</dt><dd>{format!("{} {}", s(&o["address"]["name"]), s(&o["address"]["phone"]))}</dd>
                     <dt>"地址"</dt><dd>{format!("{} {}", s(&o["address"]["region"]), s(&o["address"]["detail"]))}</dd>
                     <dt>"备注"</dt><dd>{s(&o["remark"])}</dd>
+                    <dt>"商家备注"</dt><dd data-testid="merchant-note">{s(&o["merchant_note"])}</dd>
                     {(!o["shipment"].is_null()).then(|| view! {
                         <dt>"物流"</dt><dd>{format!("{} {}", s(&o["shipment"]["carrier"]), s(&o["shipment"]["tracking_no"]))}</dd>
                     })}
@@ -580,6 +603,24 @@ async fn order_page(
                     <label class="field"><span>"运单号"</span>
                         <input name="tracking_no" required=true pattern="[A-Za-z0-9-]{4,40}" /></label>
                     <button type="submit" class="btn btn-primary">"发货"</button>
+                </form>
+            })}
+            {(status == "paid").then(|| view! {
+                <form class="panel console-form" method="post" action="/admin/form/update_address" data-testid="address-form">
+                    <h2 class="section-title">"修改收货地址（发货前）"</h2>
+                    <input type="hidden" name="order_id" value=id />
+                    <input type="hidden" name="next" value=format!("/admin/orders/{id}") />
+                    <label class="field"><span>"收货人"</span>
+                        <input name="name" value=s(&o["address"]["name"]) required=true maxlength="20" /></label>
+                    <label class="field"><span>"手机号"</span>
+                        <input name="phone" value=s(&o["address"]["phone"]) required=true /></label>
+                    <label class="field"><span>"地区"</span>
+                        <input name="region" value=s(&o["address"]["region"]) required=true /></label>
+                    <label class="field"><span>"详细地址"</span>
+                        <input name="detail" value=s(&o["address"]["detail"]) required=true /></label>
+                    <label class="field"><span>"商家备注"</span>
+                        <input name="note" value=s(&o["merchant_note"]) maxlength="200" /></label>
+                    <button type="submit" class="btn btn-secondary">"保存地址"</button>
                 </form>
             })}
             {(!aftersale.is_null()).then(|| view! {
@@ -751,4 +792,355 @@ mod tests {
         assert_eq!(p("/admin/../api"), None);
         assert_eq!(p("/orders"), None);
     }
+}
+
+// ------------------------------------------------------------------ catalogue
+
+/// `save_product`'s JSON from its form: the SKU rows come as repeated `sku_id`, `sku_name`,
+/// `sku_price` (yuan), `sku_stock` fields, a row per position; a row with no name is no SKU.
+fn product_form_json(pairs: &[(String, String)]) -> Result<Value, String> {
+    let one = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let all = |k: &str| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_string())
+            .collect()
+    };
+    let mut product = Map::new();
+    if !one("id").is_empty() {
+        product.insert(
+            "id".into(),
+            json!(one("id").parse::<i64>().map_err(|_| "id 须为整数")?),
+        );
+    }
+    product.insert("name".into(), json!(one("name")));
+    product.insert(
+        "category_id".into(),
+        json!(one("category_id")
+            .parse::<i64>()
+            .map_err(|_| "请选择分类")?),
+    );
+    product.insert("description".into(), json!(one("description")));
+    let images: Vec<String> = one("images")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    product.insert("images".into(), json!(images));
+    product.insert("on_sale".into(), json!(one("on_sale") == "1"));
+    let (ids, names, prices, stocks) = (
+        all("sku_id"),
+        all("sku_name"),
+        all("sku_price"),
+        all("sku_stock"),
+    );
+    let mut skus = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if name.is_empty() {
+            continue;
+        }
+        let price = prices.get(i).map(String::as_str).unwrap_or("");
+        let price =
+            parse_yuan(price).ok_or_else(|| format!("规格「{name}」的价格须为元，最多两位小数"))?;
+        let mut sku = Map::new();
+        if let Some(id) = ids.get(i).filter(|v| !v.is_empty()) {
+            sku.insert(
+                "id".into(),
+                json!(id.parse::<i64>().map_err(|_| "sku_id 须为整数")?),
+            );
+        }
+        sku.insert("name".into(), json!(name));
+        sku.insert("price_fen".into(), json!(price));
+        if let Some(stock) = stocks.get(i).filter(|v| !v.is_empty()) {
+            sku.insert(
+                "stock".into(),
+                json!(stock
+                    .parse::<i64>()
+                    .map_err(|_| format!("规格「{name}」的库存须为整数"))?),
+            );
+        }
+        skus.push(Value::Object(sku));
+    }
+    product.insert("skus".into(), json!(skus));
+    Ok(Value::Object(product))
+}
+
+async fn products_page(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if let Err(r) = signed_in(&st, &headers).await {
+        return r;
+    }
+    let search = q.get("q").cloned().unwrap_or_default();
+    let body = if search.trim().is_empty() {
+        json!({})
+    } else {
+        json!({"q": search})
+    };
+    let (list, error) = match call(&st, &headers, "list_products", body).await {
+        Ok(v) => (v, None),
+        Err(m) => (json!([]), Some(m)),
+    };
+    let products: Vec<Value> = list.as_array().cloned().unwrap_or_default();
+    html(
+        "商品",
+        error.or_else(|| flash_of(&headers)),
+        "products",
+        view! {
+            <form class="panel console-filter" method="get" action="/admin/products">
+                <label class="field"><span>"搜索"</span>
+                    <input name="q" value=search placeholder="商品名称" /></label>
+                <div class="console-actions">
+                    <button type="submit" class="btn btn-primary">"搜索"</button>
+                    <a class="btn btn-secondary" href="/admin/products/new" data-testid="new-product">"新增商品"</a>
+                </div>
+            </form>
+            <ul class="console-list" data-testid="products">
+                {products.iter().map(|p| {
+                    let skus: Vec<Value> = p["skus"].as_array().cloned().unwrap_or_default();
+                    view! {
+                        <li class="panel">
+                            <a href=format!("/admin/products/{}", s(&p["id"]))>{s(&p["name"])}</a>
+                            <span class="status-word">{if p["on_sale"].as_bool().unwrap_or(false) { "在售" } else { "已下架" }}</span>
+                            <div class="muted">{skus.iter().map(|k| format!(
+                                "{} {} · 库存 {}", s(&k["name"]), money(&k["price_fen"]), s(&k["stock"])
+                            )).collect::<Vec<_>>().join("；")}</div>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+        },
+    )
+}
+
+async fn product_page(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if let Err(r) = signed_in(&st, &headers).await {
+        return r;
+    }
+    let categories = call(&st, &headers, "list_categories", json!({}))
+        .await
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default();
+    let product = if id == "new" {
+        json!({"name": "", "description": "", "images": [], "on_sale": true, "skus": []})
+    } else {
+        let Ok(n) = id.parse::<i64>() else {
+            return html("商品", Some("商品不存在".into()), "products", ());
+        };
+        let list = call(&st, &headers, "list_products", json!({}))
+            .await
+            .unwrap_or(json!([]));
+        match list
+            .as_array()
+            .and_then(|l| l.iter().find(|p| p["id"].as_i64() == Some(n)).cloned())
+        {
+            Some(p) => p,
+            None => return html("商品", Some("商品不存在".into()), "products", ()),
+        }
+    };
+    let here = if id == "new" {
+        "/admin/products/new".to_string()
+    } else {
+        format!("/admin/products/{id}")
+    };
+    // A picture just uploaded joins the list.
+    let mut images: Vec<String> = product["images"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(s)
+        .collect();
+    if let Some(added) = q.get("image").filter(|p| p.starts_with("/uploads/")) {
+        if !images.contains(added) {
+            images.push(added.clone());
+        }
+    }
+    let skus: Vec<Value> = product["skus"].as_array().cloned().unwrap_or_default();
+    let category = product["category_id"].as_i64();
+    let existing = skus.clone();
+    let title = if id == "new" {
+        "新增商品".to_string()
+    } else {
+        format!("编辑：{}", s(&product["name"]))
+    };
+    html(
+        &title,
+        flash_of(&headers),
+        "products",
+        view! {
+            <form class="panel console-form" method="post" enctype="multipart/form-data"
+                action=format!("/admin/form/upload_image?back={}", url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>())>
+                <h2 class="section-title">"上传图片"</h2>
+                <label class="field"><span>"图片"</span>
+                    <input type="file" name="file" accept="image/jpeg,image/png,image/webp" required=true data-testid="upload-file" /></label>
+                <p class="muted">"JPEG、PNG 或 WebP，最大 10 MB；裁成正方形（800 像素和 240 像素）。"</p>
+                <button type="submit" class="btn btn-secondary" data-testid="upload">"上传"</button>
+            </form>
+            <form class="panel console-form" method="post" action="/admin/form/save_product" data-testid="product-form">
+                {(id != "new").then(|| view! { <input type="hidden" name="id" value=id.clone() /> })}
+                <input type="hidden" name="back" value=here.clone() />
+                <label class="field"><span>"名称"</span>
+                    <input name="name" value=s(&product["name"]) required=true maxlength="60" /></label>
+                <label class="field"><span>"分类"</span>
+                    <select name="category_id" required=true>
+                        {categories.iter().map(|c| view! {
+                            <option value=s(&c["id"]) selected=c["id"].as_i64() == category>{s(&c["name"])}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
+                <label class="field"><span>"描述"</span>
+                    <textarea name="description" rows="3" maxlength="5000">{s(&product["description"])}</textarea></label>
+                <label class="field"><span>"图片路径"</span>
+                    <textarea name="images" rows="3" data-testid="images">{images.join("\n")}</textarea></label>
+                <label class="field"><span>"上架"</span>
+                    <input type="checkbox" name="on_sale" value="1" checked=product["on_sale"].as_bool().unwrap_or(true) /></label>
+                <fieldset class="sku-rows">
+                    <legend>"规格（价格单位：元；已有规格的库存在下方调整）"</legend>
+                    {existing.iter().map(|k| view! {
+                        <div class="sku-row">
+                            <input type="hidden" name="sku_id" value=s(&k["id"]) />
+                            <input name="sku_name" value=s(&k["name"]) aria-label="规格名称" />
+                            <input name="sku_price" value=format_fen(k["price_fen"].as_i64().unwrap_or(0)) inputmode="decimal" aria-label="价格（元）" />
+                            <input type="hidden" name="sku_stock" value="" />
+                        </div>
+                    }).collect_view()}
+                    {(0..2).map(|i| view! {
+                        <div class="sku-row">
+                            <input type="hidden" name="sku_id" value="" />
+                            <input name="sku_name" placeholder="新规格名称" aria-label=format!("新规格 {} 名称", i + 1) />
+                            <input name="sku_price" placeholder="价格" inputmode="decimal" aria-label=format!("新规格 {} 价格（元）", i + 1) />
+                            <input name="sku_stock" placeholder="库存" inputmode="numeric" aria-label=format!("新规格 {} 库存", i + 1) />
+                        </div>
+                    }).collect_view()}
+                </fieldset>
+                <button type="submit" class="btn btn-primary" data-testid="save-product">"保存"</button>
+            </form>
+            {skus.iter().map(|k| view! {
+                <form class="panel inline-form" method="post" action="/admin/form/adjust_stock">
+                    <input type="hidden" name="sku_id" value=s(&k["id"]) />
+                    <input type="hidden" name="next" value=here.clone() />
+                    <span>{format!("{} · 库存 {}", s(&k["name"]), s(&k["stock"]))}</span>
+                    <input name="delta" inputmode="numeric" required=true placeholder="+10 或 -2" aria-label=format!("{} 库存增减", s(&k["name"])) />
+                    <input name="reason" required=true placeholder="原因" aria-label=format!("{} 调整原因", s(&k["name"])) />
+                    <button type="submit" class="btn btn-secondary">"调整库存"</button>
+                </form>
+            }).collect_view()}
+        },
+    )
+}
+
+/// `POST /admin/form/upload_image`: the multipart body as it came, to the API; back to the page
+/// with `?image=<path>` so the product form lists the picture.
+async fn upload_form(api: Router, req: Request) -> Response {
+    let back = req.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "back")
+            .map(|(_, v)| v.into_owned())
+    });
+    let (parts, body) = req.into_parts();
+    let back = console_path(back.as_ref())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::REFERER)
+                .and_then(|r| r.to_str().ok())
+                .and_then(|r| url::Url::parse(r).ok())
+                .map(|u| u.path().to_string())
+                .filter(|p| p.starts_with("/admin"))
+        })
+        .unwrap_or_else(|| "/admin/products".into());
+    let mut call = Request::builder()
+        .method(Method::POST)
+        .uri("/admin/api/upload_image")
+        .body(body)
+        .expect("a request");
+    for h in [
+        header::COOKIE,
+        header::ORIGIN,
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+    ] {
+        if let Some(v) = parts.headers.get(&h) {
+            call.headers_mut().insert(h, v.clone());
+        }
+    }
+    *call.extensions_mut() = parts.extensions;
+    let res = match api.oneshot(call).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let ok = res.status().is_success();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if ok {
+        let path = s(&v["path"]);
+        let sep = if back.contains('?') { '&' } else { '?' };
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("image", &path)
+            .finish();
+        return Redirect::to(&format!("{back}{sep}{q}")).into_response();
+    }
+    let message = v["fields"][0]["message"]
+        .as_str()
+        .or(v["message"].as_str())
+        .unwrap_or("上传失败")
+        .to_string();
+    flash_redirect(&back, &message)
+}
+
+/// A 303 to `to` carrying `message` for the next page.
+fn flash_redirect(to: &str, message: &str) -> Response {
+    let mut res = Redirect::to(to).into_response();
+    let cookie = format!(
+        "{FLASH}={}; Path=/admin; Max-Age=60; HttpOnly; SameSite=Strict",
+        hex::encode(message.as_bytes())
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+async fn audit_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {
+    if let Err(r) = signed_in(&st, &headers).await {
+        return r;
+    }
+    let (list, error) = match call(&st, &headers, "audit_log", json!({})).await {
+        Ok(v) => (v, None),
+        Err(m) => (json!([]), Some(m)),
+    };
+    let rows: Vec<Value> = list.as_array().cloned().unwrap_or_default();
+    html(
+        "操作记录",
+        error.or_else(|| flash_of(&headers)),
+        "audit",
+        view! {
+            <ul class="console-list" data-testid="audit">
+                {rows.iter().map(|r| view! {
+                    <li class="panel">
+                        <div><strong>{s(&r["action"])}</strong>" · "{s(&r["who"])}" · "{when(&r["at"])}</div>
+                        <code class="muted">{r["detail"].to_string()}</code>
+                    </li>
+                }).collect_view()}
+            </ul>
+        },
+    )
 }
