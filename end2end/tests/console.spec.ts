@@ -224,6 +224,13 @@ test.describe("the console", () => {
     await expect(m).toHaveURL(/\/admin\/products\/\d+$/);
     const productId = Number(m.url().split("/").pop());
     const skuId = Number(await m.locator('input[name="sku_id"]').first().inputValue());
+    await expect(m.getByTestId("qrcodes").locator("svg")).toHaveCount(1);
+    await m.getByTestId("make-follow-qr").click();
+    await expect(m.getByTestId("follow-qr").locator("svg")).toHaveCount(1);
+    await expectAccessible(m, "console product with its QR codes");
+    await m.getByRole("link", { name: "检查" }).click();
+    await expect(m.getByTestId("check").first()).toBeVisible({ timeout: 30_000 });
+    await expectAccessible(m, "console setup doctor");
 
     // The shopper sees it at once, with its picture, and buys the 200g.
     await page.goto(`/product/${productId}`);

@@ -11,6 +11,7 @@ pub mod mp;
 pub mod mp_cli;
 pub mod oauth;
 pub mod payments;
+pub mod qr;
 pub mod routes;
 pub mod serve;
 pub mod session;
@@ -212,6 +213,10 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
         secure: settings.public_url.starts_with("https://"),
         origin: guard::Gate::origin_of(&settings.public_url),
         uploads: admin::images::uploads_dir(&settings.data_dir),
+        wechat: wechat.clone(),
+        public_url: settings.public_url.clone(),
+        site_root: settings.site_root.clone(),
+        redis_url: settings.wechat.redis_url.clone(),
     };
     let router = routes::router(
         state,

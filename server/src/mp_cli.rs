@@ -125,7 +125,7 @@ impl QrTarget {
 }
 
 /// `wxmall qrcode …`: creates the code at WeChat (temporary for `days`, else permanent), prints
-/// its scene, URL and picture, and writes it as SVG to `out_file` if given.
+/// its scene, URL and picture, and writes it as SVG or PNG (by the extension) to `out_file`.
 pub async fn qrcode(
     wx: &Wechat,
     target: &QrTarget,
@@ -142,9 +142,9 @@ pub async fn qrcode(
         }
     }
     if let Some(f) = out_file {
-        if f.extension().and_then(|e| e.to_str()) != Some("svg") {
+        if !matches!(f.extension().and_then(|e| e.to_str()), Some("svg" | "png")) {
             return Err(usage(format!(
-                "{}: only .svg pictures are written (print it, or convert it with any SVG tool)",
+                "{}: the picture is written as .svg or .png",
                 f.display()
             )));
         }
@@ -167,12 +167,15 @@ pub async fn qrcode(
         None => writeln!(out, "permanent").map_err(io)?,
     }
     if let Some(f) = out_file {
-        let svg = qrcode::QrCode::new(ticket.url.as_bytes())
-            .map_err(|e| usage(format!("cannot draw the QR code: {e}")))?
-            .render::<qrcode::render::svg::Color>()
-            .min_dimensions(400, 400)
-            .build();
-        std::fs::write(f, svg).map_err(|e| usage(format!("cannot write {}: {e}", f.display())))?;
+        let picture = if f.extension().and_then(|e| e.to_str()) == Some("png") {
+            crate::qr::png(&ticket.url, 10).map_err(usage)?
+        } else {
+            crate::qr::svg(&ticket.url, 400)
+                .map_err(usage)?
+                .into_bytes()
+        };
+        std::fs::write(f, picture)
+            .map_err(|e| usage(format!("cannot write {}: {e}", f.display())))?;
         writeln!(out, "written {}", f.display()).map_err(io)?;
     }
     Ok(())

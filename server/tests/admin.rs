@@ -1753,3 +1753,109 @@ async fn the_catalogue_pages_create_a_product_with_a_picture_and_adjust_its_stoc
     let (_, shop_page) = shop.shopper().get(&format!("/product/{product_id}")).await;
     assert!(shop_page.contains("手冲咖啡豆") && shop_page.contains(&image));
 }
+
+// ------------------------------------------------------------------ WeChat launch tools
+
+#[tokio::test]
+async fn a_products_qr_codes_and_the_setup_doctor_in_the_console() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let clerk = signed_in(&shop, "clerk").await;
+    let (st, _, codes) = clerk.post("product_qrcode", json!({"product_id": 3})).await;
+    assert_eq!(st, 200, "{codes}");
+    assert_eq!(codes["plain"]["url"], format!("{}/product/3", shop.base));
+    assert!(codes["plain"]["svg"].as_str().unwrap().contains("<svg"));
+    assert!(codes.get("follow").is_none());
+    let (st, _, codes) = clerk
+        .post("product_qrcode", json!({"product_id": 3, "follow": true}))
+        .await;
+    assert_eq!(st, 200, "{codes}");
+    assert_eq!(codes["follow"]["scene"], "product:3");
+    let url = codes["follow"]["url"].as_str().unwrap();
+    assert!(!url.is_empty());
+    let (st, _, _) = clerk
+        .post("product_qrcode", json!({"product_id": 99999}))
+        .await;
+    assert_eq!(st, 404);
+
+    let (st, _, _) = clerk.post("doctor", json!({})).await;
+    assert_eq!(st, 403, "the doctor is the owner's");
+    let boss = signed_in(&shop, "boss").await;
+    let (st, _, report) = boss.post("doctor", json!({})).await;
+    assert_eq!(st, 200, "{report}");
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.len() >= 5, "{report}");
+    assert!(checks
+        .iter()
+        .all(|c| ["ok", "warn", "fail"].contains(&c["status"].as_str().unwrap())));
+
+    // The pages.
+    let c = Console::new(&shop);
+    c.form(
+        "login",
+        &[
+            ("username", "boss"),
+            ("password", PASSWORD),
+            ("next", "/admin"),
+        ],
+    )
+    .await;
+    let (_, _, page) = c.page("/admin/products/3").await;
+    assert!(
+        page.contains("data-testid=\"qrcodes\"") && page.contains("<svg"),
+        "{page}"
+    );
+    assert!(!page.contains("data-testid=\"follow-qr\""));
+    let (_, _, page) = c.page("/admin/products/3?follow=1").await;
+    assert!(page.contains("data-testid=\"follow-qr\""), "{page}");
+    let (_, _, page) = c.page("/admin/doctor").await;
+    assert_eq!(
+        page.matches("data-testid=\"check\"").count(),
+        checks.len(),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn the_order_page_refunds_by_line_and_restocks() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let stock_before = shop.stock(3).await;
+    let (_, id, no) = paid_order(&shop, 0, &[(1, 1), (3, 2)]).await;
+    let c = Console::new(&shop);
+    c.form(
+        "login",
+        &[
+            ("username", "boss"),
+            ("password", PASSWORD),
+            ("next", "/admin"),
+        ],
+    )
+    .await;
+    let here = format!("/admin/orders/{id}");
+    let (_, _, page) = c.page(&here).await;
+    assert!(page.contains("name=\"line_qty\""), "{page}");
+    let (_, page) = c
+        .form(
+            "refund_order",
+            &[
+                ("order_id", id.to_string().as_str()),
+                ("line_no", "1"),
+                ("line_qty", ""),
+                ("line_no", "2"),
+                ("line_qty", "1"),
+                ("restock", "1"),
+                ("reason", "少发一件"),
+                ("next", here.as_str()),
+            ],
+        )
+        .await;
+    assert!(!page.contains("data-testid=\"flash\""), "{page}");
+    let refunds = shop.sandbox.refunds(&no);
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0].refund, shop.price(3).await, "one unit of line 2");
+    assert!(
+        eventually(|| async { shop.stock(3).await == stock_before - 1 }).await,
+        "the refunded unit is back on the shelf"
+    );
+}

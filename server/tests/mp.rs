@@ -399,3 +399,35 @@ async fn a_paid_order_sends_the_shopper_a_template_message() {
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(shop.sandbox.template_messages().len(), 1);
 }
+
+#[tokio::test]
+async fn a_qr_code_is_written_as_png_too_and_other_pictures_are_refused() {
+    use server::mp_cli::QrTarget;
+    let shop = TestShop::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("channel.png");
+    server::mp_cli::qrcode(
+        &shop.wechat,
+        &QrTarget::Channel("poster".into()),
+        None,
+        Some(&png),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
+    let img = image::load_from_memory(&std::fs::read(&png).unwrap()).unwrap();
+    assert_eq!(img.width(), img.height());
+    assert!(img.width() >= 200, "{}", img.width());
+    let gif = dir.path().join("channel.gif");
+    let err = server::mp_cli::qrcode(
+        &shop.wechat,
+        &QrTarget::Channel("poster".into()),
+        None,
+        Some(&gif),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.status, 2);
+    assert!(!gif.exists());
+}

@@ -17,6 +17,7 @@ mod aftersales;
 mod catalogue;
 mod figures;
 pub mod images;
+mod launch;
 mod orders;
 pub mod pages;
 
@@ -61,6 +62,11 @@ pub struct AdminState {
     pub shipped_notice: Option<std::sync::Arc<crate::mp::OrderTemplate>>,
     /// Where uploaded pictures are written (`{data_dir}/uploads`), served at `/uploads/`.
     pub uploads: std::path::PathBuf,
+    /// WeChat (QR codes, the doctor's checks) and what the doctor looks at.
+    pub wechat: std::sync::Arc<crate::wx::Wechat>,
+    pub public_url: String,
+    pub site_root: std::path::PathBuf,
+    pub redis_url: Option<String>,
 }
 
 impl AdminState {
@@ -224,6 +230,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState) -> Router<S> {
         .route("/get_order", post(orders::get_order))
         .route("/ship_order", post(orders::ship_order))
         .route("/update_address", post(orders::update_address))
+        .route("/product_qrcode", post(launch::product_qrcode))
+        .route("/doctor", post(launch::doctor))
         .route("/list_categories", post(catalogue::list_categories))
         .route("/save_category", post(catalogue::save_category))
         .route("/delete_category", post(catalogue::delete_category))

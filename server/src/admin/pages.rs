@@ -43,6 +43,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState, api: Router) -> 
         .route("/admin/products", axum::routing::get(products_page))
         .route("/admin/products/{id}", axum::routing::get(product_page))
         .route("/admin/audit", axum::routing::get(audit_page))
+        .route("/admin/doctor", axum::routing::get(doctor_page))
         .route("/admin/form/upload_image", {
             let api = api.clone();
             axum::routing::post(move |req| upload_form(api.clone(), req))
@@ -76,6 +77,8 @@ async fn call(
         "list_products" => super::catalogue::list_products(State(st.clone()), h, bytes).await,
         "list_categories" => super::catalogue::list_categories(State(st.clone()), h).await,
         "audit_log" => super::audit_log(State(st.clone()), h).await,
+        "doctor" => super::launch::doctor(State(st.clone()), h).await,
+        "product_qrcode" => super::launch::product_qrcode(State(st.clone()), h, bytes).await,
         _ => return Err(format!("no page call {name}")),
     };
     let ok = res.status().is_success();
@@ -116,6 +119,7 @@ fn html(
                             <a href="/admin/aftersales" class:active=nav == "aftersales">"售后"</a>
                             <a href="/admin/products" class:active=nav == "products">"商品"</a>
                             <a href="/admin/audit" class:active=nav == "audit">"记录"</a>
+                            <a href="/admin/doctor" class:active=nav == "doctor">"检查"</a>
                             <form method="post" action="/admin/form/logout">
                                 <input type="hidden" name="next" value="/admin/login" />
                                 <button type="submit" class="link-button">"退出"</button>
@@ -256,7 +260,7 @@ fn console_path(p: Option<&String>) -> Option<String> {
 /// Form field → JSON: numbers where the API wants numbers, yes/no as booleans, yuan as fen.
 fn form_json(fields: &BTreeMap<String, String>) -> Result<Value, String> {
     const NUMBERS: [&str; 6] = ["order_id", "aftersale_id", "sku_id", "delta", "set", "page"];
-    const FLAGS: [&str; 2] = ["approve", "restock"];
+    const FLAGS: [&str; 3] = ["approve", "restock", "follow"];
     let mut out = Map::new();
     for (k, v) in fields {
         let v = v.trim();
@@ -305,10 +309,10 @@ async fn form(Path(name): Path<String>, api: Router, req: Request) -> Response {
         .unwrap_or_else(|| "/admin".into());
     let next = console_path(fields.get("next")).unwrap_or_else(|| back.clone());
     let failed = |message: &str| flash_redirect(&back, message);
-    let json_body = match if name == "save_product" {
-        product_form_json(&pairs)
-    } else {
-        form_json(&fields)
+    let json_body = match match name.as_str() {
+        "save_product" => product_form_json(&pairs),
+        "refund_order" => refund_form_json(&pairs),
+        _ => form_json(&fields),
     } {
         Ok(v) => v,
         Err(m) => return failed(&m),
@@ -643,8 +647,17 @@ async fn order_page(
                     <h2 class="section-title">"退款"</h2>
                     <input type="hidden" name="order_id" value=id />
                     <input type="hidden" name="next" value=format!("/admin/orders/{id}") />
+                    {lines.iter().enumerate().map(|(i, l)| view! {
+                        <label class="field"><span>{format!("第 {} 行", i + 1)}</span>
+                            <input type="hidden" name="line_no" value=i + 1 />
+                            <input name="line_qty" inputmode="numeric" placeholder=format!("退几件（共 {}）", s(&l["quantity"]))
+                                aria-label=format!("{}（{}）退货件数", s(&l["product_name"]), s(&l["sku_name"])) />
+                        </label>
+                    }).collect_view()}
                     <label class="field"><span>"金额（元）"</span>
-                        <input name="amount_yuan" inputmode="decimal" placeholder="留空则退全部剩余" /></label>
+                        <input name="amount_yuan" inputmode="decimal" placeholder="留空：所选商品的金额，或全部剩余" /></label>
+                    <label class="field"><span>"退回库存"</span>
+                        <input type="checkbox" name="restock" value="1" /></label>
                     <label class="field"><span>"原因"</span>
                         <input name="reason" required=true maxlength="80" /></label>
                     <button type="submit" class="btn btn-secondary">"退款"</button>
@@ -979,9 +992,24 @@ async fn product_page(
     } else {
         format!("编辑：{}", s(&product["name"]))
     };
+    let codes = match product["id"].as_i64() {
+        Some(pid) => {
+            let follow = q.get("follow").is_some_and(|f| f == "1");
+            call(
+                &st,
+                &headers,
+                "product_qrcode",
+                json!({"product_id": pid, "follow": follow}),
+            )
+            .await
+        }
+        None => Err(String::new()),
+    };
+    let qr_error = codes.as_ref().err().filter(|m| !m.is_empty()).cloned();
+    let flash = qr_error.or_else(|| flash_of(&headers));
     html(
         &title,
-        flash_of(&headers),
+        flash,
         "products",
         view! {
             <form class="panel console-form" method="post" enctype="multipart/form-data"
@@ -1031,6 +1059,7 @@ async fn product_page(
                 </fieldset>
                 <button type="submit" class="btn btn-primary" data-testid="save-product">"保存"</button>
             </form>
+            {codes.ok().map(|c| product_codes(&c, &id))}
             {skus.iter().map(|k| view! {
                 <form class="panel inline-form" method="post" action="/admin/form/adjust_stock">
                     <input type="hidden" name="sku_id" value=s(&k["id"]) />
@@ -1143,4 +1172,112 @@ async fn audit_page(State(st): State<AdminState>, headers: HeaderMap) -> Respons
             </ul>
         },
     )
+}
+
+// ------------------------------------------------------------------ WeChat launch tools
+
+/// A product's QR codes (the plain one always; the follow-first one on request).
+fn product_codes(codes: &Value, product_id: &str) -> impl IntoView {
+    let plain_svg = s(&codes["plain"]["svg"]);
+    let plain_url = s(&codes["plain"]["url"]);
+    let follow = codes.get("follow").cloned();
+    let follow_link = format!("/admin/products/{product_id}?follow=1#qrcodes");
+    view! {
+        <section class="panel qrcodes" id="qrcodes" data-testid="qrcodes">
+            <h2 class="section-title">"二维码"</h2>
+            <div class="qr-pair">
+                <figure>
+                    <div class="qr" inner_html=plain_svg></div>
+                    <figcaption>"扫码直接打开商品"<br /><span class="muted">{plain_url}</span></figcaption>
+                </figure>
+                {match follow {
+                    Some(f) => view! {
+                        <figure data-testid="follow-qr">
+                            <div class="qr" inner_html=s(&f["svg"])></div>
+                            <figcaption>"扫码关注公众号后打开商品"<br /><span class="muted">{format!("场景 {}", s(&f["scene"]))}</span></figcaption>
+                        </figure>
+                    }.into_any(),
+                    None => view! {
+                        <p><a href=follow_link data-testid="make-follow-qr">"生成关注公众号的二维码（带参数二维码，永久）"</a></p>
+                    }.into_any(),
+                }}
+            </div>
+        </section>
+    }
+}
+
+async fn doctor_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {
+    if let Err(r) = signed_in(&st, &headers).await {
+        return r;
+    }
+    let report = match call(&st, &headers, "doctor", json!({})).await {
+        Ok(v) => v,
+        Err(m) => return html("配置检查", Some(m), "doctor", ()),
+    };
+    let checks: Vec<Value> = report["checks"].as_array().cloned().unwrap_or_default();
+    let paste: Vec<Value> = report["paste"].as_array().cloned().unwrap_or_default();
+    html(
+        "配置检查",
+        flash_of(&headers),
+        "doctor",
+        view! {
+            <p class="muted">"与命令 wxmall doctor 相同的检查，由本实例现在运行。"</p>
+            <ul class="console-list" data-testid="checks">
+                {checks.iter().map(|c| {
+                    let status = s(&c["status"]);
+                    let label = match status.as_str() { "ok" => "正常", "warn" => "注意", _ => "失败" };
+                    view! {
+                        <li class=format!("panel check check-{status}") data-testid="check">
+                            <div><span class="check-status">{label}</span>" "<strong>{s(&c["name"])}</strong></div>
+                            <div>{s(&c["detail"])}</div>
+                            {(!s(&c["fix"]).is_empty()).then(|| view! { <div class="check-fix">{format!("怎么做：{}", s(&c["fix"]))}</div> })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <section class="panel">
+                <h2 class="section-title">"填写到微信后台的值"</h2>
+                <dl class="facts">
+                    {paste.iter().map(|p| view! { <dt>{s(&p["field"])}</dt><dd><code>{s(&p["value"])}</code></dd> }).collect_view()}
+                </dl>
+            </section>
+        },
+    )
+}
+
+/// `refund_order`'s JSON from the order page's form: the amount in yuan (empty: what the lines
+/// are worth, or everything left), the lines as repeated `line_no` / `line_qty` (empty or 0: not
+/// that line), `restock`, `reason`.
+fn refund_form_json(pairs: &[(String, String)]) -> Result<Value, String> {
+    let fields: BTreeMap<String, String> = pairs
+        .iter()
+        .filter(|(k, _)| k != "line_no" && k != "line_qty")
+        .cloned()
+        .collect();
+    let mut v = form_json(&fields)?;
+    let nos: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "line_no")
+        .map(|(_, v)| v.trim())
+        .collect();
+    let qtys: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "line_qty")
+        .map(|(_, v)| v.trim())
+        .collect();
+    let mut lines = Vec::new();
+    for (no, qty) in nos.iter().zip(qtys.iter()) {
+        if qty.is_empty() || *qty == "0" {
+            continue;
+        }
+        let line_no: i64 = no.parse().map_err(|_| "line_no 须为整数".to_string())?;
+        let quantity: i64 = qty
+            .parse()
+            .map_err(|_| format!("第 {line_no} 行的数量须为整数"))?;
+        lines.push(json!({"line_no": line_no, "quantity": quantity}));
+    }
+    if !lines.is_empty() {
+        v["lines"] = json!(lines);
+    }
+    Ok(v)
 }
