@@ -206,6 +206,10 @@ test.describe("the console", () => {
     await m.getByRole("button", { name: "登录" }).click();
     await m.getByRole("link", { name: "商品" }).click();
     await expectAccessible(m, "console products");
+    await m.getByRole("link", { name: "管理分类" }).click();
+    await expect(m.getByTestId("categories")).toContainText("水果生鲜");
+    await expectAccessible(m, "console categories");
+    await m.goBack();
     await m.getByTestId("new-product").click();
     await m.getByTestId("upload-file").setInputFiles({ name: "beans.png", mimeType: "image/png", buffer: png });
     await m.getByTestId("upload").click();

@@ -1859,3 +1859,84 @@ async fn the_order_page_refunds_by_line_and_restocks() {
         "the refunded unit is back on the shelf"
     );
 }
+
+#[tokio::test]
+async fn the_categories_page_adds_renames_reorders_and_deletes_only_empty_ones() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let c = Console::new(&shop);
+    c.form(
+        "login",
+        &[
+            ("username", "clerk"),
+            ("password", PASSWORD),
+            ("next", "/admin"),
+        ],
+    )
+    .await;
+    let (url, page) = c
+        .form(
+            "save_category",
+            &[
+                ("name", "咖啡"),
+                ("sort", "0"),
+                ("next", "/admin/categories"),
+            ],
+        )
+        .await;
+    assert_eq!(url, "/admin/categories");
+    assert!(page.contains("value=\"咖啡\""), "{page}");
+    let (_, _, cats) = c.post("list_categories", json!({})).await;
+    let coffee = cats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "咖啡")
+        .unwrap()
+        .clone();
+    let names: Vec<&str> = cats
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    let at = |n: &str| names.iter().position(|x| *x == n).unwrap();
+    assert!(
+        at("咖啡") < at("零食饮品"),
+        "sort 0 comes before sort 1: {names:?}"
+    );
+    let id = coffee["id"].to_string();
+    let (_, page) = c
+        .form(
+            "save_category",
+            &[
+                ("id", id.as_str()),
+                ("name", "精品咖啡"),
+                ("sort", "99"),
+                ("next", "/admin/categories"),
+            ],
+        )
+        .await;
+    assert!(page.contains("value=\"精品咖啡\""));
+    let (_, _, cats) = c.post("list_categories", json!({})).await;
+    assert_eq!(cats.as_array().unwrap().last().unwrap()["name"], "精品咖啡");
+    // A category with products cannot go: the API's message comes back.
+    let full = cats[0]["id"].to_string();
+    let (_, page) = c
+        .form(
+            "delete_category",
+            &[
+                ("category_id", full.as_str()),
+                ("next", "/admin/categories"),
+            ],
+        )
+        .await;
+    assert!(page.contains("data-testid=\"flash\""), "{page}");
+    let (_, page) = c
+        .form(
+            "delete_category",
+            &[("category_id", id.as_str()), ("next", "/admin/categories")],
+        )
+        .await;
+    assert!(!page.contains("精品咖啡"), "{page}");
+}

@@ -44,6 +44,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState, api: Router) -> 
         .route("/admin/products/{id}", axum::routing::get(product_page))
         .route("/admin/audit", axum::routing::get(audit_page))
         .route("/admin/doctor", axum::routing::get(doctor_page))
+        .route("/admin/categories", axum::routing::get(categories_page))
         .route("/admin/form/upload_image", {
             let api = api.clone();
             axum::routing::post(move |req| upload_form(api.clone(), req))
@@ -259,7 +260,18 @@ fn console_path(p: Option<&String>) -> Option<String> {
 
 /// Form field → JSON: numbers where the API wants numbers, yes/no as booleans, yuan as fen.
 fn form_json(fields: &BTreeMap<String, String>) -> Result<Value, String> {
-    const NUMBERS: [&str; 6] = ["order_id", "aftersale_id", "sku_id", "delta", "set", "page"];
+    const NUMBERS: [&str; 10] = [
+        "order_id",
+        "aftersale_id",
+        "sku_id",
+        "delta",
+        "set",
+        "page",
+        "id",
+        "sort",
+        "category_id",
+        "product_id",
+    ];
     const FLAGS: [&str; 3] = ["approve", "restock", "follow"];
     let mut out = Map::new();
     for (k, v) in fields {
@@ -916,6 +928,7 @@ async fn products_page(
                 <div class="console-actions">
                     <button type="submit" class="btn btn-primary">"搜索"</button>
                     <a class="btn btn-secondary" href="/admin/products/new" data-testid="new-product">"新增商品"</a>
+                    <a class="btn btn-secondary" href="/admin/categories">"管理分类"</a>
                 </div>
             </form>
             <ul class="console-list" data-testid="products">
@@ -1280,4 +1293,55 @@ fn refund_form_json(pairs: &[(String, String)]) -> Result<Value, String> {
         v["lines"] = json!(lines);
     }
     Ok(v)
+}
+
+async fn categories_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {
+    if let Err(r) = signed_in(&st, &headers).await {
+        return r;
+    }
+    let (list, error) = match call(&st, &headers, "list_categories", json!({})).await {
+        Ok(v) => (v, None),
+        Err(m) => (json!([]), Some(m)),
+    };
+    let cats: Vec<Value> = list.as_array().cloned().unwrap_or_default();
+    html(
+        "分类",
+        error.or_else(|| flash_of(&headers)),
+        "products",
+        view! {
+            <p class="muted">"数字小的排在前面；只有没有商品的分类可以删除。"</p>
+            <ul class="console-list" data-testid="categories">
+                {cats.iter().map(|c| {
+                    let id = s(&c["id"]);
+                    let name = s(&c["name"]);
+                    let products = c["products"].as_i64().unwrap_or(0);
+                    view! {
+                        <li class="panel">
+                            <form method="post" action="/admin/form/save_category" class="inline-form">
+                                <input type="hidden" name="id" value=id.clone() />
+                                <input type="hidden" name="next" value="/admin/categories" />
+                                <input name="name" value=name.clone() required=true maxlength="60" aria-label=format!("分类「{name}」的名称") />
+                                <input name="sort" value=s(&c["sort"]) inputmode="numeric" class="narrow" aria-label=format!("分类「{name}」的顺序") />
+                                <button type="submit" class="btn btn-secondary">"保存"</button>
+                            </form>
+                            <div class="muted">{format!("{products} 个商品")}</div>
+                            {(products == 0).then(|| view! {
+                                <form method="post" action="/admin/form/delete_category" class="inline-form">
+                                    <input type="hidden" name="category_id" value=id.clone() />
+                                    <input type="hidden" name="next" value="/admin/categories" />
+                                    <button type="submit" class="btn btn-secondary">{format!("删除「{name}」")}</button>
+                                </form>
+                            })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <form class="panel inline-form" method="post" action="/admin/form/save_category">
+                <input type="hidden" name="next" value="/admin/categories" />
+                <input name="name" required=true maxlength="60" placeholder="新分类名称" aria-label="新分类名称" />
+                <input name="sort" inputmode="numeric" class="narrow" placeholder="顺序" aria-label="新分类的顺序" />
+                <button type="submit" class="btn btn-primary" data-testid="add-category">"添加分类"</button>
+            </form>
+        },
+    )
 }
