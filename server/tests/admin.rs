@@ -1505,6 +1505,21 @@ async fn the_console_pages_sign_in_ship_and_decide_after_sales_with_plain_forms(
         detail.contains("data-testid=\"ship-form\"")
             && detail.contains("data-testid=\"refund-form\"")
     );
+    assert!(
+        detail.contains("data-testid=\"payment-events\""),
+        "the payment log on the page"
+    );
+    let (_, _, api_view) = c.post("get_order", json!({"order_id": id})).await;
+    let kinds: Vec<&str> = api_view["payment_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(!kinds.is_empty(), "{api_view}");
+    assert!(api_view["transaction_id"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
     let (url, page) = c
         .form(
             "ship_order",

@@ -204,6 +204,19 @@ pub(super) async fn get_order(
             // The shop's view of the order, and what only the merchant sees.
             let mut v = serde_json::to_value(order).unwrap_or(Value::Null);
             v["merchant_note"] = Value::String(note);
+            // The payment log (what `wxmall payments` prints): every event of the money path.
+            match crate::payments::trail::trail(&st.pool, &b.order_id.to_string()).await {
+                Ok(Some(t)) => {
+                    v["transaction_id"] = json!(t.transaction_id);
+                    v["payment_events"] = json!(t
+                        .events
+                        .iter()
+                        .map(|e| json!({"at": e.created_at, "kind": e.kind, "outcome": e.outcome, "detail": e.detail}))
+                        .collect::<Vec<_>>());
+                }
+                Ok(None) => {}
+                Err(e) => return internal(e),
+            }
             Json(v).into_response()
         }
         Err(e) => {

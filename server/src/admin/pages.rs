@@ -573,6 +573,7 @@ async fn order_page(
     let owner = admin.role == super::accounts::Role::Owner;
     let lines: Vec<Value> = o["lines"].as_array().cloned().unwrap_or_default();
     let refunds: Vec<Value> = o["refunds"].as_array().cloned().unwrap_or_default();
+    let events: Vec<Value> = o["payment_events"].as_array().cloned().unwrap_or_default();
     let refundable =
         ["paid", "shipped", "completed", "partially_refunded"].contains(&status.as_str());
     let aftersale = o["aftersale"].clone();
@@ -644,6 +645,17 @@ async fn order_page(
                     <h2 class="section-title">"售后"</h2>
                     <p>{aftersale_line(&aftersale)}</p>
                     <a href="/admin/aftersales">"去处理"</a>
+                </section>
+            })}
+            {(!events.is_empty()).then(|| view! {
+                <section class="panel" data-testid="payment-events">
+                    <h2 class="section-title">"支付记录"</h2>
+                    <p class="muted">{format!("微信支付单号 {}", s(&o["transaction_id"]))}</p>
+                    <ol class="console-lines">
+                        {events.iter().map(|e| view! {
+                            <li>{format!("{} · {} · {} · {}", when(&e["at"]), s(&e["kind"]), s(&e["outcome"]), s(&e["detail"]))}</li>
+                        }).collect_view()}
+                    </ol>
                 </section>
             })}
             {(!refunds.is_empty()).then(|| view! {
@@ -861,6 +873,12 @@ fn product_form_json(pairs: &[(String, String)]) -> Result<Value, String> {
         .collect();
     product.insert("images".into(), json!(images));
     product.insert("on_sale".into(), json!(one("on_sale") == "1"));
+    if !one("sort").is_empty() {
+        product.insert(
+            "sort".into(),
+            json!(one("sort").parse::<i64>().map_err(|_| "顺序须为整数")?),
+        );
+    }
     let (ids, names, prices, stocks) = (
         all("sku_id"),
         all("sku_name"),
@@ -1049,6 +1067,8 @@ async fn product_page(
                     <textarea name="description" rows="3" maxlength="5000">{s(&product["description"])}</textarea></label>
                 <label class="field"><span>"图片路径"</span>
                     <textarea name="images" rows="3" data-testid="images">{images.join("\n")}</textarea></label>
+                <label class="field"><span>"顺序"</span>
+                    <input name="sort" value=s(&product["sort"]) inputmode="numeric" placeholder="数字小的在前" /></label>
                 <label class="field"><span>"上架"</span>
                     <input type="checkbox" name="on_sale" value="1" checked=product["on_sale"].as_bool().unwrap_or(true) /></label>
                 <fieldset class="sku-rows">
