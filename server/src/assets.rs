@@ -37,9 +37,15 @@ fn is_fresh(original: &Path, compressed: &Path) -> bool {
     matches!((modified(original), modified(compressed)), (Some(o), Some(c)) if c >= o)
 }
 
-/// Writes `bytes` to `path` atomically (temp file + rename).
+/// Writes `bytes` to `path` atomically (temp file + rename). The temporary name is this
+/// process's own: several instances starting on one site directory compress at the same time,
+/// and with one shared name one instance's rename took the other's file away (its start failed).
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp-compress");
+    let tmp = path.with_extension(format!(
+        "tmp-compress-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
@@ -140,5 +146,37 @@ mod tests {
         brotli::BrotliDecompress(&mut &br[..], &mut out).unwrap();
         assert_eq!(out, body.as_bytes());
         assert!(!dir.path().join("photo.png.gz").exists());
+    }
+
+    #[test]
+    fn instances_compressing_one_site_at_once_all_start() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..8 {
+            let body = format!("export const part{i} = {:?};\n", "x".repeat(20_000 + i));
+            std::fs::write(dir.path().join(format!("part{i}.js")), body).unwrap();
+        }
+        for _round in 0..3 {
+            for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                let p = e.path();
+                if matches!(p.extension().and_then(|x| x.to_str()), Some("br" | "gz")) {
+                    std::fs::remove_file(p).unwrap();
+                }
+            }
+            let results: Vec<std::io::Result<usize>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| s.spawn(|| precompress(dir.path())))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for r in results {
+                assert!(r.is_ok(), "{r:?}");
+            }
+        }
+        let leftovers = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("tmp-compress"))
+            .count();
+        assert_eq!(leftovers, 0);
     }
 }
