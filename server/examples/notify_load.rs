@@ -604,8 +604,13 @@ async fn run(args: Args) -> Result<bool, String> {
         args.duplicates
     );
     println!(
-        "machine: {cores} cores; shop (axum + SQLite WAL, pool of {} connections) and load \
+        "machine: {cores} cores; shop (axum + {}, pool of {} connections) and load \
          generator (reqwest, keep-alive, loopback) in the same process on one tokio runtime",
+        if args.database_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite WAL"
+        },
         pool.max_connections()
     );
     unique.print("unique");

@@ -1955,3 +1955,82 @@ async fn the_categories_page_adds_renames_reorders_and_deletes_only_empty_ones()
         .await;
     assert!(!page.contains("精品咖啡"), "{page}");
 }
+
+#[tokio::test]
+async fn a_sku_ticked_for_removal_on_the_product_form_leaves_the_shop() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let c = Console::new(&shop);
+    c.form(
+        "login",
+        &[
+            ("username", "boss"),
+            ("password", PASSWORD),
+            ("next", "/admin"),
+        ],
+    )
+    .await;
+    let (_, _, products) = c.post("list_products", json!({})).await;
+    // The demo's first product has two SKUs (1 and 2); SKU 1 is in an order, SKU 2 is not.
+    let p = products[0].clone();
+    assert_eq!(p["skus"].as_array().unwrap().len(), 2, "{p}");
+    let _ = paid_order(&shop, 0, &[(1, 1)]).await;
+    let id = p["id"].to_string();
+    let category = p["category_id"].to_string();
+    let images = p["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let price = |k: &Value| app::model::format_fen(k["price_fen"].as_i64().unwrap());
+    let (s1, s2) = (p["skus"][0].clone(), p["skus"][1].clone());
+    let (id1, id2) = (s1["id"].to_string(), s2["id"].to_string());
+    let (n1, n2) = (
+        s1["name"].as_str().unwrap().to_string(),
+        s2["name"].as_str().unwrap().to_string(),
+    );
+    let (p1, p2) = (price(&s1), price(&s2));
+    let fields = [
+        ("id", id.as_str()),
+        ("name", p["name"].as_str().unwrap()),
+        ("category_id", category.as_str()),
+        ("description", p["description"].as_str().unwrap()),
+        ("images", images.as_str()),
+        ("on_sale", "1"),
+        ("sku_id", id1.as_str()),
+        ("sku_name", n1.as_str()),
+        ("sku_price", p1.as_str()),
+        ("sku_stock", ""),
+        ("sku_remove", id1.as_str()),
+        ("sku_id", id2.as_str()),
+        ("sku_name", n2.as_str()),
+        ("sku_price", p2.as_str()),
+        ("sku_stock", ""),
+        ("sku_remove", id2.as_str()),
+        ("sku_id", ""),
+        ("sku_name", "尝鲜装"),
+        ("sku_price", "9.90"),
+        ("sku_stock", "3"),
+    ];
+    let (url, page) = c.form("save_product", &fields).await;
+    assert_eq!(url, format!("/admin/products/{id}"), "{page}");
+    let (_, _, after) = c.post("list_products", json!({})).await;
+    let skus: Vec<&str> = after[0]["skus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(skus, ["尝鲜装"], "both old SKUs gone from the product");
+    let retired: Option<i64> = server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT retired_at FROM skus WHERE id = 1")
+        .fetch_one(e).await)
+    .unwrap();
+    assert!(retired.is_some(), "the ordered SKU is retired, not deleted");
+    let gone: i64 =
+        server::sql!(&shop.pool, e => sqlx::query_scalar("SELECT COUNT(*) FROM skus WHERE id = 2")
+        .fetch_one(e).await)
+        .unwrap();
+    assert_eq!(gone, 0, "the never-ordered SKU is deleted");
+}

@@ -885,9 +885,16 @@ fn product_form_json(pairs: &[(String, String)]) -> Result<Value, String> {
         all("sku_price"),
         all("sku_stock"),
     );
+    // Existing SKUs ticked 删除 are left out: the API deletes them, or retires them when orders
+    // name them.
+    let removed = all("sku_remove");
     let mut skus = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        if name.is_empty() {
+        if name.is_empty()
+            || ids
+                .get(i)
+                .is_some_and(|id| !id.is_empty() && removed.contains(id))
+        {
             continue;
         }
         let price = prices.get(i).map(String::as_str).unwrap_or("");
@@ -1079,6 +1086,7 @@ async fn product_page(
                             <input name="sku_name" value=s(&k["name"]) aria-label="规格名称" />
                             <input name="sku_price" value=format_fen(k["price_fen"].as_i64().unwrap_or(0)) inputmode="decimal" aria-label="价格（元）" />
                             <input type="hidden" name="sku_stock" value="" />
+                            <label class="sku-remove"><input type="checkbox" name="sku_remove" value=s(&k["id"]) />" 删除"</label>
                         </div>
                     }).collect_view()}
                     {(0..2).map(|i| view! {
