@@ -40,7 +40,7 @@ fn is_fresh(original: &Path, compressed: &Path) -> bool {
 /// Writes `bytes` to `path` atomically (temp file + rename). The temporary name is this
 /// process's own: several instances starting on one site directory compress at the same time,
 /// and with one shared name one instance's rename took the other's file away (its start failed).
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!(
         "tmp-compress-{}-{:?}",
         std::process::id(),

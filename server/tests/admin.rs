@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{order_body, TestShop};
+use common::{order_body, wait_for, TestShop};
 use serde_json::{json, Value};
 use server::admin::accounts::{self, Role};
 use std::time::Duration;
@@ -788,20 +788,6 @@ async fn refund_states(shop: &TestShop, order_id: i64) -> Vec<(String, i64, bool
     .unwrap()
 }
 
-async fn eventually<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
-
 #[tokio::test]
 async fn a_shopper_asks_for_a_refund_the_owner_approves_it_and_the_money_goes_back_once() {
     let shop = TestShop::spawn().await;
@@ -908,14 +894,14 @@ async fn a_shopper_asks_for_a_refund_the_owner_approves_it_and_the_money_goes_ba
     assert_eq!(st, 409, "{again}");
     assert_eq!(shop.sandbox.refunds(&no).len(), 1, "one refund at WeChat");
     assert!(
-        eventually(|| async {
+        wait_for(|| async {
             refund_states(&shop, id).await == vec![("succeeded".to_string(), total, true)]
         })
         .await,
         "{:?}",
         refund_states(&shop, id).await
     );
-    assert!(eventually(|| async { shop.stock(1).await == stock_before }).await);
+    assert!(wait_for(|| async { shop.stock(1).await == stock_before }).await);
 
     // The shopper sees every step.
     let (st, order) = shopper.api("get_order", json!({"order_id": id})).await;
@@ -994,7 +980,7 @@ async fn a_return_waits_for_the_goods_and_a_refusal_reaches_the_shopper() {
     assert_eq!(v["status"], "approved");
     assert_eq!(shop.sandbox.refunds(&no).len(), 1);
     assert!(
-        eventually(|| async { shop.stock(2).await == stock_before }).await,
+        wait_for(|| async { shop.stock(2).await == stock_before }).await,
         "the returned goods are back"
     );
     let (st, _, _) = boss
@@ -1136,7 +1122,7 @@ async fn two_owners_approving_at_once_send_one_refund() {
 async fn the_csv_export_has_a_bom_the_filtered_orders_and_no_formulas() {
     let shop = TestShop::spawn().await;
     accounts(&shop).await;
-    let (_, paid, paid_no) = paid_order(&shop, 0, &[(1, 2), (2, 1)]).await;
+    let (_, _, paid_no) = paid_order(&shop, 0, &[(1, 2), (2, 1)]).await;
     let s = shop.wechat_shopper(1).await;
     let mut body = order_body(&[(2, 1)]);
     body["remark"] = json!("=HYPERLINK(\"http://evil.example\",\"点我\")");
@@ -1205,7 +1191,6 @@ async fn the_csv_export_has_a_bom_the_filtered_orders_and_no_formulas() {
         .await
         .unwrap();
     assert_eq!(foreign.status(), 403);
-    let _ = paid;
 }
 
 #[tokio::test]
@@ -1269,7 +1254,7 @@ async fn the_dashboard_counts_todays_sales_refunds_and_what_waits() {
         .await;
     assert_eq!(st, 200);
     assert!(
-        eventually(|| async {
+        wait_for(|| async {
             refund_states(&shop, a)
                 .await
                 .first()
@@ -1870,7 +1855,7 @@ async fn the_order_page_refunds_by_line_and_restocks() {
     assert_eq!(refunds.len(), 1);
     assert_eq!(refunds[0].refund, shop.price(3).await, "one unit of line 2");
     assert!(
-        eventually(|| async { shop.stock(3).await == stock_before - 1 }).await,
+        wait_for(|| async { shop.stock(3).await == stock_before - 1 }).await,
         "the refunded unit is back on the shelf"
     );
 }

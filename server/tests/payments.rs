@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{order_body, TestShop};
+use common::{order_body, wait_for, TestShop};
 use serde_json::json;
 use server::payments::{PaymentError, RefundLine, RefundRequest};
 use server::wechat_config::PayVersion;
@@ -60,20 +60,6 @@ async fn refund_rows(shop: &TestShop, id: i64) -> Vec<(String, String, i64, Stri
     .bind(id)
     .fetch_all(e).await)
     .unwrap()
-}
-
-async fn wait_for<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
 }
 
 /// Waits until WeChat (the sandbox) has settled refund `rno` while its notification is being

@@ -145,13 +145,13 @@ async fn load(st: &AdminState, id: i64) -> Result<Request, Response> {
 
 /// What is left of the order's payment to give back (fen), and whether the goods never left.
 async fn refundable(st: &AdminState, order_id: i64) -> Result<(i64, bool), sqlx::Error> {
-    crate::sql!(&st.pool, e => sqlx::query_as(
-        "SELECT o.total_fee - (SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM refunds \
-           WHERE order_id = o.id AND kind <> 'automatic' AND status IN ('processing', 'succeeded')), \
-         o.status = 'paid' FROM orders o WHERE o.id = $1",
+    let (total, status): (i64, String) = crate::sql!(&st.pool, e => sqlx::query_as(
+        "SELECT total_fee, status FROM orders WHERE id = $1",
     )
     .bind(order_id)
-    .fetch_one(e).await)
+    .fetch_one(e).await)?;
+    let committed = crate::payments::refunds::committed_fen(&st.pool, order_id).await?;
+    Ok((total - committed, status == "paid"))
 }
 
 /// The refund's reason: names the request, so a retry finds the refund it already made.

@@ -25,7 +25,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::accounts::Role;
-use super::{audit, error, field, internal, invalid, parse, signed_in, Admin, AdminState};
+use super::{
+    audit, contains_pattern, error, field, internal, invalid, parse, signed_in, Admin, AdminState,
+};
 use app::error::ErrorCode;
 use app::model::FieldError;
 
@@ -245,14 +247,7 @@ pub(super) async fn list_products(
         b.q.as_deref()
             .map(str::trim)
             .filter(|q| !q.is_empty())
-            .map(|q| {
-                format!(
-                    "%{}%",
-                    q.replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                )
-            });
+            .map(contains_pattern);
     let ids: Vec<i64> = match crate::sql!(&st.pool, e => sqlx::query_scalar(
         "SELECT p.id FROM products p JOIN categories c ON c.id = p.category_id \
          WHERE ($1 IS NULL OR p.category_id = $1) AND ($2 IS NULL OR p.name LIKE $2 ESCAPE '\\') \

@@ -142,6 +142,16 @@ async fn signed_in(st: &AdminState, headers: &HeaderMap) -> Result<Admin, Respon
     }
 }
 
+/// `LIKE $n ESCAPE '\\'`: text containing `q`, its `%`, `_` and `\\` taken literally.
+fn contains_pattern(q: &str) -> String {
+    format!(
+        "%{}%",
+        q.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
 /// A JSON body; an empty one is `T::default()`.
 fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Response> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    audit, current, error, field, internal, invalid, parse, signed_in, unauthorized, AdminState,
+    audit, contains_pattern, current, error, field, internal, invalid, parse, signed_in,
+    unauthorized, AdminState,
 };
 use app::error::ErrorCode;
 
@@ -77,14 +78,7 @@ impl Filter {
             None => i64::MAX,
         };
         let q = given(&b.q);
-        let like = q.as_deref().map(|q| {
-            format!(
-                "%{}%",
-                q.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            )
-        });
+        let like = q.as_deref().map(contains_pattern);
         Ok(Filter {
             status,
             from,

@@ -294,9 +294,97 @@ fn form_json(fields: &BTreeMap<String, String>) -> Result<Value, String> {
     Ok(Value::Object(out))
 }
 
+/// The console page a form was posted from (`Referer`, path and query), if it is one.
+fn referer_path(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        })
+        .filter(|p| p.starts_with("/admin"))
+}
+
+/// What the API answered a forwarded form.
+struct Answer {
+    ok: bool,
+    set_cookies: Vec<HeaderValue>,
+    body: Value,
+}
+
+impl Answer {
+    /// The message for people: every field's, or the error's own.
+    fn message(&self, otherwise: &str) -> String {
+        let fields: Vec<String> = self.body["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| s(&f["message"]))
+            .collect();
+        if fields.is_empty() {
+            self.body["message"]
+                .as_str()
+                .unwrap_or(otherwise)
+                .to_string()
+        } else {
+            fields.join("；")
+        }
+    }
+}
+
+/// Calls `/admin/api/{name}` with `body` as the browser's own request would: its cookies,
+/// origin and client (the request's extensions), so every check of the API applies.
+async fn forward(
+    api: Router,
+    parts: axum::http::request::Parts,
+    name: &str,
+    content_type: HeaderValue,
+    body: Body,
+) -> Answer {
+    let mut call = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/admin/api/{name}"))
+        .body(body)
+        .expect("a request");
+    for h in [
+        header::COOKIE,
+        header::ORIGIN,
+        header::CONTENT_LENGTH,
+        "sec-fetch-site".parse().expect("name"),
+    ] {
+        if let Some(v) = parts.headers.get(&h) {
+            call.headers_mut().insert(h, v.clone());
+        }
+    }
+    call.headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    *call.extensions_mut() = parts.extensions;
+    let res = match api.oneshot(call).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let ok = res.status().is_success();
+    let set_cookies = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    Answer {
+        ok,
+        set_cookies,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
 /// `POST /admin/form/{name}`: the form as the API's JSON, through the API, then 303.
 async fn form(Path(name): Path<String>, api: Router, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "表单过大").into_response();
     };
@@ -305,88 +393,41 @@ async fn form(Path(name): Path<String>, api: Router, req: Request) -> Response {
         .collect();
     let fields: BTreeMap<String, String> = pairs.iter().cloned().collect();
     let back = console_path(fields.get("back"))
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::REFERER)
-                .and_then(|r| r.to_str().ok())
-                .and_then(|r| url::Url::parse(r).ok())
-                .map(|u| match u.query() {
-                    Some(q) => format!("{}?{q}", u.path()),
-                    None => u.path().to_string(),
-                })
-                .filter(|p| p.starts_with("/admin"))
-        })
+        .or_else(|| referer_path(&parts.headers))
         .or_else(|| console_path(fields.get("next")))
         .unwrap_or_else(|| "/admin".into());
     let next = console_path(fields.get("next")).unwrap_or_else(|| back.clone());
-    let failed = |message: &str| flash_redirect(&back, message);
     let json_body = match match name.as_str() {
         "save_product" => product_form_json(&pairs),
         "refund_order" => refund_form_json(&pairs),
         _ => form_json(&fields),
     } {
         Ok(v) => v,
-        Err(m) => return failed(&m),
+        Err(m) => return flash_redirect(&back, &m),
     };
-    // The API's own request: same cookies, origin and client, JSON instead of the form.
-    let mut call = Request::builder()
-        .method(Method::POST)
-        .uri(format!("/admin/api/{name}"))
-        .body(Body::from(json_body.to_string()))
-        .expect("a request");
-    for h in [
-        header::COOKIE,
-        header::ORIGIN,
-        "sec-fetch-site".parse().expect("name"),
-    ] {
-        if let Some(v) = parts.headers.get(&h) {
-            call.headers_mut().insert(h, v.clone());
-        }
-    }
-    call.headers_mut().insert(
-        header::CONTENT_TYPE,
+    // The JSON replaces the form: its length is not the form's.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let answer = forward(
+        api,
+        parts,
+        &name,
         HeaderValue::from_static("application/json"),
-    );
-    *call.extensions_mut() = parts.extensions;
-    let res = match api.oneshot(call).await {
-        Ok(r) => r,
-        Err(never) => match never {},
+        Body::from(json_body.to_string()),
+    )
+    .await;
+    if !answer.ok {
+        return flash_redirect(&back, &answer.message("操作失败"));
+    }
+    // A saved product's page is its own (a new one has just got its id).
+    let next = match (name.as_str(), answer.body["id"].as_i64()) {
+        ("save_product", Some(id)) => format!("/admin/products/{id}"),
+        _ => next,
     };
-    if res.status().is_success() {
-        let (res_parts, res_body) = res.into_parts();
-        // A saved product's page is its own (a new one has just got its id).
-        let next = if name == "save_product" {
-            let body = axum::body::to_bytes(res_body, 1 << 20)
-                .await
-                .unwrap_or_default();
-            serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v["id"].as_i64())
-                .map(|id| format!("/admin/products/{id}"))
-                .unwrap_or(next)
-        } else {
-            next
-        };
-        let res = Response::from_parts(res_parts, Body::empty());
-        let mut out = Redirect::to(&next).into_response();
-        for c in res.headers().get_all(header::SET_COOKIE) {
-            out.headers_mut().append(header::SET_COOKIE, c.clone());
-        }
-        return out;
+    let mut out = Redirect::to(&next).into_response();
+    for c in answer.set_cookies {
+        out.headers_mut().append(header::SET_COOKIE, c);
     }
-    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
-        .await
-        .unwrap_or_default();
-    let err: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let mut message = err["message"].as_str().unwrap_or("操作失败").to_string();
-    if let Some(fields) = err["fields"].as_array() {
-        let list: Vec<String> = fields.iter().map(|f| s(&f["message"])).collect();
-        if !list.is_empty() {
-            message = list.join("；");
-        }
-    }
-    failed(&message)
+    out
 }
 
 // ------------------------------------------------------------------ pages
@@ -1115,8 +1156,8 @@ async fn product_page(
     )
 }
 
-/// `POST /admin/form/upload_image`: the multipart body as it came, to the API; back to the page
-/// with `?image=<path>` so the product form lists the picture.
+/// `POST /admin/form/upload_image?back=…`: the multipart body as it came, to the API; back to
+/// the page with `?image=<path>` so the product form lists the picture.
 async fn upload_form(api: Router, req: Request) -> Response {
     let back = req.uri().query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
@@ -1125,55 +1166,22 @@ async fn upload_form(api: Router, req: Request) -> Response {
     });
     let (parts, body) = req.into_parts();
     let back = console_path(back.as_ref())
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::REFERER)
-                .and_then(|r| r.to_str().ok())
-                .and_then(|r| url::Url::parse(r).ok())
-                .map(|u| u.path().to_string())
-                .filter(|p| p.starts_with("/admin"))
-        })
+        .or_else(|| referer_path(&parts.headers))
         .unwrap_or_else(|| "/admin/products".into());
-    let mut call = Request::builder()
-        .method(Method::POST)
-        .uri("/admin/api/upload_image")
-        .body(body)
-        .expect("a request");
-    for h in [
-        header::COOKIE,
-        header::ORIGIN,
-        header::CONTENT_TYPE,
-        header::CONTENT_LENGTH,
-    ] {
-        if let Some(v) = parts.headers.get(&h) {
-            call.headers_mut().insert(h, v.clone());
-        }
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let answer = forward(api, parts, "upload_image", content_type, body).await;
+    if !answer.ok {
+        return flash_redirect(&back, &answer.message("上传失败"));
     }
-    *call.extensions_mut() = parts.extensions;
-    let res = match api.oneshot(call).await {
-        Ok(r) => r,
-        Err(never) => match never {},
-    };
-    let ok = res.status().is_success();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-        .await
-        .unwrap_or_default();
-    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    if ok {
-        let path = s(&v["path"]);
-        let sep = if back.contains('?') { '&' } else { '?' };
-        let q = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("image", &path)
-            .finish();
-        return Redirect::to(&format!("{back}{sep}{q}")).into_response();
-    }
-    let message = v["fields"][0]["message"]
-        .as_str()
-        .or(v["message"].as_str())
-        .unwrap_or("上传失败")
-        .to_string();
-    flash_redirect(&back, &message)
+    let image = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("image", &s(&answer.body["path"]))
+        .finish();
+    let sep = if back.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{back}{sep}{image}")).into_response()
 }
 
 /// A 303 to `to` carrying `message` for the next page.

@@ -37,6 +37,20 @@ pub struct RefundRequest {
     pub restock: bool,
 }
 
+/// What the merchant's refunds of an order already take (processing or succeeded; automatic
+/// refunds give back money the order never kept and do not count).
+pub async fn committed_fen(
+    pool: &crate::db::Db,
+    order_id: i64,
+) -> std::result::Result<i64, sqlx::Error> {
+    crate::sql!(pool, e => sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM refunds WHERE order_id = $1 \
+         AND kind <> 'automatic' AND status IN ('processing', 'succeeded')",
+    )
+    .bind(order_id)
+    .fetch_one(e).await)
+}
+
 /// A refund as the merchant sees it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct RefundRecord {
@@ -219,13 +233,7 @@ impl Payments {
             }
             lines_value += price * l.quantity;
         }
-        let committed: i64 = crate::sql!(&self.pool, e => sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM refunds WHERE order_id = $1 \
-             AND kind <> 'automatic' AND status IN ('processing', 'succeeded')",
-        )
-        .bind(order.id)
-        .fetch_one(e).await)?;
-        let left = order.total_fee - committed;
+        let left = order.total_fee - committed_fen(&self.pool, order.id).await?;
         let amount = match (req.amount_fen, lines.is_empty()) {
             (Some(a), _) => a,
             (None, false) => lines_value.min(left),

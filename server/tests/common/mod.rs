@@ -428,3 +428,19 @@ pub fn order_body(items: &[(i64, i64)]) -> Value {
         "remark": "",
     })
 }
+
+/// Checks `check` every 25 ms for up to 5 s; whether it came true.
+#[allow(dead_code)]
+pub async fn wait_for<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
+}
