@@ -189,6 +189,28 @@ pub async fn examine(i: &Inputs<'_>) -> Report {
         .timeout(Duration::from_secs(5))
         .send()
         .await;
+    // The certificate the shop is served with (https only): the handshake above read it.
+    if public.starts_with("https://") {
+        checks.push(match &answered {
+            Ok(r) => match r
+                .extensions()
+                .get::<reqwest::tls::TlsInfo>()
+                .and_then(|t| t.peer_certificate())
+            {
+                Some(der) => certificate_check(&host, der, time::OffsetDateTime::now_utc()),
+                None => warn(
+                    "certificate",
+                    "the certificate could not be read",
+                    "run the doctor with its own HTTP client (probe_client)",
+                ),
+            },
+            Err(e) => fail(
+                "certificate",
+                format!("no TLS connection to {public}: {}", error_chain(e)),
+                "install a certificate for this domain that browsers trust (a full chain), and renew it before it expires",
+            ),
+        });
+    }
     checks.push(match answered {
         Ok(r) if r.status().is_success() => ok("shop_answers", format!("{public}/healthz answers")),
         Ok(r) => fail(
@@ -459,6 +481,74 @@ pub async fn examine(i: &Inputs<'_>) -> Report {
     .map(|(field, value)| Paste { field, value })
     .collect();
     Report { checks, paste }
+}
+
+/// The HTTP client the doctor probes with: it keeps the server certificate of each TLS
+/// connection, which the `certificate` check reads.
+pub fn probe_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_info(true)
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// An error with its causes (rustls's reason sits below reqwest's "error sending request").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
+/// Days a certificate must still be valid for before the doctor stops warning: WeChat's
+/// browser refuses an expired one, and renewals (ACME included) are due 30 days ahead.
+pub const CERTIFICATE_WARN_DAYS: i64 = 14;
+
+/// The check of the shop's TLS certificate (`der`, as the handshake presented it): valid for
+/// at least [`CERTIFICATE_WARN_DAYS`] more days, else warn.
+pub fn certificate_check(host: &str, der: &[u8], now: time::OffsetDateTime) -> Check {
+    use x509_cert::der::Decode;
+    let cert = match x509_cert::Certificate::from_der(der) {
+        Ok(c) => c,
+        Err(e) => {
+            return fail(
+                "certificate",
+                format!("the certificate {host} presents cannot be read: {e}"),
+                "install a well-formed certificate for this domain",
+            )
+        }
+    };
+    let not_after = cert.tbs_certificate.validity.not_after.to_unix_duration();
+    let left = not_after.as_secs() as i64 - now.unix_timestamp();
+    let days = left.div_euclid(86_400);
+    let until = time::OffsetDateTime::from_unix_timestamp(not_after.as_secs() as i64)
+        .map(|t| t.date().to_string())
+        .unwrap_or_default();
+    if left <= 0 {
+        fail(
+            "certificate",
+            format!("the certificate of {host} expired on {until}"),
+            "renew the certificate now: WeChat's browser refuses the shop",
+        )
+    } else if days < CERTIFICATE_WARN_DAYS {
+        warn(
+            "certificate",
+            format!("the certificate of {host} expires in {days} days ({until})"),
+            "renew the certificate (certbot renew, or your provider's console) before it expires",
+        )
+    } else {
+        ok(
+            "certificate",
+            format!("the certificate of {host} is valid for {days} more days ({until})"),
+        )
+    }
 }
 
 /// The clock check on WeChat's `Date` header.

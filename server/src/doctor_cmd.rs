@@ -17,7 +17,7 @@ pub async fn run(args: &DoctorArgs, out: &mut impl std::io::Write) -> Result<boo
     let pool = server::db::open_existing(&settings.database_url)
         .await
         .map_err(|e| format!("{e} (start the shop once to create the database)"))?;
-    let http = wechat::http::default_client().map_err(|e| e.to_string())?;
+    let http = server::doctor::probe_client()?;
     let report = server::doctor::examine(&server::doctor::Inputs {
         public_url: &settings.public_url,
         site_root: &settings.site_root,

@@ -82,7 +82,7 @@ pub use state::{
     AnswerSigner, Delivery, DeliveryKind, Endpoint, Fault, Forgery, JsEvent, PayApi, Refund,
     Sandbox, SandboxOptions, SandboxUser, TradeState, Transaction,
 };
-pub use tls::{serve_secapi, SecapiServer};
+pub use tls::{serve_https_front, serve_secapi, HttpsFront, SecapiServer};
 
 /// Errors of the Rust API.
 #[derive(Debug, thiserror::Error)]

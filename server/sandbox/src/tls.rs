@@ -161,6 +161,40 @@ impl Authority {
         cert.to_pem(LineEnding::LF).map_err(err)
     }
 
+    /// A server certificate for `127.0.0.1` and `localhost`, valid from now for `valid_for`:
+    /// (its DER, its key as PKCS#8 DER). It is on the secapi listener's key.
+    fn issue_server(&self, valid_for: Duration) -> Result<(Vec<u8>, Vec<u8>), SandboxError> {
+        let serial = {
+            let mut n = self.next_serial.lock().expect("serial lock");
+            *n += 1;
+            *n
+        };
+        let key =
+            rsa::pkcs8::DecodePrivateKey::from_pkcs8_der(&self.server_key_pkcs8).map_err(err)?;
+        let cert = build_valid(
+            Profile::Leaf {
+                issuer: self.ca_name.clone(),
+                enable_key_agreement: false,
+                enable_key_encipherment: true,
+            },
+            serial,
+            Name::from_str("CN=shop.example.com sandbox,O=wxmall sandbox,C=CN").map_err(err)?,
+            &key,
+            &self.ca_key,
+            valid_for,
+            |b| {
+                b.add_extension(&SubjectAltName(vec![
+                    GeneralName::IpAddress(OctetString::new(vec![127, 0, 0, 1]).map_err(err)?),
+                    GeneralName::DnsName(Ia5String::new("localhost").map_err(err)?),
+                ]))
+                .map_err(err)?;
+                b.add_extension(&ExtendedKeyUsage(vec![SERVER_AUTH]))
+                    .map_err(err)
+            },
+        )?;
+        Ok((cert.to_der().map_err(err)?, self.server_key_pkcs8.clone()))
+    }
+
     fn merchant_of(&self, der: &[u8]) -> Option<String> {
         self.issued.lock().expect("issued lock").get(der).cloned()
     }
@@ -211,12 +245,34 @@ fn build(
         &mut CertificateBuilder<'_, rsa::pkcs1v15::SigningKey<Sha256>>,
     ) -> Result<(), SandboxError>,
 ) -> Result<x509_cert::Certificate, SandboxError> {
+    build_valid(
+        profile,
+        serial,
+        subject,
+        subject_key,
+        issuer_key,
+        TEN_YEARS,
+        extend,
+    )
+}
+
+fn build_valid(
+    profile: Profile,
+    serial: u64,
+    subject: Name,
+    subject_key: &RsaPrivateKey,
+    issuer_key: &RsaPrivateKey,
+    valid_for: Duration,
+    extend: impl FnOnce(
+        &mut CertificateBuilder<'_, rsa::pkcs1v15::SigningKey<Sha256>>,
+    ) -> Result<(), SandboxError>,
+) -> Result<x509_cert::Certificate, SandboxError> {
     let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(issuer_key.clone());
     let spki = SubjectPublicKeyInfoOwned::from_key(subject_key.to_public_key()).map_err(err)?;
     let mut b = CertificateBuilder::new(
         profile,
         SerialNumber::from(serial),
-        Validity::from_now(TEN_YEARS).map_err(err)?,
+        Validity::from_now(valid_for).map_err(err)?,
         subject,
         spki,
         &signer,
@@ -315,6 +371,66 @@ pub async fn serve_secapi(
     Ok(SecapiServer {
         addr,
         base: format!("https://{}", SocketAddr::new(ip, addr.port())),
+        task,
+    })
+}
+
+/// An https front for a plain-HTTP server, as the proxy on a merchant's domain terminates TLS.
+#[derive(Debug)]
+pub struct HttpsFront {
+    /// `https://127.0.0.1:<port>`.
+    pub url: String,
+    /// The accept loop (abort it to stop the listener).
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Serves `backend` (a plain-HTTP address, e.g. the shop) over https on `listener`, with a
+/// server certificate from the sandbox CA valid for `valid_for` from now — so a test can give
+/// the shop a certificate about to expire (`wxmall doctor` warns 14 days ahead). Clients trust
+/// [`Sandbox::ca_certificate_pem`]. Bytes are relayed as they are (TCP after the handshake).
+pub async fn serve_https_front(
+    sandbox: &Sandbox,
+    listener: tokio::net::TcpListener,
+    backend: SocketAddr,
+    valid_for: Duration,
+) -> Result<HttpsFront, SandboxError> {
+    let authority = sandbox.authority()?;
+    let (cert, key) = authority.issue_server(valid_for)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(err)?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![
+                CertificateDer::from(cert),
+                CertificateDer::from(authority.ca_der.clone()),
+            ],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+        )
+        .map_err(err)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let addr = listener
+        .local_addr()
+        .map_err(|e| SandboxError::Http(e.to_string()))?;
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(Ok(mut tls)) =
+                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                else {
+                    return;
+                };
+                if let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                }
+            });
+        }
+    });
+    Ok(HttpsFront {
+        url: format!("https://127.0.0.1:{}", addr.port()),
         task,
     })
 }

@@ -87,7 +87,7 @@ pub(super) async fn doctor(State(st): State<AdminState>, headers: HeaderMap) -> 
     if admin.role != Role::Owner {
         return error(ErrorCode::Forbidden, "只有店主可以查看配置检查");
     }
-    let http = match wechat::http::default_client() {
+    let http = match crate::doctor::probe_client() {
         Ok(h) => h,
         Err(e) => return internal(e),
     };
