@@ -100,9 +100,31 @@ pub async fn select_cart_line(sku_id: i64, selected: bool) -> Result<Cart, ApiEr
 }
 
 /// Prices a would-be order (checkout's summary) from the database.
+/// With `coupon` (chosen with `wx.chooseCard`), the discount is checked at WeChat and applied.
 #[server(prefix = "/api", endpoint = "quote_order", input = Json)]
-pub async fn quote_order(items: Vec<OrderItemInput>) -> Result<Quote, ApiError> {
-    ssr::shop()?.quote(&items).await
+pub async fn quote_order(
+    items: Vec<OrderItemInput>,
+    #[server(default)] coupon: Option<CouponInput>,
+) -> Result<Quote, ApiError> {
+    ssr::with_session(|shop, s| async move { shop.quote(&s, &items, coupon.as_ref()).await }).await
+}
+
+/// The coupons on offer (领取 on the home and product pages).
+#[server(prefix = "/api", endpoint = "coupon_offers", input = Json)]
+pub async fn coupon_offers() -> Result<Vec<CouponOffer>, ApiError> {
+    ssr::shop()?.coupon_offers().await
+}
+
+/// `{"card_id"}` → `{"cardId","cardExt"}` for `wx.addCard`.
+#[server(prefix = "/api", endpoint = "card_ext", input = Json)]
+pub async fn card_ext(card_id: String) -> Result<CardExtView, ApiError> {
+    ssr::with_session(|shop, s| async move { shop.card_ext(&s, &card_id).await }).await
+}
+
+/// `{}` → the signed fields of `wx.chooseCard`.
+#[server(prefix = "/api", endpoint = "choose_card_config", input = Json)]
+pub async fn choose_card_params() -> Result<ChooseCardConfig, ApiError> {
+    ssr::with_session(|shop, s| async move { shop.choose_card_config(&s).await }).await
 }
 
 #[server(prefix = "/api", endpoint = "list_addresses", input = Json)]
@@ -118,11 +140,13 @@ pub async fn create_order(
     address: AddressInput,
     #[server(default)] remark: String,
     #[server(default)] from_cart: bool,
+    #[server(default)] coupon: Option<CouponInput>,
 ) -> Result<CreatedOrder, ApiError> {
     let order = NewOrder {
         items,
         address,
         remark,
+        coupon,
     };
     ssr::with_session(|shop, s| async move { shop.create_order(&s, order, from_cart).await }).await
 }
@@ -205,7 +229,7 @@ pub async fn form_add_to_cart(
     if intent == "buy" {
         // Buying now does not touch the cart: checkout carries the single item.
         let item = OrderItemInput { sku_id, quantity };
-        ssr::shop()?.quote(&[item]).await?;
+        ssr::with_session(|shop, s| async move { shop.quote(&s, &[item], None).await }).await?;
         go(&format!("/checkout?sku={sku_id}&qty={quantity}"));
         return Ok(());
     }
@@ -278,6 +302,7 @@ pub async fn form_checkout(
             items,
             address,
             remark,
+            coupon: None,
         };
         shop.create_order(&s, order, from_cart).await
     })

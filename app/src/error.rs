@@ -23,6 +23,8 @@ pub enum ErrorCode {
     OutOfStock,
     /// The order is not in a state that allows this (e.g. paying a closed order).
     InvalidState,
+    /// The coupon chosen at checkout does not apply to this order (the message says why).
+    CouponNotApplicable,
     /// No session: cookies are off or the session expired.
     Unauthorized,
     /// Payment is not available (not configured, or WeChat refused).
@@ -50,7 +52,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
             Self::NotFound => 404,
-            Self::OutOfStock | Self::InvalidState => 409,
+            Self::OutOfStock | Self::InvalidState | Self::CouponNotApplicable => 409,
             Self::PaymentUnavailable => 503,
             Self::Internal => 500,
         }

@@ -85,7 +85,64 @@ pub struct Cart {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quote {
     pub lines: Vec<CartLine>,
+    /// What the shopper pays: the goods less the coupon's discount.
     pub total_fen: i64,
+    /// What the coupon takes off (0 without one).
+    #[serde(default)]
+    pub discount_fen: i64,
+    /// The coupon that applies, when one was chosen.
+    #[serde(default)]
+    pub coupon: Option<AppliedCoupon>,
+}
+
+/// A coupon chosen at checkout with `wx.chooseCard`: the card and its encrypted code, as WeChat
+/// gave them to the page (the server decrypts the code and checks it at WeChat).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponInput {
+    pub card_id: String,
+    pub encrypt_code: String,
+}
+
+/// A coupon that applies to an order, and what it takes off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedCoupon {
+    pub card_id: String,
+    pub title: String,
+    /// e.g. 满100减20, 满50享8.5折.
+    pub rule: String,
+    pub discount_fen: i64,
+}
+
+/// A coupon the shop offers (领取 on the home and product pages).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponOffer {
+    pub card_id: String,
+    pub title: String,
+    pub rule: String,
+    /// e.g. 领取后 7 天内有效, 2026-12-01 至 2026-12-31.
+    pub validity: String,
+}
+
+/// `POST /api/card_ext` output: what the page hands to `wx.addCard`'s `cardList` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardExtView {
+    #[serde(rename = "cardId")]
+    pub card_id: String,
+    /// A JSON string, signed with the api_ticket.
+    #[serde(rename = "cardExt")]
+    pub card_ext: String,
+}
+
+/// `POST /api/choose_card_config` output: the signed fields of `wx.chooseCard`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChooseCardConfig {
+    pub timestamp: i64,
+    #[serde(rename = "nonceStr")]
+    pub nonce_str: String,
+    #[serde(rename = "signType")]
+    pub sign_type: String,
+    #[serde(rename = "cardSign")]
+    pub card_sign: String,
 }
 
 /// A shipping address as typed into the checkout form.
@@ -121,6 +178,9 @@ pub struct NewOrder {
     pub address: AddressInput,
     #[serde(default)]
     pub remark: String,
+    /// A coupon chosen with `wx.chooseCard`.
+    #[serde(default)]
+    pub coupon: Option<CouponInput>,
 }
 
 /// `POST /api/create_order` output.
@@ -494,6 +554,12 @@ pub struct Order {
     /// The latest after-sales request (售后), if the shopper made one.
     #[serde(default)]
     pub aftersale: Option<AftersaleView>,
+    /// What the coupon took off (`total_fee` is what was paid).
+    #[serde(default)]
+    pub discount_fen: i64,
+    /// The coupon's title, when the order used one.
+    #[serde(default)]
+    pub coupon_title: Option<String>,
 }
 
 /// How an order travels (set by the console's `ship_order`).

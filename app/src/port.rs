@@ -56,8 +56,21 @@ pub trait ShopPort: Send + Sync + 'static {
     ) -> Result<Cart>;
 
     /// Prices a would-be order from the database (checkout shows this); fails like
-    /// `create_order` would on unknown SKUs, bad quantities or missing stock.
-    async fn quote(&self, items: &[OrderItemInput]) -> Result<Quote>;
+    /// `create_order` would on unknown SKUs, bad quantities or missing stock, or a coupon that
+    /// does not apply (409 `coupon_not_applicable`, with why).
+    async fn quote(
+        &self,
+        session: &SessionId,
+        items: &[OrderItemInput],
+        coupon: Option<&CouponInput>,
+    ) -> Result<Quote>;
+
+    /// The coupons the shop offers now (领取).
+    async fn coupon_offers(&self) -> Result<Vec<CouponOffer>>;
+    /// The signed `cardExt` for `wx.addCard` of one coupon on offer.
+    async fn card_ext(&self, session: &SessionId, card_id: &str) -> Result<CardExtView>;
+    /// The signed fields of `wx.chooseCard` (any of the shop's coupons).
+    async fn choose_card_config(&self, session: &SessionId) -> Result<ChooseCardConfig>;
 
     async fn addresses(&self, session: &SessionId) -> Result<Vec<Address>>;
 

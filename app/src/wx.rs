@@ -19,6 +19,8 @@ pub const JS_API_LIST: &[&str] = &[
     "updateAppMessageShareData",
     "updateTimelineShareData",
     "openAddress",
+    "addCard",
+    "chooseCard",
 ];
 
 /// How a payment dialog ended, as the page saw it. Only a hint: the server decides whether the
@@ -414,5 +416,88 @@ pub async fn open_address() -> Result<Option<WxAddress>, String> {
         city_name: text_of(&res, "cityName"),
         county_name: text_of(&res, "countryName"),
         detail_info: text_of(&res, "detailInfo"),
+    }))
+}
+
+/// Calls `wx.<name>(arg)` with `success` / `cancel` / `fail` callbacks: `Ok(Some(res))` on
+/// success, `Ok(None)` when the shopper cancels, `Err(errMsg)` on failure.
+async fn call_sdk(name: &str, arg: Object) -> Result<Option<JsValue>, String> {
+    let wx = global("wx").ok_or_else(|| "JS-SDK not loaded".to_string())?;
+    let f = method(&wx, name).ok_or_else(|| format!("{name} missing"))?;
+    let promise = Promise::new(&mut |resolve, _| {
+        for (key, tag) in [("success", "ok"), ("cancel", "cancel"), ("fail", "fail")] {
+            let r = resolve.clone();
+            set(
+                &arg,
+                key,
+                callback(move |res| {
+                    let _ = r.call1(&JsValue::NULL, &Array::of2(&JsValue::from_str(tag), &res));
+                }),
+            );
+        }
+    });
+    f.call1(&wx, &arg).map_err(|_| format!("{name} threw"))?;
+    let v = JsFuture::from(promise)
+        .await
+        .map_err(|_| format!("{name}:fail"))?;
+    let arr = Array::from(&v);
+    let res = arr.get(1);
+    match arr.get(0).as_string().as_deref() {
+        Some("ok") => Ok(Some(res)),
+        Some("cancel") => Ok(None),
+        _ => Err(text_of(&res, "errMsg")),
+    }
+}
+
+/// `wx.addCard` with one card (卡券: the shop's coupon into the shopper's card wallet):
+/// `Ok(true)` taken, `Ok(false)` cancelled.
+pub async fn add_card(card: &crate::model::CardExtView) -> Result<bool, String> {
+    let entry = Object::new();
+    set(&entry, "cardId", card.card_id.as_str());
+    set(&entry, "cardExt", card.card_ext.as_str());
+    let arg = Object::new();
+    set(&arg, "cardList", Array::of1(&entry));
+    Ok(call_sdk("addCard", arg).await?.is_some())
+}
+
+/// `wx.chooseCard` (any of the shop's coupons in the wallet): the chosen card's id and
+/// encrypted code, `Ok(None)` when the shopper cancels or chooses none. WeChat gives
+/// `cardList` as a JSON *string*.
+pub async fn choose_card(
+    cfg: &crate::model::ChooseCardConfig,
+) -> Result<Option<crate::model::CouponInput>, String> {
+    let arg = Object::new();
+    set(&arg, "shopId", "");
+    set(&arg, "cardType", "");
+    set(&arg, "cardId", "");
+    set(&arg, "timestamp", cfg.timestamp as f64);
+    set(&arg, "nonceStr", cfg.nonce_str.as_str());
+    set(&arg, "signType", cfg.sign_type.as_str());
+    set(&arg, "cardSign", cfg.card_sign.as_str());
+    let Some(res) = call_sdk("chooseCard", arg).await? else {
+        return Ok(None);
+    };
+    let list = Reflect::get(&res, &JsValue::from_str("cardList")).unwrap_or(JsValue::NULL);
+    let list = match list.as_string() {
+        Some(text) => {
+            js_sys::JSON::parse(&text).map_err(|_| "chooseCard: bad cardList".to_string())?
+        }
+        None => list,
+    };
+    if !Array::is_array(&list) {
+        return Ok(None);
+    }
+    let first = Array::from(&list).get(0);
+    if first.is_undefined() || first.is_null() {
+        return Ok(None);
+    }
+    let card_id = text_of(&first, "card_id");
+    let encrypt_code = text_of(&first, "encrypt_code");
+    if card_id.is_empty() || encrypt_code.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(crate::model::CouponInput {
+        card_id,
+        encrypt_code,
     }))
 }

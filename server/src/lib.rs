@@ -259,6 +259,10 @@ pub fn payments_service(pool: crate::db::Db, wechat: &wx::Wechat) -> payments::P
             sandbox: wechat.embedded.is_some(),
         },
     );
+    let service = service.with_coupons(shop::coupons::Redeemer {
+        pool: pool.clone(),
+        cards: wechat.cards.clone(),
+    });
     match &wechat.template_paid {
         Some(template_id) => service.with_paid_notice(mp::OrderTemplate {
             api: wechat.mp_api.clone(),

@@ -41,6 +41,9 @@ enum Command {
     /// A parametric QR code of the official account: `product ID`, `page PATH` or `channel
     /// NAME` (`--days N` for a temporary one, `--out FILE.svg` for the picture).
     Qrcode(mp_cmd::QrcodeArgs),
+    /// WeChat cards (coupons): `whitelist OPENID|USERNAME…` sets the test whitelist (who may
+    /// take a coupon WeChat has not reviewed yet).
+    Card(mp_cmd::CardArgs),
     /// Check the live WeChat configuration: each check ok / warn / fail with what to do, and the
     /// values to paste into WeChat's consoles. Exit status 1 when a check fails.
     Doctor(doctor_cmd::DoctorArgs),
@@ -167,6 +170,9 @@ fn main() -> ExitCode {
         }
         Command::Qrcode(args) => {
             return cli_exit(runtime.block_on(mp_cmd::qrcode(&args, &mut std::io::stdout())));
+        }
+        Command::Card(args) => {
+            return cli_exit(runtime.block_on(mp_cmd::card(&args, &mut std::io::stdout())));
         }
         Command::Doctor(args) => {
             return match runtime.block_on(doctor_cmd::run(&args, &mut std::io::stdout())) {

@@ -243,6 +243,10 @@ async fn act(st: &MpState, m: &Message, now: i64) -> Result<Option<String>, sqlx
                 .execute(e).await.map(crate::db::Done::from))?;
             Ok(None)
         }
+        ("event", Some(ev @ ("user_get_card" | "user_del_card" | "user_consume_card"))) => {
+            record_card_event(st, m, ev, now).await?;
+            Ok(None)
+        }
         ("event", Some("CLICK")) => Ok(m.event_key.as_ref().and_then(|k| r.clicks.get(k)).cloned()),
         ("text", _) => Ok(m
             .content
@@ -251,6 +255,45 @@ async fn act(st: &MpState, m: &Message, now: i64) -> Result<Option<String>, sqlx
             .map(str::to_string)),
         _ => Ok(None),
     }
+}
+
+/// Card events keep the console's counts of coupons taken and redeemed (`coupon_codes`): a
+/// code taken, deleted from the wallet, or consumed (by the shop's own redemption, or anywhere
+/// else). Events for cards that are not the shop's coupons are ignored.
+async fn record_card_event(
+    st: &MpState,
+    m: &Message,
+    event: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let (Some(card_id), Some(code)) = (&m.card_id, &m.user_card_code) else {
+        tracing::warn!(event, "card event without CardId or UserCardCode ignored");
+        return Ok(());
+    };
+    let ours: Option<i64> = crate::sql!(&st.pool, e => sqlx::query_scalar("SELECT id FROM coupons WHERE card_id = $1")
+        .bind(card_id)
+        .fetch_optional(e).await)?;
+    if ours.is_none() {
+        return Ok(());
+    }
+    let sql = match event {
+        "user_get_card" => {
+            "INSERT INTO coupon_codes (card_id, code, openid, status, taken_at)              VALUES ($1, $2, $3, 'taken', $4)              ON CONFLICT (card_id, code) DO UPDATE SET openid = excluded.openid,              taken_at = excluded.taken_at"
+        }
+        "user_consume_card" => {
+            "INSERT INTO coupon_codes (card_id, code, openid, status, redeemed_at)              VALUES ($1, $2, $3, 'redeemed', $4)              ON CONFLICT (card_id, code) DO UPDATE SET status = 'redeemed',              openid = COALESCE(coupon_codes.openid, excluded.openid),              redeemed_at = COALESCE(coupon_codes.redeemed_at, excluded.redeemed_at)"
+        }
+        _ => {
+            "INSERT INTO coupon_codes (card_id, code, openid, status, deleted_at)              VALUES ($1, $2, $3, 'deleted', $4)              ON CONFLICT (card_id, code) DO UPDATE SET deleted_at = excluded.deleted_at,              status = CASE WHEN coupon_codes.status = 'redeemed' THEN 'redeemed' ELSE 'deleted' END"
+        }
+    };
+    crate::sql!(&st.pool, e => sqlx::query(sql)
+        .bind(card_id)
+        .bind(code)
+        .bind(&m.from_user)
+        .bind(now)
+        .execute(e).await.map(crate::db::Done::from))?;
+    Ok(())
 }
 
 /// The template message (模板消息) "order paid", sent to the shopper when a payment is applied

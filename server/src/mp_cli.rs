@@ -180,3 +180,37 @@ pub async fn qrcode(
     }
     Ok(())
 }
+
+/// Openids (`o` + 27 characters of WeChat's alphabet) apart from WeChat usernames (微信号).
+pub fn split_openids(users: &[String]) -> (Vec<String>, Vec<String>) {
+    users
+        .iter()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .partition(|u| {
+            u.len() == 28
+                && u.starts_with('o')
+                && u.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+}
+
+/// `wxmall card whitelist OPENID|USERNAME…`.
+pub async fn card_whitelist(
+    wx: &Wechat,
+    openids: &[String],
+    usernames: &[String],
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    wx.cards
+        .set_test_whitelist(openids, usernames)
+        .await
+        .map_err(wechat)?;
+    writeln!(
+        out,
+        "card test whitelist set: {} openid(s), {} username(s)",
+        openids.len(),
+        usernames.len()
+    )
+    .map_err(io)
+}

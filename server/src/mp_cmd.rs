@@ -44,6 +44,23 @@ pub enum QrTargetArg {
     Channel { name: String },
 }
 
+#[derive(clap::Args, Debug)]
+pub struct CardArgs {
+    #[command(subcommand)]
+    pub action: CardAction,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum CardAction {
+    /// WeChat's test whitelist for cards (`card/testwhitelist/set`): until WeChat has reviewed a
+    /// coupon, only these users can take it. Each value is an openid (`o` + 27 characters) or a
+    /// WeChat username (微信号).
+    Whitelist {
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+}
+
 async fn wechat() -> Result<server::wx::Wechat, CliError> {
     let settings = server::config::Settings::from_env().map_err(|e| CliError {
         status: 2,
@@ -79,4 +96,14 @@ pub async fn qrcode(args: &QrcodeArgs, out: &mut impl std::io::Write) -> Result<
     target.scene()?;
     let wx = wechat().await?;
     mp_cli::qrcode(&wx, &target, args.days, args.out.as_deref(), out).await
+}
+
+pub async fn card(args: &CardArgs, out: &mut impl std::io::Write) -> Result<(), CliError> {
+    match &args.action {
+        CardAction::Whitelist { users } => {
+            let (openids, usernames) = mp_cli::split_openids(users);
+            let wx = wechat().await?;
+            mp_cli::card_whitelist(&wx, &openids, &usernames, out).await
+        }
+    }
 }

@@ -28,6 +28,8 @@ pub struct Wechat {
     pub tokens: TokenManager,
     /// The official account's APIs (menu, QR codes, template messages).
     pub mp_api: wechat::mp_api::MpApi,
+    /// WeChat cards (卡券): the coupons in shoppers' card wallets.
+    pub cards: wechat::card::CardApi,
     /// `WECHAT_TEMPLATE_PAID`.
     pub template_paid: Option<String>,
     /// `WECHAT_TEMPLATE_SHIPPED`.
@@ -212,6 +214,8 @@ impl Wechat {
         );
         let mp_api =
             wechat::mp_api::MpApi::new(tokens.clone(), http.clone(), creds.hosts.api.clone());
+        let cards =
+            wechat::card::CardApi::new(tokens.clone(), http.clone(), creds.hosts.api.clone());
         let mut secapi_task = None;
         let pay: Arc<dyn PayGateway> = match &creds.pay {
             PayCredentials::V2 {
@@ -339,6 +343,7 @@ impl Wechat {
         Ok(Self {
             mp,
             mp_api,
+            cards,
             template_paid: settings.template_paid.clone(),
             template_shipped: settings.template_shipped.clone(),
             api_base: creds.hosts.api.clone(),

@@ -1,5 +1,6 @@
 //! View pieces used by several pages.
 
+mod coupons;
 mod price;
 mod product_card;
 mod sandbox_banner;
@@ -8,6 +9,7 @@ mod status;
 mod tab_bar;
 mod wx_sdk;
 
+pub use coupons::CouponStrip;
 pub use price::Price;
 pub use product_card::ProductCard;
 pub use sandbox_banner::{wx_env, SandboxBanner};

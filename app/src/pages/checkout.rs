@@ -1,5 +1,6 @@
 use crate::api::{
-    create_order, get_cart, join_region, list_addresses, quote_order, selected_items,
+    choose_card_params, create_order, get_cart, join_region, list_addresses, quote_order,
+    selected_items,
 };
 use crate::components::{ErrorView, FieldMessage, PageSkeleton, Price, ServerFormError};
 use crate::error::ApiError;
@@ -26,7 +27,7 @@ async fn load(buy: Option<(i64, i64)>) -> Result<CheckoutData, ApiError> {
     let quote = if items.is_empty() {
         Quote::default()
     } else {
-        quote_order(items).await?
+        quote_order(items, None).await?
     };
     Ok(CheckoutData {
         quote,
@@ -104,10 +105,49 @@ fn CheckoutForm(data: CheckoutData) -> impl IntoView {
             quantity: l.quantity,
         })
         .collect();
+    // 使用优惠券: a coupon from the shopper's WeChat card wallet (`wx.chooseCard`), checked and
+    // priced by the server (`quote_order` with the coupon); sent with the order.
+    let coupon: RwSignal<Option<(CouponInput, AppliedCoupon)>> = RwSignal::new(None);
+    let coupon_error: RwSignal<Option<String>> = RwSignal::new(None);
+    let coupon_items = StoredValue::new(items.clone());
+    let choose_coupon = move |_: leptos::ev::MouseEvent| {
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (coupon_items, choose_card_params);
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            coupon_error.set(None);
+            let cfg = match choose_card_params().await {
+                Ok(c) => c,
+                Err(e) => return coupon_error.set(Some(e.message)),
+            };
+            let input = match crate::wx::choose_card(&cfg).await {
+                Ok(Some(input)) => input,
+                Ok(None) => return,
+                Err(e) => return coupon_error.set(Some(format!("无法打开卡包：{e}"))),
+            };
+            match quote_order(coupon_items.get_value(), Some(input.clone())).await {
+                Ok(Quote {
+                    coupon: Some(applied),
+                    ..
+                }) => coupon.set(Some((input, applied))),
+                Ok(_) => coupon_error.set(Some("此优惠券不可用".into())),
+                Err(e) => coupon_error.set(Some(e.message)),
+            }
+        });
+    };
     let from_cart = buy_now.is_none();
     let submit = Action::new(move |order: &NewOrder| {
         let order = order.clone();
-        async move { create_order(order.items, order.address, order.remark, from_cart).await }
+        async move {
+            create_order(
+                order.items,
+                order.address,
+                order.remark,
+                from_cart,
+                order.coupon,
+            )
+            .await
+        }
     });
     let navigate = use_navigate();
     Effect::new(move |_| match submit.value().get() {
@@ -145,6 +185,7 @@ fn CheckoutForm(data: CheckoutData) -> impl IntoView {
             items: items.clone(),
             address,
             remark: remark.get_untracked(),
+            coupon: coupon.get_untracked().map(|(input, _)| input),
         });
     };
 
@@ -180,7 +221,10 @@ fn CheckoutForm(data: CheckoutData) -> impl IntoView {
     // The browser's own checks only when there is no saved address to choose instead.
     let need = !has_saved;
     let new_address = move || choice.get() == "new";
-    let total = quote.total_fen;
+    let goods_total = quote.total_fen;
+    let total = Signal::derive(move || {
+        goods_total - coupon.with(|c| c.as_ref().map_or(0, |(_, a)| a.discount_fen))
+    });
     let pending = submit.pending();
     let err = Signal::derive(move || error.get());
 
@@ -281,6 +325,29 @@ fn CheckoutForm(data: CheckoutData) -> impl IntoView {
                 </label>
                 <FieldMessage error=err field="remark" />
             </section>
+            {move || wx_ready.is_some_and(|r| r.0.get()).then(|| view! {
+                <section class="panel coupon-panel" data-testid="coupon-panel">
+                    <h2 class="section-title">"优惠券"</h2>
+                    {move || match coupon.get() {
+                        Some((_, applied)) => view! {
+                            <p class="coupon-applied" data-testid="coupon-applied">
+                                {format!("{}（{}）", applied.title, applied.rule)}
+                                " " <span class="coupon-off">"−" <Price fen=applied.discount_fen /></span>
+                            </p>
+                            <button type="button" class="link-button" on:click=move |_| coupon.set(None)>
+                                "不使用优惠券"
+                            </button>
+                        }.into_any(),
+                        None => view! {
+                            <button type="button" class="btn btn-secondary" data-testid="use-coupon"
+                                on:click=choose_coupon>"使用优惠券"</button>
+                        }.into_any(),
+                    }}
+                    {move || coupon_error.get().map(|m| view! {
+                        <p class="notice notice-error" role="alert" data-testid="coupon-error">{m}</p>
+                    })}
+                </section>
+            })}
             {move || error.get().filter(|e| e.fields.is_empty() || e.code != crate::error::ErrorCode::Validation)
                 .map(|e| view! { <div class="notice notice-error" role="alert">{e.message}</div> })}
             {move || error.get().filter(|e| !e.fields.is_empty())

@@ -1,5 +1,5 @@
 use crate::api::list_products;
-use crate::components::{ErrorView, PageSkeleton, ProductCard, ShareCard};
+use crate::components::{CouponStrip, ErrorView, PageSkeleton, ProductCard, ShareCard};
 use crate::model::ProductSummary;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -25,6 +25,7 @@ pub fn HomePage() -> impl IntoView {
         <header class="home-header">
             <div class="brand">"wxmall"<span class="brand-sub">" 精选好物"</span></div>
         </header>
+        <CouponStrip />
         <Suspense fallback=PageSkeleton>
             {move || Suspend::new(async move {
                 match products.await {

@@ -307,6 +307,10 @@ fn OrderView(
             <dl class="amounts">
                 <dt>"商品总额"</dt><dd><Price fen=goods_total /></dd>
                 <dt>"运费"</dt><dd><Price fen=0 /></dd>
+                {(order.discount_fen > 0).then(|| view! {
+                    <dt>{format!("优惠券 {}", order.coupon_title.clone().unwrap_or_default())}</dt>
+                    <dd class="coupon-off" data-testid="order-discount">"−" <Price fen=order.discount_fen /></dd>
+                })}
                 <dt class="strong">{if unpaid { "需付款" } else { "实付款" }}</dt>
                 <dd class="strong" data-testid="order-total"><Price fen=order.total_fee large=true /></dd>
             </dl>

@@ -1,5 +1,5 @@
 use crate::api::{add_to_cart, get_product};
-use crate::components::{ErrorView, PageSkeleton, Price, ServerFormError, ShareCard};
+use crate::components::{CouponStrip, ErrorView, PageSkeleton, Price, ServerFormError, ShareCard};
 use crate::error::ApiError;
 use crate::model::{ProductDetail, MAX_LINE_QUANTITY};
 use leptos::prelude::*;
@@ -113,6 +113,7 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
             <h1 class="product-name">{product.name.clone()}</h1>
             <p class="muted">{product.category.clone()}</p>
         </section>
+        <CouponStrip />
         <form class="panel" method="post" action="/api/form/add_to_cart">
             <fieldset class="sku-choice">
                 <legend>"规格"</legend>

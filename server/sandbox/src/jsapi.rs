@@ -53,7 +53,7 @@ fn text(v: &Value, k: &str) -> String {
     }
 }
 
-fn fault_reason(f: Fault) -> Option<String> {
+pub(crate) fn fault_reason(f: Fault) -> Option<String> {
     match f {
         Fault::Errcode { errmsg, .. } => Some(errmsg),
         Fault::Http { status, .. } => Some(format!("网络错误 ({status})")),

@@ -9,6 +9,9 @@
  * platform, landingUrl, configCount, lastPay, base, jsApiList, share}.
  * Pay sheet ids: #wx-pay-sheet, #wx-pay-merchant, #wx-pay-amount, #wx-pay-desc,
  * #wx-pay-payer, buttons #wx-pay-confirm ("支付") and #wx-pay-cancel ("取消").
+ * Card sheets (wx.addCard / wx.chooseCard): #wx-card-sheet with #wx-card-item-N,
+ * #wx-card-add ("领取"), #wx-card-cancel ("取消"), #wx-card-pick-N, #wx-card-none ("不使用");
+ * __wxSandbox.lastCard = {api, result, errMsg}.
  */
 (function (global) {
   'use strict';
@@ -359,6 +362,209 @@
     });
   }
 
+  /* ---------------- cards (卡券) ---------------- */
+  // wx.addCard shows a 领取 sheet (#wx-card-sheet: items #wx-card-item-N, buttons #wx-card-add
+  // "领取" and #wx-card-cancel "取消"); wx.chooseCard a picker (#wx-card-pick-N, #wx-card-none
+  // "不使用"). The sandbox server checks cardExt / cardSign against the wx_card api_ticket.
+  // Styled from here (CSSOM, allowed by a style-src 'self' policy) like the pay sheet.
+  var SHEET_FONT = '-apple-system,BlinkMacSystemFont,"PingFang SC","Microsoft YaHei",sans-serif';
+
+  function removeCardSheet() {
+    removeById('wx-card-sheet');
+    removeById('wx-pay-mask');
+  }
+
+  function cardSheet(label) {
+    ensureStyle();
+    removeSheet();
+    removeCardSheet();
+    var mask = el('div', 'wx-pay-mask');
+    var sheet = el('div', 'wx-card-sheet');
+    sheet.setAttribute('role', 'dialog');
+    sheet.setAttribute('aria-label', label);
+    var st = sheet.style;
+    st.position = 'fixed';
+    st.left = '0';
+    st.right = '0';
+    st.bottom = '0';
+    st.background = '#fff';
+    st.borderRadius = '12px 12px 0 0';
+    st.zIndex = '2147483001';
+    st.padding = '16px 20px 28px';
+    st.fontFamily = SHEET_FONT;
+    st.color = '#191919';
+    st.textAlign = 'center';
+    st.maxWidth = '560px';
+    st.margin = '0 auto';
+    var t = el('div', null, label, 'wx-pay-title');
+    t.style.fontSize = '15px';
+    t.style.color = '#5f5f5f';
+    t.style.marginBottom = '12px';
+    sheet.appendChild(t);
+    root().appendChild(mask);
+    root().appendChild(sheet);
+    return sheet;
+  }
+
+  // primary: white on #067d3f (5.6:1); secondary: #191919 on #f2f2f2 (15:1).
+  function cardButton(id, text, primary) {
+    var b = el('button', id, text);
+    b.setAttribute('type', 'button');
+    var s = b.style;
+    s.display = 'block';
+    s.width = '100%';
+    s.border = '0';
+    s.borderRadius = '8px';
+    s.fontSize = '17px';
+    s.fontWeight = '600';
+    s.padding = '12px';
+    s.marginTop = '10px';
+    s.cursor = 'pointer';
+    s.background = primary ? '#067d3f' : '#f2f2f2';
+    s.color = primary ? '#fff' : '#191919';
+    return b;
+  }
+
+  function cardLine(id, c) {
+    var d = el('div', id, str(c.brand ? c.brand + ' · ' : '') + str(c.title) + ' · ' + str(c.rule));
+    d.style.fontSize = '16px';
+    d.style.padding = '8px 0';
+    d.style.borderBottom = '1px solid #eee';
+    return d;
+  }
+
+  function cardReport(api, o, kind, reason, extra) {
+    var res;
+    if (kind === 'ok') res = { errMsg: api + ':ok' };
+    else if (kind === 'cancel') res = { errMsg: api + ':cancel' };
+    else if (kind === 'permission') res = { errMsg: api + ':permission denied' };
+    else res = { errMsg: api + ':fail, ' + reason };
+    if (extra) for (var k in extra) if (Object.prototype.hasOwnProperty.call(extra, k)) res[k] = extra[k];
+    var result = kind === 'ok' ? 'ok' : kind === 'cancel' ? 'cancel' : 'fail';
+    status.lastCard = { api: api, result: result, errMsg: res.errMsg };
+    finish(o, result === 'ok' ? 'success' : result, res);
+  }
+
+  function cardGate(api, o) {
+    if (status.configPending) {
+      later(function () { cardReport(api, o, 'fail', 'the permission value is offline verifying'); });
+      return false;
+    }
+    if (!status.configured) {
+      later(function () { cardReport(api, o, 'permission'); });
+      return false;
+    }
+    return true;
+  }
+
+  function addCard(o) {
+    o = o || {};
+    if (!cardGate('addCard', o)) return;
+    var src = o.cardList || [];
+    var list = [];
+    for (var i = 0; i < src.length; i++) {
+      var c = src[i] || {};
+      list.push({ cardId: str(c.cardId), cardExt: c.cardExt === undefined ? null : c.cardExt });
+    }
+    post('/jsapi/card/add/prepare', { configId: configId, cardList: list, url: signUrl() }, function (err, res) {
+      if (err || !res) return cardReport('addCard', o, 'fail', 'network error');
+      if (!res.ok) return cardReport('addCard', o, res.kind === 'permission' ? 'permission' : 'fail', str(res.reason));
+      var sheet = cardSheet('领取卡券');
+      (res.cards || []).forEach(function (c, n) {
+        sheet.appendChild(cardLine('wx-card-item-' + n, c));
+      });
+      var add = cardButton('wx-card-add', '领取', true);
+      var cancel = cardButton('wx-card-cancel', '取消', false);
+      add.onclick = function () {
+        if (add.disabled) return;
+        add.disabled = true;
+        cancel.disabled = true;
+        add.setAttribute('aria-busy', 'true');
+        post('/jsapi/card/add/confirm', { addToken: res.addToken }, function (e2, r2) {
+          removeCardSheet();
+          if (!e2 && r2 && r2.ok) {
+            toast('已领取');
+            cardReport('addCard', o, 'ok', null, { cardList: r2.cardList });
+          } else {
+            cardReport('addCard', o, 'fail', (r2 && r2.reason) || 'network error');
+          }
+        });
+      };
+      cancel.onclick = function () {
+        if (cancel.disabled) return;
+        add.disabled = true;
+        cancel.disabled = true;
+        removeCardSheet();
+        post('/jsapi/card/add/cancel', { addToken: res.addToken }, function () {
+          cardReport('addCard', o, 'cancel');
+        });
+      };
+      sheet.appendChild(add);
+      sheet.appendChild(cancel);
+    });
+  }
+
+  function chooseCard(o) {
+    o = o || {};
+    if (!cardGate('chooseCard', o)) return;
+    post(
+      '/jsapi/card/choose/prepare',
+      {
+        configId: configId,
+        shopId: str(o.shopId),
+        cardType: str(o.cardType),
+        cardId: str(o.cardId),
+        timestamp: str(o.timestamp),
+        nonceStr: str(o.nonceStr),
+        signType: str(o.signType),
+        cardSign: str(o.cardSign),
+        url: signUrl()
+      },
+      function (err, res) {
+        if (err || !res) return cardReport('chooseCard', o, 'fail', 'network error');
+        if (!res.ok) return cardReport('chooseCard', o, res.kind === 'permission' ? 'permission' : 'fail', str(res.reason));
+        var sheet = cardSheet('选择卡券');
+        var buttons = [];
+        function pick(index) {
+          buttons.forEach(function (b) { b.disabled = true; });
+          removeCardSheet();
+          var body = { chooseToken: res.chooseToken };
+          if (index !== null) body.index = index;
+          post('/jsapi/card/choose/pick', body, function (e2, r2) {
+            if (e2 || !r2 || !r2.ok) return cardReport('chooseCard', o, 'fail', (r2 && r2.reason) || 'network error');
+            if (r2.cancel) return cardReport('chooseCard', o, 'cancel');
+            cardReport('chooseCard', o, 'ok', null, { cardList: r2.cardList });
+          });
+        }
+        var cards = res.cards || [];
+        if (!cards.length) {
+          var none = el('div', 'wx-card-empty', '暂无可用的卡券');
+          none.style.color = '#5f5f5f';
+          none.style.padding = '8px 0';
+          sheet.appendChild(none);
+        }
+        cards.forEach(function (c) {
+          var b = cardButton('wx-card-pick-' + c.index, str(c.title) + ' · ' + str(c.rule) + (c.until ? ' · 有效期至 ' + str(c.until) : ''), false);
+          b.style.background = '#fff';
+          b.style.border = '1px solid #067d3f';
+          b.style.fontWeight = '400';
+          b.style.textAlign = 'left';
+          b.onclick = function () {
+            if (!b.disabled) pick(c.index);
+          };
+          buttons.push(b);
+          sheet.appendChild(b);
+        });
+        var skip = cardButton('wx-card-none', '不使用', false);
+        skip.onclick = function () {
+          if (!skip.disabled) pick(null);
+        };
+        buttons.push(skip);
+        sheet.appendChild(skip);
+      }
+    );
+  }
+
   var wx = {
     __sandbox: true,
     config: function (cfg) {
@@ -431,6 +637,8 @@
     },
     chooseWXPay: chooseWXPay,
     openAddress: openAddress,
+    addCard: addCard,
+    chooseCard: chooseCard,
     updateAppMessageShareData: shareFn('updateAppMessageShareData'),
     updateTimelineShareData: shareFn('updateTimelineShareData'),
     onMenuShareAppMessage: simple('onMenuShareAppMessage'),

@@ -24,6 +24,11 @@
 //! `/dashboard/pay` and `/dashboard/notifications` (the dashboard's buttons: pay an order from
 //! "another phone", lose notifications for a while).
 //!
+//! Cards (卡券, [`card`](crate::SandboxCard)): `/api/card/{create,qrcode/create,testwhitelist/set,
+//! code/decrypt,code/get,code/consume,delete,modifystock}`, `getticket?type=wx_card`, the shim's
+//! `wx.addCard` / `wx.chooseCard` (`/jsapi/card/{add/prepare,add/confirm,add/cancel,
+//! choose/prepare,choose/pick}`) and `/dashboard/cards/verify` (审核通过).
+//!
 //! Refunds are asynchronous as at WeChat: `PROCESSING` when requested, settled after
 //! [`SandboxOptions::refund_settle_delay`] (`SUCCESS`, or `ABNORMAL` after
 //! [`Sandbox::make_next_refund_abnormal`]), then notified to the request's `notify_url` (v3
@@ -50,6 +55,7 @@
 
 mod answer;
 mod bill;
+mod card;
 mod controls;
 mod creds;
 mod crypto;
@@ -73,6 +79,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
+pub use card::{
+    CardPush, CardStatus, CardValidity, CodeStatus, SandboxCard, SandboxCardKind, WalletCode,
+};
 pub use creds::SandboxCredentials;
 pub use crypto::V2SignType;
 pub use mp::{MpAction, MpAnswer, MpPush};
@@ -118,6 +127,20 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route("/jsapi/pay/prepare", post(jsapi::pay_prepare))
         .route("/jsapi/pay/confirm", post(jsapi::pay_confirm))
         .route("/jsapi/pay/cancel", post(jsapi::pay_cancel))
+        .route("/jsapi/card/add/prepare", post(card::add_prepare))
+        .route("/jsapi/card/add/confirm", post(card::add_confirm))
+        .route("/jsapi/card/add/cancel", post(card::add_cancel))
+        .route("/jsapi/card/choose/prepare", post(card::choose_prepare))
+        .route("/jsapi/card/choose/pick", post(card::choose_pick))
+        .route("/dashboard/cards/verify", post(card::dashboard_verify))
+        .route("/api/card/create", post(card::create))
+        .route("/api/card/qrcode/create", post(card::qrcode_create))
+        .route("/api/card/testwhitelist/set", post(card::testwhitelist_set))
+        .route("/api/card/code/decrypt", post(card::code_decrypt))
+        .route("/api/card/code/get", post(card::code_get))
+        .route("/api/card/code/consume", post(card::code_consume))
+        .route("/api/card/delete", post(card::delete))
+        .route("/api/card/modifystock", post(card::modifystock))
         .route("/open/connect/oauth2/authorize", get(oauth::authorize))
         .route("/open/connect/oauth2/sandbox_pick", post(oauth::pick))
         .route("/open/connect/oauth2/sandbox_consent", post(oauth::consent))

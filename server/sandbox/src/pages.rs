@@ -179,13 +179,14 @@ pub(crate) async fn dashboard(State(sb): State<Sandbox>) -> Response {
 <tr><th>平台证书</th><td><code>{}</code></td></tr><tr><th>调用</th><td>{}</td></tr></table></div>\
 <div class=\"card\"><b>测试用户</b><table>{users}</table>\
 <p><a href=\"open/connect/oauth2/sandbox_logout\">退出当前沙箱用户</a></p></div>\
-<div class=\"card\"><b>交易</b><table><tr><th>out_trade_no</th><th>API</th><th>描述</th><th>金额</th><th>状态</th><th>通知(确认/次)</th><th>创建</th></tr>{txs}</table></div>",
+{cards}<div class=\"card\"><b>交易</b><table><tr><th>out_trade_no</th><th>API</th><th>描述</th><th>金额</th><th>状态</th><th>通知(确认/次)</th><th>创建</th></tr>{txs}</table></div>",
         e(&c.appid),
         e(&c.mchid),
         e(&c.merchant_name),
         e(&c.wechatpay_public_key_id),
         e(&c.platform_serial),
-        counters
+        counters,
+        cards = crate::card::dashboard_section(&sb),
     );
     Html(page("微信沙箱", &body)).into_response()
 }

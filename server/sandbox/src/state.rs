@@ -136,6 +136,10 @@ pub enum Endpoint {
     JsConfig,
     /// The shim's `chooseWXPay` / `getBrandWCPayRequest` check
     JsPay,
+    /// Every `POST /api/card/…` call
+    CardApi,
+    /// The shim's `addCard` / `chooseCard` checks
+    JsCard,
 }
 
 /// A one-shot fault: the next request to the endpoint answers this instead of the normal
@@ -522,6 +526,8 @@ pub(crate) struct State {
     pub faults: HashMap<Endpoint, VecDeque<Fault>>,
     pub js_events: Vec<JsEvent>,
     pub drop_notifications: bool,
+    /// Cards (卡券): tickets, cards, wallets ([`crate::card`]).
+    pub card: crate::card::CardState,
 }
 
 pub(crate) struct Keys {

@@ -79,6 +79,7 @@ fn prune(st: &mut St, now: i64) {
     st.base_tokens
         .retain(|_, t| t.expires_at > now - 86_400_000);
     st.tickets.retain(|_, exp| *exp > now - 86_400_000);
+    st.card.tickets.retain(|_, exp| *exp > now - 86_400_000);
 }
 
 /// `GET /cgi-bin/token?grant_type=client_credential&appid&secret`
@@ -186,7 +187,12 @@ pub(crate) async fn getticket(
     State(sb): State<Sandbox>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    sb.lock().ticket_fetches += 1;
+    let card = q.get("type").map(String::as_str) == Some("wx_card");
+    if card {
+        sb.lock().card.ticket_fetches += 1;
+    } else {
+        sb.lock().ticket_fetches += 1;
+    }
     if let Err(r) = pre(&sb, Endpoint::GetTicket).await {
         return r;
     }
@@ -202,10 +208,10 @@ pub(crate) async fn getticket(
         return refuse(what, code, msg);
     }
     match q.get("type").map(String::as_str) {
-        Some("jsapi") => {}
+        Some("jsapi" | "wx_card") => {}
         _ => {
             drop(st);
-            return refuse(what, 40097, "invalid args: type must be jsapi");
+            return refuse(what, 40097, "invalid args: type must be jsapi or wx_card");
         }
     }
     prune(&mut st, now);
@@ -215,8 +221,14 @@ pub(crate) async fn getticket(
         random_alnum(20),
         random_alnum(24)
     );
-    st.tickets
-        .insert(ticket.clone(), now + ttl.as_millis() as i64);
+    // Card api_tickets are kept apart: a jsapi_ticket never validates a cardSign / cardExt, nor
+    // a card ticket a wx.config.
+    let tickets = if card {
+        &mut st.card.tickets
+    } else {
+        &mut st.tickets
+    };
+    tickets.insert(ticket.clone(), now + ttl.as_millis() as i64);
     Json(json!({"errcode": 0, "errmsg": "ok", "ticket": ticket, "expires_in": ttl.as_secs()}))
         .into_response()
 }

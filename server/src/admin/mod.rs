@@ -15,6 +15,7 @@
 pub mod accounts;
 mod aftersales;
 mod catalogue;
+mod coupons;
 mod figures;
 pub mod images;
 mod launch;
@@ -254,6 +255,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState) -> Router<S> {
         .route("/list_aftersales", post(aftersales::list_aftersales))
         .route("/decide_aftersale", post(aftersales::decide_aftersale))
         .route("/receive_return", post(aftersales::receive_return))
+        .route("/save_coupon", post(coupons::save_coupon))
+        .route("/list_coupons", post(coupons::list_coupons))
+        .route("/stop_coupon", post(coupons::stop_coupon))
+        .route("/coupon_qrcode", post(coupons::coupon_qrcode))
+        .route("/card_whitelist", post(coupons::card_whitelist))
         // JSON bodies are small; more is refused with 413 before it is read.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             crate::routes::MAX_BODY_BYTES,

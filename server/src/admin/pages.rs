@@ -45,6 +45,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState, api: Router) -> 
         .route("/admin/audit", axum::routing::get(audit_page))
         .route("/admin/doctor", axum::routing::get(doctor_page))
         .route("/admin/categories", axum::routing::get(categories_page))
+        .route("/admin/coupons", axum::routing::get(coupons_page))
         .route("/admin/form/upload_image", {
             let api = api.clone();
             axum::routing::post(move |req| upload_form(api.clone(), req))
@@ -80,6 +81,8 @@ async fn call(
         "audit_log" => super::audit_log(State(st.clone()), h).await,
         "doctor" => super::launch::doctor(State(st.clone()), h).await,
         "product_qrcode" => super::launch::product_qrcode(State(st.clone()), h, bytes).await,
+        "list_coupons" => super::coupons::list_coupons(State(st.clone()), h).await,
+        "coupon_qrcode" => super::coupons::coupon_qrcode(State(st.clone()), h, bytes).await,
         _ => return Err(format!("no page call {name}")),
     };
     let ok = res.status().is_success();
@@ -119,6 +122,7 @@ fn html(
                             <a href="/admin/orders" class:active=nav == "orders">"订单"</a>
                             <a href="/admin/aftersales" class:active=nav == "aftersales">"售后"</a>
                             <a href="/admin/products" class:active=nav == "products">"商品"</a>
+                            <a href="/admin/coupons" class:active=nav == "coupons">"优惠券"</a>
                             <a href="/admin/audit" class:active=nav == "audit">"记录"</a>
                             <a href="/admin/doctor" class:active=nav == "doctor">"检查"</a>
                             <form method="post" action="/admin/form/logout">
@@ -260,7 +264,8 @@ fn console_path(p: Option<&String>) -> Option<String> {
 
 /// Form field → JSON: numbers where the API wants numbers, yes/no as booleans, yuan as fen.
 fn form_json(fields: &BTreeMap<String, String>) -> Result<Value, String> {
-    const NUMBERS: [&str; 10] = [
+    const NUMBERS: [&str; 11] = [
+        "coupon_id",
         "order_id",
         "aftersale_id",
         "sku_id",
@@ -400,6 +405,7 @@ async fn form(Path(name): Path<String>, api: Router, req: Request) -> Response {
     let json_body = match match name.as_str() {
         "save_product" => product_form_json(&pairs),
         "refund_order" => refund_form_json(&pairs),
+        "save_coupon" => coupon_form_json(&fields),
         _ => form_json(&fields),
     } {
         Ok(v) => v,
@@ -859,6 +865,46 @@ mod tests {
         );
         let bad: BTreeMap<String, String> = [("order_id".to_string(), "x".to_string())].into();
         assert!(form_json(&bad).is_err());
+    }
+
+    #[test]
+    fn the_coupon_form_becomes_fen_and_only_its_kinds_amount() {
+        let f = |pairs: &[(&str, &str)]| {
+            coupon_form_json(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        assert_eq!(
+            f(&[
+                ("title", "新人券"),
+                ("kind", "cash"),
+                ("least_cost_yuan", "50"),
+                ("reduce_cost_yuan", "9.9"),
+                ("discount_percent", "30"),
+                ("quantity", "100"),
+                ("days", "7")
+            ])
+            .unwrap(),
+            json!({"title": "新人券", "kind": "cash", "least_cost_fen": 5000,
+                   "reduce_cost_fen": 990, "quantity": 100, "days": 7})
+        );
+        assert_eq!(
+            f(&[
+                ("title", "七折"),
+                ("kind", "discount"),
+                ("reduce_cost_yuan", "1"),
+                ("discount_percent", "30"),
+                ("quantity", "5"),
+                ("days", "7")
+            ])
+            .unwrap(),
+            json!({"title": "七折", "kind": "discount", "least_cost_fen": 0,
+                   "discount_percent": 30, "quantity": 5, "days": 7})
+        );
+        assert!(f(&[("least_cost_yuan", "5.001")]).is_err());
     }
 
     #[test]
@@ -1329,6 +1375,140 @@ fn refund_form_json(pairs: &[(String, String)]) -> Result<Value, String> {
         v["lines"] = json!(lines);
     }
     Ok(v)
+}
+
+/// The coupon form in yuan → `save_coupon`'s JSON in fen.
+fn coupon_form_json(fields: &BTreeMap<String, String>) -> Result<Value, String> {
+    let mut out = Map::new();
+    let get = |k: &str| fields.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    for (k, v) in [
+        ("title", get("title")),
+        ("kind", get("kind")),
+        ("color", get("color")),
+    ] {
+        if let Some(v) = v {
+            out.insert(k.into(), json!(v));
+        }
+    }
+    for (form, api) in [
+        ("least_cost_yuan", "least_cost_fen"),
+        ("reduce_cost_yuan", "reduce_cost_fen"),
+    ] {
+        if let Some(v) = get(form) {
+            let fen = parse_yuan(v).ok_or_else(|| "金额须为元，最多两位小数".to_string())?;
+            out.insert(api.into(), json!(fen));
+        }
+    }
+    if !out.contains_key("least_cost_fen") {
+        out.insert("least_cost_fen".into(), json!(0));
+    }
+    for k in ["discount_percent", "quantity", "days", "per_user"] {
+        if let Some(v) = get(k) {
+            let n: i64 = v.parse().map_err(|_| format!("{k} 须为整数"))?;
+            out.insert(k.into(), json!(n));
+        }
+    }
+    // The form offers both amounts; only the chosen kind's goes to the API.
+    match out.get("kind").and_then(Value::as_str) {
+        Some("cash") => {
+            out.remove("discount_percent");
+        }
+        Some("discount") => {
+            out.remove("reduce_cost_fen");
+        }
+        _ => {}
+    }
+    Ok(Value::Object(out))
+}
+
+async fn coupons_page(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if let Err(r) = signed_in(&st, &headers).await {
+        return r;
+    }
+    let (list, error) = match call(&st, &headers, "list_coupons", json!({})).await {
+        Ok(v) => (v, None),
+        Err(m) => (json!([]), Some(m)),
+    };
+    let coupons: Vec<Value> = list.as_array().cloned().unwrap_or_default();
+    // ?qr=ID shows that coupon's QR code (made at WeChat on request).
+    let (qr, qr_error) = match q.get("qr").and_then(|v| v.parse::<i64>().ok()) {
+        Some(id) => match call(&st, &headers, "coupon_qrcode", json!({"coupon_id": id})).await {
+            Ok(v) => (Some(v), None),
+            Err(m) => (None, Some(m)),
+        },
+        None => (None, None),
+    };
+    html(
+        "优惠券",
+        error.or(qr_error).or_else(|| flash_of(&headers)),
+        "coupons",
+        view! {
+            <p class="muted">"优惠券放在顾客的微信卡包里：顾客在首页或商品页领取，结算时「使用优惠券」，付款后自动核销。"
+                "微信审核通过前，只有测试白名单里的用户能领取（wxmall card whitelist）。"</p>
+            {qr.map(|c| view! {
+                <section class="panel qrcodes" data-testid="coupon-qr">
+                    <h2 class="section-title">"领券二维码"</h2>
+                    <figure>
+                        <div class="qr" inner_html=s(&c["svg"])></div>
+                        <figcaption>"微信扫码领取"<br /><span class="muted">{s(&c["card_id"])}</span></figcaption>
+                    </figure>
+                </section>
+            })}
+            <table class="console-table" data-testid="coupons">
+                <thead><tr>
+                    <th scope="col">"券"</th><th scope="col">"规则"</th><th scope="col">"有效期"</th>
+                    <th scope="col">"领取 / 核销 / 发放"</th><th scope="col">"状态"</th><th scope="col">"操作"</th>
+                </tr></thead>
+                <tbody>
+                    {coupons.iter().map(|c| {
+                        let id = s(&c["coupon_id"]);
+                        let active = c["status"] == "active";
+                        view! {
+                            <tr>
+                                <td>{s(&c["title"])}</td>
+                                <td>{s(&c["rule"])}</td>
+                                <td>{s(&c["validity"])}</td>
+                                <td>{format!("{} / {} / {}", s(&c["taken"]), s(&c["redeemed"]), s(&c["quantity"]))}</td>
+                                <td>{if active { "发放中" } else { "已停发" }}</td>
+                                <td>
+                                    {active.then(|| view! {
+                                        <a href=format!("/admin/coupons?qr={id}")>"二维码"</a>
+                                        <form method="post" action="/admin/form/stop_coupon" class="inline-form">
+                                            <input type="hidden" name="coupon_id" value=id.clone() />
+                                            <input type="hidden" name="next" value="/admin/coupons" />
+                                            <button type="submit" class="btn btn-secondary">{format!("停发「{}」", s(&c["title"]))}</button>
+                                        </form>
+                                    })}
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+            <form class="panel console-form" method="post" action="/admin/form/save_coupon" data-testid="coupon-form">
+                <h2 class="section-title">"新建优惠券"</h2>
+                <input type="hidden" name="next" value="/admin/coupons" />
+                <label class="field"><span>"券名"</span><input name="title" required=true maxlength="9" placeholder="最多 9 个字" /></label>
+                <label class="field"><span>"类型"</span>
+                    <select name="kind">
+                        <option value="cash">"代金券（满减）"</option>
+                        <option value="discount">"折扣券"</option>
+                    </select>
+                </label>
+                <label class="field"><span>"最低消费（元）"</span><input name="least_cost_yuan" inputmode="decimal" placeholder="0 为无门槛" /></label>
+                <label class="field"><span>"减免（元，代金券）"</span><input name="reduce_cost_yuan" inputmode="decimal" /></label>
+                <label class="field"><span>"优惠百分比（折扣券，30 即七折）"</span><input name="discount_percent" inputmode="numeric" /></label>
+                <label class="field"><span>"发放数量"</span><input name="quantity" inputmode="numeric" required=true /></label>
+                <label class="field"><span>"领取后有效天数"</span><input name="days" inputmode="numeric" value="30" required=true /></label>
+                <label class="field"><span>"每人限领"</span><input name="per_user" inputmode="numeric" value="1" /></label>
+                <button type="submit" class="btn btn-primary" data-testid="save-coupon">"创建（同步到微信卡券）"</button>
+            </form>
+        },
+    )
 }
 
 async fn categories_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {

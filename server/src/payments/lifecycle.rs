@@ -50,6 +50,8 @@ pub struct SweepReport {
     pub deferred: usize,
     /// Refunds settled by asking WeChat (their notification was lost), or sent again.
     pub refunds: usize,
+    /// Coupons of paid orders redeemed at WeChat by the sweep (their first attempt failed).
+    pub coupons: usize,
 }
 
 const BATCH: i64 = 200;
@@ -356,6 +358,13 @@ impl Payments {
         let (settled, deferred) = self.reconcile_refunds(now).await?;
         report.refunds += settled;
         report.deferred += deferred;
+        if let Some(coupons) = &self.coupons {
+            match coupons.redeem_due().await {
+                Ok(n) => report.coupons += n,
+                // Logged where it happened (db_error); the next sweep tries again.
+                Err(e) => tracing::warn!(error = %e.message, "coupon redemptions failed"),
+            }
+        }
         if report != SweepReport::default() {
             tracing::info!(?report, "swept orders and refunds");
         }

@@ -110,6 +110,8 @@ pub struct Payments {
     cfg: Arc<PaymentsConfig>,
     /// Tells the shopper in WeChat when a payment is applied (template message), if configured.
     paid_notice: Option<Arc<crate::mp::OrderTemplate>>,
+    /// Redeems the coupon of every order paid (WeChat cards), if WeChat is configured.
+    coupons: Option<crate::shop::coupons::Redeemer>,
 }
 
 impl Payments {
@@ -119,7 +121,14 @@ impl Payments {
             gateway,
             cfg: Arc::new(cfg),
             paid_notice: None,
+            coupons: None,
         }
+    }
+
+    /// Redeems (in the background, and in the sweep) the coupon of every order paid from now on.
+    pub fn with_coupons(mut self, redeemer: crate::shop::coupons::Redeemer) -> Self {
+        self.coupons = Some(redeemer);
+        self
     }
 
     /// Sends `notice` (in the background) for every payment applied from now on.
@@ -145,6 +154,7 @@ impl Payments {
             gateway: self.gateway.clone(),
             cfg: Arc::new(cfg),
             paid_notice: self.paid_notice.clone(),
+            coupons: self.coupons.clone(),
         }
     }
 }

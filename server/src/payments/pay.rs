@@ -185,6 +185,11 @@ impl Payments {
         {
             notice.spawn_send(id);
         }
+        // Exactly once: only the notification that moved the order to paid gets here (a lease
+        // on the order guards the sweeper's retry too).
+        if let (Applied::Accepted, Some(id), Some(coupons)) = (&applied, order_id, &self.coupons) {
+            coupons.spawn_redeem(id);
+        }
         if let Applied::Unexpected { order_id, .. } = &applied {
             self.refund_unexpected(*order_id, order_no, transaction_id, total_fee)
                 .await?;

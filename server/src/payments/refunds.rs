@@ -91,6 +91,8 @@ struct OrderForRefund {
     total_fee: i64,
     transaction_id: Option<String>,
     paid_in_sandbox: bool,
+    /// What a coupon took off: goods are refunded at what was paid for them.
+    discount_fen: i64,
 }
 
 /// `out_refund_no` for a merchant refund: derived from the request, so the same request
@@ -164,8 +166,8 @@ impl Payments {
             )));
         }
         let order: OrderForRefund = crate::sql!(&self.pool, e => sqlx::query_as(
-            "SELECT id, order_no, status, total_fee, transaction_id, paid_in_sandbox FROM orders \
-             WHERE order_no = $1 OR CAST(id AS TEXT) = $1 ORDER BY order_no = $1 DESC LIMIT 1",
+            "SELECT id, order_no, status, total_fee, transaction_id, paid_in_sandbox, discount_fen \
+             FROM orders WHERE order_no = $1 OR CAST(id AS TEXT) = $1 ORDER BY order_no = $1 DESC LIMIT 1",
         )
         .bind(req.order.trim())
         .fetch_optional(e).await)?
@@ -234,6 +236,23 @@ impl Payments {
             lines_value += price * l.quantity;
         }
         let left = order.total_fee - committed_fen(&self.pool, order.id).await?;
+        if order.discount_fen > 0 && !lines.is_empty() {
+            // A couponed order: goods go back at what was paid for them — the coupon's discount
+            // spread over the goods in proportion, rounded down; when the last units go back,
+            // the rest of what was paid. Never more than was paid.
+            let others_left: i64 = crate::sql!(&self.pool, e => sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(ol.quantity - COALESCE((SELECT SUM(rl.quantity)                    FROM refund_lines rl JOIN refunds r ON r.id = rl.refund_id                    WHERE r.order_id = ol.order_id AND rl.line_no = ol.line_no                      AND r.status IN ('processing', 'succeeded')), 0)), 0) AS BIGINT)                  FROM order_lines ol WHERE ol.order_id = $1",
+            )
+            .bind(order.id)
+            .fetch_one(e).await)?;
+            let requested: i64 = lines.iter().map(|l| l.quantity).sum();
+            let goods = order.total_fee + order.discount_fen;
+            lines_value = if others_left - requested <= 0 {
+                left
+            } else {
+                (lines_value as i128 * order.total_fee as i128 / goods as i128) as i64
+            };
+        }
         let amount = match (req.amount_fen, lines.is_empty()) {
             (Some(a), _) => a,
             (None, false) => lines_value.min(left),

@@ -7,6 +7,7 @@
 pub mod aftersales;
 mod cart;
 mod catalog;
+pub mod coupons;
 pub mod demo;
 pub(crate) mod orders;
 pub mod sessions;
@@ -121,6 +122,21 @@ impl SqlShop {
     pub fn pool(&self) -> &Db {
         &self.pool
     }
+
+    /// [`coupons::check`] for the session's shopper.
+    async fn check_coupon(
+        &self,
+        session: &SessionId,
+        input: &CouponInput,
+        goods_fen: i64,
+    ) -> Result<coupons::Checked> {
+        let wx = self.wechat()?;
+        let openid = match sessions::user(&self.pool, session).await? {
+            Some(user) => coupons::openid_of(&self.pool, user).await?,
+            None => None,
+        };
+        coupons::check(&self.pool, &wx.cards, openid.as_deref(), input, goods_fen).await
+    }
 }
 
 /// Current time as unix seconds.
@@ -208,8 +224,38 @@ impl ShopPort for SqlShop {
         cart::load(&self.pool, user).await
     }
 
-    async fn quote(&self, items: &[OrderItemInput]) -> Result<Quote> {
-        orders::quote(&self.pool, items).await
+    async fn quote(
+        &self,
+        session: &SessionId,
+        items: &[OrderItemInput],
+        coupon: Option<&CouponInput>,
+    ) -> Result<Quote> {
+        let mut quote = orders::quote(&self.pool, items).await?;
+        if let Some(input) = coupon {
+            let checked = self.check_coupon(session, input, quote.total_fen).await?;
+            quote.total_fen -= checked.discount_fen;
+            quote.discount_fen = checked.discount_fen;
+            quote.coupon = Some(checked.applied());
+        }
+        Ok(quote)
+    }
+
+    async fn coupon_offers(&self) -> Result<Vec<CouponOffer>> {
+        coupons::offers(&self.pool).await
+    }
+
+    async fn card_ext(&self, session: &SessionId, card_id: &str) -> Result<CardExtView> {
+        let wx = self.wechat()?;
+        let openid = match sessions::user(&self.pool, session).await? {
+            Some(user) => coupons::openid_of(&self.pool, user).await?,
+            None => None,
+        };
+        coupons::card_ext(&self.pool, &wx.cards, openid.as_deref(), card_id).await
+    }
+
+    async fn choose_card_config(&self, _session: &SessionId) -> Result<ChooseCardConfig> {
+        let wx = self.wechat()?;
+        coupons::choose_card_config(&wx.cards, &wx.appid).await
     }
 
     async fn addresses(&self, session: &SessionId) -> Result<Vec<Address>> {
@@ -242,8 +288,23 @@ impl ShopPort for SqlShop {
         {
             return Err(ApiError::new(ErrorCode::Unauthorized, "请在微信中打开"));
         }
+        let coupon = match &order.coupon {
+            Some(input) => {
+                let goods = orders::quote(&self.pool, &order.items).await?.total_fen;
+                Some(self.check_coupon(session, input, goods).await?)
+            }
+            None => None,
+        };
         let user = sessions::user_or_create(&self.pool, session).await?;
-        orders::create(&self.pool, user, order, clear_cart, &self.settings).await
+        orders::create(
+            &self.pool,
+            user,
+            order,
+            clear_cart,
+            &self.settings,
+            coupon.as_ref(),
+        )
+        .await
     }
 
     async fn order(&self, session: &SessionId, order_id: i64) -> Result<Order> {

@@ -4,6 +4,7 @@
 //! `crate::payments` (`payments/state.rs`); this module creates orders and reads them.
 
 use super::catalog::{sku_info, SkuInfo};
+use super::coupons::Checked;
 use super::{check_quantity, db_error, now, out_of_stock, ShopSettings};
 use crate::db::{Db, Tx};
 use app::error::{ApiError, ErrorCode};
@@ -90,7 +91,12 @@ pub async fn quote(pool: &Db, items: &[OrderItemInput]) -> Result<Quote> {
         lines.push(line_of(&info, quantity));
     }
     let total_fen = total_of(&lines)?;
-    Ok(Quote { lines, total_fen })
+    Ok(Quote {
+        lines,
+        total_fen,
+        discount_fen: 0,
+        coupon: None,
+    })
 }
 
 /// Takes `quantity` of `sku_id` out of stock, or fails without touching it.
@@ -113,8 +119,18 @@ pub async fn create(
     order: NewOrder,
     clear_cart: bool,
     settings: &ShopSettings,
+    coupon: Option<&Checked>,
 ) -> Result<CreatedOrder> {
-    create_numbered(pool, user, order, clear_cart, settings, OrderNo::generate).await
+    create_numbered(
+        pool,
+        user,
+        order,
+        clear_cart,
+        settings,
+        coupon,
+        OrderNo::generate,
+    )
+    .await
 }
 
 /// [`create`] with the order numbers drawn from `next_no(created_at)` (tests force collisions).
@@ -124,6 +140,7 @@ async fn create_numbered(
     order: NewOrder,
     clear_cart: bool,
     settings: &ShopSettings,
+    coupon: Option<&Checked>,
     mut next_no: impl FnMut(i64) -> OrderNo,
 ) -> Result<CreatedOrder> {
     let address = order.address.validate().map_err(ApiError::validation)?;
@@ -162,7 +179,31 @@ async fn create_numbered(
         let info = reserve(&mut tx, sku_id, quantity).await?;
         lines.push(line_of(&info, quantity));
     }
-    let total_fee = total_of(&lines)?;
+    let goods_fen = total_of(&lines)?;
+    // The coupon was checked against the quote; prices are read again here, so its rule is
+    // applied again to what is actually reserved.
+    let discount_fen = match coupon {
+        Some(c) => c
+            .terms
+            .discount(goods_fen)
+            .map_err(|why| ApiError::new(ErrorCode::CouponNotApplicable, why))?,
+        None => 0,
+    };
+    let total_fee = goods_fen - discount_fen;
+    if let Some(c) = coupon {
+        // Inside the transaction (SQLite: after the write lock): two checkouts with one code
+        // cannot both pass; on PostgreSQL the unique index `orders_coupon_code` decides.
+        let held: Option<i64> = crate::sql!(&mut tx, e => sqlx::query_scalar(
+            "SELECT id FROM orders WHERE coupon_card_id = $1 AND coupon_code = $2 AND status <> 'closed'",
+        )
+        .bind(&c.card_id)
+        .bind(&c.code)
+        .fetch_optional(e).await)
+        .map_err(db_error)?;
+        if held.is_some() {
+            return Err(coupon_held());
+        }
+    }
     let created_at = now();
     let expires_at = created_at + settings.order_ttl.as_secs() as i64;
     // A taken number inserts nothing (portable: no statement error that would abort a
@@ -172,8 +213,9 @@ async fn create_numbered(
         let order_no = next_no(created_at);
         let id = crate::sql!(&mut tx, e => sqlx::query_scalar::<_, i64>(
             "INSERT INTO orders (order_no, user_id, status, total_fee, ship_name, ship_phone, \
-             ship_region, ship_detail, remark, created_at, expires_at) \
-             VALUES ($1, $2, 'unpaid', $3, $4, $5, $6, $7, $8, $9, $10) \
+             ship_region, ship_detail, remark, created_at, expires_at, \
+             coupon_card_id, coupon_code, coupon_title, discount_fen) \
+             VALUES ($1, $2, 'unpaid', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (order_no) DO NOTHING RETURNING id",
         )
         .bind(&order_no.0)
@@ -186,8 +228,18 @@ async fn create_numbered(
         .bind(&remark)
         .bind(created_at)
         .bind(expires_at)
+        .bind(coupon.map(|c| c.card_id.as_str()))
+        .bind(coupon.map(|c| c.code.as_str()))
+        .bind(coupon.map(|c| c.title.as_str()))
+        .bind(discount_fen)
         .fetch_optional(e).await)
-        .map_err(db_error)?;
+        .map_err(|e| {
+            if is_coupon_conflict(&e) {
+                coupon_held()
+            } else {
+                db_error(e)
+            }
+        })?;
         if let Some(id) = id {
             inserted = Some((id, order_no));
             break;
@@ -237,11 +289,30 @@ async fn create_numbered(
     .execute(e).await.map(crate::db::Done::from))
     .map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;
-    tracing::info!(order_id, order_no = %order_no.0, total_fee, "order created");
+    tracing::info!(order_id, order_no = %order_no.0, total_fee, discount_fen, "order created");
     Ok(CreatedOrder {
         order_id,
         total_fee,
     })
+}
+
+fn coupon_held() -> ApiError {
+    ApiError::new(
+        ErrorCode::CouponNotApplicable,
+        "此优惠券已用于另一个订单（支付或取消那个订单后再试）",
+    )
+}
+
+/// The unique index that lets one coupon code sit on one open order.
+fn is_coupon_conflict(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            d.is_unique_violation()
+                && (d.constraint() == Some("orders_coupon_code")
+                    || d.message().contains("coupon_card_id"))
+        }
+        _ => false,
+    }
 }
 
 pub async fn addresses(pool: &Db, user: i64) -> Result<Vec<Address>> {
@@ -284,6 +355,8 @@ struct OrderRow {
     carrier: Option<String>,
     tracking_no: Option<String>,
     shipped_at: Option<i64>,
+    discount_fen: i64,
+    coupon_title: Option<String>,
 }
 
 fn parse_status(s: &str) -> OrderStatus {
@@ -300,7 +373,8 @@ async fn order_row(pool: &Db, user: Option<i64>, order_id: i64) -> Result<OrderR
     crate::sql!(pool, e => sqlx::query_as::<_, OrderRow>(
         "SELECT id, order_no, status, total_fee, ship_name, ship_phone, ship_region, \
          ship_detail, remark, created_at, expires_at, paid_at, closed_at, refunded_fen, \
-         paid_in_sandbox, carrier, tracking_no, shipped_at FROM orders WHERE id = $1 AND user_id = $2",
+         paid_in_sandbox, carrier, tracking_no, shipped_at, discount_fen, coupon_title \
+         FROM orders WHERE id = $1 AND user_id = $2",
     )
     .bind(order_id)
     .bind(user)
@@ -360,6 +434,8 @@ pub async fn load(pool: &Db, user: Option<i64>, order_id: i64) -> Result<Order> 
         refunded_fen: row.refunded_fen,
         refunds,
         paid_in_sandbox: row.paid_in_sandbox,
+        discount_fen: row.discount_fen,
+        coupon_title: row.coupon_title,
         shipment: match (row.carrier, row.tracking_no, row.shipped_at) {
             (Some(carrier), Some(tracking_no), Some(shipped_at)) => Some(Shipment {
                 carrier,
@@ -515,10 +591,11 @@ mod order_no_tests {
                 detail: "科技园南区 1 栋 101".into(),
             },
             remark: String::new(),
+            coupon: None,
         };
         let settings = ShopSettings::default();
         let taken = |_| OrderNo("202611221439410000000001".into());
-        create_numbered(&pool, user, order(), false, &settings, taken)
+        create_numbered(&pool, user, order(), false, &settings, None, taken)
             .await
             .unwrap();
         let stock = || async {
@@ -530,7 +607,7 @@ mod order_no_tests {
 
         // The first draw is taken: the second one is used.
         let mut draws = 0;
-        let second = create_numbered(&pool, user, order(), false, &settings, |_| {
+        let second = create_numbered(&pool, user, order(), false, &settings, None, |_| {
             draws += 1;
             if draws == 1 {
                 OrderNo("202611221439410000000001".into())
@@ -550,7 +627,7 @@ mod order_no_tests {
         assert_eq!(stock().await, before - 1);
 
         // Every draw taken: an error, and the stock reservation is rolled back.
-        let err = create_numbered(&pool, user, order(), false, &settings, taken)
+        let err = create_numbered(&pool, user, order(), false, &settings, None, taken)
             .await
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::Internal);

@@ -64,6 +64,7 @@
 #![warn(missing_docs)]
 
 pub mod bill;
+pub mod card;
 pub mod certs;
 pub mod config;
 pub mod error;

@@ -290,6 +290,10 @@ pub struct Message {
     pub event: Option<String>,
     /// `qrscene_<scene>` (subscribe from a QR code), `<scene>` (SCAN), the menu key (CLICK).
     pub event_key: Option<String>,
+    /// Card events (`user_get_card`, `user_del_card`, `user_consume_card`): the card.
+    pub card_id: Option<String>,
+    /// Card events: the code in the shopper's wallet.
+    pub user_card_code: Option<String>,
 }
 
 impl Message {
@@ -310,6 +314,8 @@ impl Message {
             msg_id: take("MsgId").map(|t| t.trim().to_string()),
             event: take("Event").map(|t| t.trim().to_string()),
             event_key: take("EventKey"),
+            card_id: take("CardId").map(|t| t.trim().to_string()),
+            user_card_code: take("UserCardCode").map(|t| t.trim().to_string()),
         })
     }
 

@@ -148,6 +148,8 @@ pub enum TokenKind {
     AccessToken,
     /// The JS-SDK jsapi_ticket.
     JsapiTicket,
+    /// The cards (卡券) api_ticket (`getticket?type=wx_card`), which signs `cardExt` / `cardSign`.
+    CardTicket,
 }
 
 impl TokenKind {
@@ -155,12 +157,14 @@ impl TokenKind {
         match self {
             Self::AccessToken => 0,
             Self::JsapiTicket => 1,
+            Self::CardTicket => 2,
         }
     }
     fn name(self) -> &'static str {
         match self {
             Self::AccessToken => "access_token",
             Self::JsapiTicket => "jsapi_ticket",
+            Self::CardTicket => "wx_card_ticket",
         }
     }
 }
@@ -215,9 +219,9 @@ struct Inner {
     http: reqwest::Client,
     cache: Arc<dyn TokenCache>,
     opts: TokenOptions,
-    flights: [tokio::sync::Mutex<()>; 2],
-    ahead_attempts: [std::sync::Mutex<Option<Instant>>; 2],
-    failures: [std::sync::Mutex<Option<Failure>>; 2],
+    flights: [tokio::sync::Mutex<()>; 3],
+    ahead_attempts: [std::sync::Mutex<Option<Instant>>; 3],
+    failures: [std::sync::Mutex<Option<Failure>>; 3],
 }
 
 /// The last failed fetches of one token, remembered for a short, growing time.
@@ -273,9 +277,9 @@ impl TokenManager {
                 http,
                 cache,
                 opts,
-                flights: [tokio::sync::Mutex::new(()), tokio::sync::Mutex::new(())],
-                ahead_attempts: [std::sync::Mutex::new(None), std::sync::Mutex::new(None)],
-                failures: [std::sync::Mutex::new(None), std::sync::Mutex::new(None)],
+                flights: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
+                ahead_attempts: std::array::from_fn(|_| std::sync::Mutex::new(None)),
+                failures: std::array::from_fn(|_| std::sync::Mutex::new(None)),
             }),
         }
     }
@@ -303,6 +307,12 @@ impl TokenManager {
     /// The jsapi_ticket.
     pub async fn jsapi_ticket(&self) -> Result<Secret<String>, TokenError> {
         self.get(TokenKind::JsapiTicket).await
+    }
+
+    /// The cards (卡券) api_ticket (`getticket?type=wx_card`), cached and single-flighted like the
+    /// jsapi_ticket under its own key (`…:wx_card_ticket`).
+    pub async fn card_api_ticket(&self) -> Result<Secret<String>, TokenError> {
+        self.get(TokenKind::CardTicket).await
     }
 
     /// `wx.config` parameters for `url` (fragment stripped, fresh nonce and timestamp).
@@ -498,7 +508,11 @@ impl TokenManager {
         let (value, expires_in) = match kind {
             TokenKind::AccessToken => self.fetch_access_token().await?,
             TokenKind::JsapiTicket => {
-                self.with_access_token(|at| async move { self.fetch_ticket(&at).await })
+                self.with_access_token(|at| async move { self.fetch_ticket(&at, "jsapi").await })
+                    .await?
+            }
+            TokenKind::CardTicket => {
+                self.with_access_token(|at| async move { self.fetch_ticket(&at, "wx_card").await })
                     .await?
             }
         };
@@ -549,6 +563,7 @@ impl TokenManager {
     async fn fetch_ticket(
         &self,
         access_token: &Secret<String>,
+        ty: &str,
     ) -> Result<(Secret<String>, u64), MpError> {
         #[derive(serde::Deserialize)]
         struct Answer {
@@ -557,7 +572,7 @@ impl TokenManager {
         }
         let inner = &self.inner;
         let rb = inner.http.get(inner.api.join(&format!(
-            "/cgi-bin/ticket/getticket?access_token={}&type=jsapi",
+            "/cgi-bin/ticket/getticket?access_token={}&type={ty}",
             encode(access_token.expose_str())
         )));
         let a: Answer = self.send(rb).await?;
