@@ -200,14 +200,14 @@ pub async fn cancel_order(order_id: i64) -> Result<OrderStatusView, ApiError> {
 
 /// Signs `wx.config` for `url` (the page's URL without `#…`; it must be one of the shop's pages).
 #[server(prefix = "/api", endpoint = "jssdk_config", input = Json)]
-pub async fn sign_jssdk_config(url: String) -> Result<JssdkConfig, ApiError> {
+pub async fn sign_jssdk_config(url: String) -> Result<WxConfig, ApiError> {
     ssr::shop()?.jssdk_config(&url).await
 }
 
 /// The parameters for `wx.chooseWXPay` / `getBrandWCPayRequest` for one of the shopper's unpaid
 /// orders. Amount and description come from the database.
 #[server(prefix = "/api", endpoint = "pay_order", input = Json)]
-pub async fn pay_order(order_id: i64) -> Result<WxPayParams, ApiError> {
+pub async fn pay_order(order_id: i64) -> Result<ChooseWxPay, ApiError> {
     let ip = ssr::client_ip();
     ssr::with_session(|shop, s| async move { shop.pay_order(&s, order_id, &ip).await }).await
 }

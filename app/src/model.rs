@@ -638,34 +638,11 @@ pub struct WxEnv {
     pub jssdk_url: String,
 }
 
-/// `POST /api/jssdk_config` output: the signed fields of `wx.config`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JssdkConfig {
-    #[serde(rename = "appId")]
-    pub app_id: String,
-    /// Unix seconds.
-    pub timestamp: i64,
-    #[serde(rename = "nonceStr")]
-    pub nonce_str: String,
-    pub signature: String,
-}
-
-/// `POST /api/pay_order` output: the six fields of `getBrandWCPayRequest`, signed afresh.
-/// (`wx.chooseWXPay` takes the same values with `timestamp` for `timeStamp` and no `appId`.)
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WxPayParams {
-    #[serde(rename = "appId")]
-    pub app_id: String,
-    #[serde(rename = "timeStamp")]
-    pub time_stamp: String,
-    #[serde(rename = "nonceStr")]
-    pub nonce_str: String,
-    pub package: String,
-    #[serde(rename = "signType")]
-    pub sign_type: String,
-    #[serde(rename = "paySign")]
-    pub pay_sign: String,
-}
+/// `POST /api/jssdk_config` output ([`WxConfig`]: the signed fields of `wx.config`) and
+/// `POST /api/pay_order` output ([`ChooseWxPay`]: the six fields of `getBrandWCPayRequest`, signed
+/// afresh; `wx.chooseWXPay` takes the same values with `timestamp` for `timeStamp` and no `appId`).
+/// Defined once in the `wechat-js` crate, which the server's signing code returns.
+pub use wechat_js::{ChooseWxPay, WxConfig};
 
 /// Formats fen as yuan with two decimals: `1990` → `"19.90"`, `-5` → `"-0.05"`.
 pub fn format_fen(fen: i64) -> String {

@@ -110,7 +110,7 @@ pub trait ShopPort: Send + Sync + 'static {
     async fn profile(&self, session: &SessionId) -> Result<Profile>;
 
     /// Signs `wx.config` for a page URL of this shop.
-    async fn jssdk_config(&self, url: &str) -> Result<JssdkConfig>;
+    async fn jssdk_config(&self, url: &str) -> Result<WxConfig>;
     /// The pay parameters for one of the shopper's unpaid orders (prepays at WeChat, or reuses a
     /// still-valid prepay_id). `client_ip` is the shopper's address as seen by the server.
     async fn pay_order(
@@ -118,7 +118,7 @@ pub trait ShopPort: Send + Sync + 'static {
         session: &SessionId,
         order_id: i64,
         client_ip: &str,
-    ) -> Result<WxPayParams>;
+    ) -> Result<ChooseWxPay>;
 }
 
 pub type SharedShop = Arc<dyn ShopPort>;

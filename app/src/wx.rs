@@ -5,7 +5,7 @@
 //! a page where it failed to load gets an error value, never a wasm panic. Which script is loaded
 //! (WeChat's or the sandbox's shim) is decided by the server (see `components::wx_env`).
 
-use crate::model::{JssdkConfig, WxPayParams};
+use crate::model::{ChooseWxPay, WxConfig};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
@@ -134,7 +134,7 @@ fn callback(f: impl FnMut(JsValue) + 'static) -> JsValue {
 }
 
 /// `wx.config(…)`, then the outcome: `Ok` on `wx.ready`, `Err(errMsg)` on `wx.error`.
-pub async fn config(cfg: &JssdkConfig) -> Result<(), String> {
+pub async fn config(cfg: &WxConfig) -> Result<(), String> {
     let wx = global("wx").ok_or_else(|| "JS-SDK not loaded".to_string())?;
     let (config, ready, error) = match (
         method(&wx, "config"),
@@ -225,7 +225,7 @@ pub async fn check_js_api(apis: &[&str]) -> Result<Vec<(String, bool)>, String> 
 
 /// `wx.chooseWXPay` (needs a successful `wx.config`). The JS-SDK's field is `timestamp`; the
 /// value is the signed `timeStamp`.
-pub async fn choose_wx_pay(p: &WxPayParams) -> PayOutcome {
+pub async fn choose_wx_pay(p: &ChooseWxPay) -> PayOutcome {
     let Some(wx) = global("wx") else {
         return PayOutcome::Fail("chooseWXPay:fail, JS-SDK not loaded".into());
     };
@@ -275,7 +275,7 @@ fn outcome(res: Result<JsValue, JsValue>) -> PayOutcome {
 }
 
 /// `WeixinJSBridge.invoke('getBrandWCPayRequest', …)`: works without `wx.config`.
-pub async fn brand_wcpay_request(p: &WxPayParams) -> PayOutcome {
+pub async fn brand_wcpay_request(p: &ChooseWxPay) -> PayOutcome {
     let Some(bridge) = global("WeixinJSBridge") else {
         return PayOutcome::Fail("请在微信中打开本页完成支付".into());
     };
@@ -314,7 +314,7 @@ pub async fn brand_wcpay_request(p: &WxPayParams) -> PayOutcome {
 
 /// Pays: `chooseWXPay` when `wx.config` succeeded, `getBrandWCPayRequest` otherwise (or when
 /// the JS-SDK refuses for lack of permission).
-pub async fn pay(p: &WxPayParams, configured: bool) -> PayOutcome {
+pub async fn pay(p: &ChooseWxPay, configured: bool) -> PayOutcome {
     if configured {
         match choose_wx_pay(p).await {
             PayOutcome::Fail(m) if m.contains("permission") || m.contains("offline") => {}

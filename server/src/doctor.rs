@@ -116,10 +116,10 @@ fn is_loopback(url: &str) -> bool {
 }
 
 /// What WeChat's errcode means for the merchant.
-pub fn explain_token_error(e: &wechat::token::TokenError) -> String {
+pub fn explain_token_error(e: &wechat::mp::token::TokenError) -> String {
     use wechat::error::{ApiError, MpError};
     match e {
-        wechat::token::TokenError::Mp(MpError::Api(api)) => match api {
+        wechat::mp::token::TokenError::Mp(MpError::Api(api)) => match api {
             ApiError::IpNotWhitelisted(_, ip) => format!(
                 "add {} to 公众号后台 → 设置与开发 → 基本配置 → IP白名单 (the address WeChat saw this server call from)",
                 ip.as_deref().unwrap_or("this server's public IP")

@@ -22,7 +22,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use wechat::mp::{Message, MpError, MpServer};
+use wechat::mp::server::{Message, MpError, MpServer};
 
 /// How long a push is remembered for deduplication (WeChat retries within seconds).
 pub const DEDUPE_SECS: i64 = 24 * 3600;
@@ -304,7 +304,7 @@ async fn record_card_event(
 /// failure is logged with WeChat's errcode and never touches the payment.
 #[derive(Clone)]
 pub struct OrderTemplate {
-    pub api: wechat::mp_api::MpApi,
+    pub api: wechat::mp::api::MpApi,
     pub template_id: String,
     pub pool: Db,
     pub public_url: String,
@@ -355,7 +355,7 @@ impl OrderTemplate {
     async fn message(
         &self,
         order_id: i64,
-    ) -> Result<Option<wechat::mp_api::TemplateMessage>, sqlx::Error> {
+    ) -> Result<Option<wechat::mp::api::TemplateMessage>, sqlx::Error> {
         #[allow(clippy::type_complexity)]
         let row: Option<(
             String,
@@ -419,7 +419,7 @@ impl OrderTemplate {
                 ]
             }
         };
-        Ok(Some(wechat::mp_api::TemplateMessage {
+        Ok(Some(wechat::mp::api::TemplateMessage {
             touser: openid,
             template_id: self.template_id.clone(),
             url: Some(format!("{}/orders/{order_id}", self.public_url)),

@@ -22,7 +22,7 @@ fn usage(message: impl Into<String>) -> CliError {
     }
 }
 
-fn wechat(e: wechat::token::TokenError) -> CliError {
+fn wechat(e: wechat::mp::token::TokenError) -> CliError {
     CliError {
         status: 1,
         message: format!("WeChat refused: {e}"),
@@ -159,7 +159,7 @@ pub async fn qrcode(
     writeln!(
         out,
         "picture {}",
-        wechat::mp_api::qr_picture_url(&ticket.ticket)
+        wechat::mp::api::qr_picture_url(&ticket.ticket)
     )
     .map_err(io)?;
     match ticket.expire_seconds {

@@ -28,7 +28,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use std::sync::Arc;
-use wechat::oauth::Scope;
+use wechat::mp::oauth::Scope;
 
 /// How long a `state` stays usable (WeChat's codes live 5 minutes; people are slower).
 const STATE_TTL_SECS: i64 = 600;
@@ -175,7 +175,7 @@ async fn start(
     return_to: &str,
     flow: Flow,
 ) -> Result<Response, Response> {
-    let state = wechat::oauth::new_state();
+    let state = wechat::mp::oauth::new_state();
     let now = crate::shop::now();
     let stored = async {
         crate::sql!(&st.pool, e => sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
@@ -237,7 +237,7 @@ pub async fn callback(
         return error_page(StatusCode::BAD_REQUEST, "请开启 Cookie 后重试", "/");
     };
     let state = q.state.unwrap_or_default();
-    if !wechat::oauth::is_valid_state(&state) {
+    if !wechat::mp::oauth::is_valid_state(&state) {
         return error_page(StatusCode::BAD_REQUEST, "登录链接无效，请重新进入", "/");
     }
     // Single use: whoever deletes the row owns it.

@@ -161,7 +161,7 @@ pub fn router(
                     .post(crate::mp::receive)
                     .with_state(mp)
                     .layer(tower_http::limit::RequestBodyLimitLayer::new(
-                        wechat::mp::MAX_MESSAGE_BYTES,
+                        wechat::mp::server::MAX_MESSAGE_BYTES,
                     )),
             );
         }

@@ -7,8 +7,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use wechat::jsapi::PayParams;
-use wechat::sign::{self, MerchantKey, SignType};
+use wechat::pay::jsapi;
+use wechat::pay::v2::sign::{self as v2_sign, SignType};
+use wechat::pay::v3::sign::{self as v3_sign, MerchantKey};
 use wechat::PrepayId;
 
 /// `wxmall sign <kind> …`
@@ -261,17 +262,17 @@ pub fn run_with(
             {
                 return Err(SignCmdError::BadUrl(url.chars().take(200).collect()));
             }
-            let signed_url = wechat::jssdk::strip_fragment(url);
+            let signed_url = wechat::mp::jssdk::strip_fragment(url);
             if signed_url.len() != url.len() {
                 writeln!(out, "note: the #fragment is not part of the signed url")?;
             }
-            let string1 = wechat::jssdk::string_to_sign(ticket, noncestr, timestamp, url);
+            let string1 = wechat::mp::jssdk::string_to_sign(ticket, noncestr, timestamp, url);
             writeln!(out, "algorithm: SHA-1, lowercase hex")?;
             writeln!(out, "string1: {string1}")?;
             writeln!(
                 out,
                 "{}",
-                wechat::jssdk::signature(ticket, noncestr, timestamp, url)
+                wechat::mp::jssdk::signature(ticket, noncestr, timestamp, url)
             )?;
         }
         SignKind::V2 {
@@ -293,7 +294,8 @@ pub fn run_with(
                 }
                 pairs.push((k.to_owned(), v.to_owned()));
             }
-            let string_a = sign::v2_string_a(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let string_a =
+                v2_sign::v2_string_a(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             if string_a.is_empty() {
                 return Err(SignCmdError::NothingToSign);
             }
@@ -315,8 +317,8 @@ pub fn run_with(
             check_timestamp(timestamp)?;
             let st = SignType::from(*sign_type);
             let id = PrepayId(prepay_id.clone());
-            let string_a = PayParams::v2_string_a(appid, &id.package(), st, timestamp, noncestr);
-            let p = PayParams::v2_with(appid, &id, key, st, timestamp, noncestr);
+            let string_a = jsapi::v2_string_a(appid, &id.package(), st, timestamp, noncestr);
+            let p = jsapi::v2_with(appid, &id, key, st, timestamp, noncestr);
             writeln!(
                 out,
                 "paySign fields: appId, nonceStr, package, signType, timeStamp"
@@ -337,7 +339,7 @@ pub fn run_with(
             check_timestamp(timestamp)?;
             let key = load_key(private_key)?;
             let id = PrepayId(prepay_id.clone());
-            let msg = sign::v3_pay_message(appid, timestamp, noncestr, &id.package());
+            let msg = v3_sign::v3_pay_message(appid, timestamp, noncestr, &id.package());
             writeln!(
                 out,
                 "algorithm: RSA-SHA256 (PKCS#1 v1.5), base64; signType \"RSA\""
@@ -363,7 +365,7 @@ pub fn run_with(
             check_token(noncestr, "noncestr")?;
             check_timestamp(timestamp)?;
             let key = load_key(private_key)?;
-            let msg = sign::v3_request_message(&m, path, timestamp, noncestr, body);
+            let msg = v3_sign::v3_request_message(&m, path, timestamp, noncestr, body);
             writeln!(out, "algorithm: RSA-SHA256 (PKCS#1 v1.5), base64 (the signature=\"…\" of the Authorization header)")?;
             writeln!(out, "message: {}", shown(&msg))?;
             writeln!(out, "{}", key.sign_base64(msg.as_bytes()))?;
@@ -395,7 +397,7 @@ fn write_v2(
     key: &str,
 ) -> Result<(), SignCmdError> {
     write_v2_label(out, st, string_a, key)?;
-    writeln!(out, "{}", sign::v2_sign_string_a(string_a, key, st))?;
+    writeln!(out, "{}", v2_sign::v2_sign_string_a(string_a, key, st))?;
     Ok(())
 }
 
@@ -563,7 +565,7 @@ mod tests {
             "wx20141027200939e6f4b8d5d40cba4e0c8",
         ])
         .unwrap();
-        let p = PayParams::v2_with(
+        let p = jsapi::v2_with(
             "wx2421b1c4370ec43b",
             &PrepayId("wx20141027200939e6f4b8d5d40cba4e0c8".into()),
             "192006250b4c09247ec02edce69f6a2d",
@@ -614,7 +616,7 @@ mod tests {
         ])
         .unwrap();
         let msg = "wx8888888888888888\n1414561699\n5K8264ILTKCH16CQ2502SI8ZNMTM67VS\nprepay_id=wx201410272009395522657a690389285100\n";
-        assert!(sign::rsa_verify_base64(
+        assert!(v3_sign::rsa_verify_base64(
             key.public_key(),
             msg.as_bytes(),
             last_line(&out)
@@ -641,7 +643,7 @@ mod tests {
         ])
         .unwrap();
         let msg = format!("POST\n/v3/pay/transactions/out-trade-no/1217752501201407033233368018/close\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n{body}\n");
-        assert!(sign::rsa_verify_base64(
+        assert!(v3_sign::rsa_verify_base64(
             key.public_key(),
             msg.as_bytes(),
             last_line(&out)

@@ -10,8 +10,8 @@
 
 use crate::config::ConfigError;
 use std::path::Path;
-use wechat::certs::ApiV3Key;
-use wechat::sign::MerchantKey;
+use wechat::pay::v3::aead::ApiV3Key;
+use wechat::pay::v3::sign::MerchantKey;
 use wechat::{Hosts, Secret, SignType};
 
 /// Which WeChat Pay API the shop speaks (`WECHAT_PAY_VERSION`).
@@ -353,7 +353,7 @@ impl WechatSettings {
                 let public_key = match (pub_key, pub_key_id) {
                     (Some(pem), Some(id)) => {
                         let pem = pem_or_file("WECHAT_PAY_PUBLIC_KEY", &pem)?;
-                        wechat::sign::public_key_from_pem(&pem)
+                        wechat::pay::v3::certs::public_key_from_pem(&pem)
                             .map_err(|e| invalid("WECHAT_PAY_PUBLIC_KEY", e.to_string()))?;
                         Some((id, pem))
                     }
@@ -387,7 +387,7 @@ impl WechatSettings {
                     ));
                 }
                 if let Some(k) = &aes {
-                    wechat::mp::AesKey::from_encoding_aes_key(k)
+                    wechat::mp::server::AesKey::from_encoding_aes_key(k)
                         .map_err(|e| invalid("WECHAT_MP_AES_KEY", e.to_string()))?;
                 }
                 Some(MpSettings {

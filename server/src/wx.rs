@@ -10,8 +10,8 @@ use crate::wechat_config::{
 };
 use std::path::Path;
 use std::sync::Arc;
-use wechat::oauth::OAuthClient;
-use wechat::token::{MemoryTokenCache, TokenCache, TokenManager};
+use wechat::mp::oauth::OAuthClient;
+use wechat::mp::token::{MemoryTokenCache, TokenCache, TokenManager};
 use wechat::PayGateway;
 
 /// The production JS-SDK.
@@ -27,9 +27,9 @@ pub struct Wechat {
     pub oauth: OAuthClient,
     pub tokens: TokenManager,
     /// The official account's APIs (menu, QR codes, template messages).
-    pub mp_api: wechat::mp_api::MpApi,
+    pub mp_api: wechat::mp::api::MpApi,
     /// WeChat cards (卡券): the coupons in shoppers' card wallets.
-    pub cards: wechat::card::CardApi,
+    pub cards: wechat::mp::card::CardApi,
     /// `WECHAT_TEMPLATE_PAID`.
     pub template_paid: Option<String>,
     /// `WECHAT_TEMPLATE_SHIPPED`.
@@ -43,7 +43,7 @@ pub struct Wechat {
     /// Where pages load the JS-SDK from.
     pub jssdk_url: String,
     /// The official account's server (`/wechat/mp`), when configured (always in sandbox mode).
-    pub mp: Option<Arc<wechat::mp::MpServer>>,
+    pub mp: Option<Arc<wechat::mp::server::MpServer>>,
     /// The embedded sandbox's mutual-TLS listener for v2 refunds (stopped with the shop).
     _secapi: Option<AbortOnDrop>,
 }
@@ -87,7 +87,7 @@ impl SandboxSecapi {
         let build = || -> Result<reqwest::Client, String> {
             let ca = sb.ca_certificate_pem().map_err(|e| e.to_string())?;
             let cert = sb.merchant_certificate_pem().map_err(|e| e.to_string())?;
-            let identity = wechat::pay_v2::identity_from_pem(
+            let identity = wechat::pay::v2::identity_from_pem(
                 cert.as_bytes(),
                 sb.credentials().merchant_private_key_pem.as_bytes(),
             )
@@ -188,7 +188,7 @@ impl Wechat {
         };
         let cache: Arc<dyn TokenCache> = match &settings.redis_url {
             Some(url) => Arc::new(
-                wechat::token::RedisTokenCache::connect(url)
+                wechat::mp::token::RedisTokenCache::connect(url)
                     .await
                     .map_err(|e| WechatStartError::Redis(e.to_string()))?,
             ),
@@ -200,7 +200,7 @@ impl Wechat {
             &creds.hosts,
             http.clone(),
         );
-        let mut token_options = wechat::token::TokenOptions::default();
+        let mut token_options = wechat::mp::token::TokenOptions::default();
         if let Some(prefix) = &settings.redis_prefix {
             token_options.key_prefix = format!("{prefix}:wechat");
         }
@@ -213,9 +213,9 @@ impl Wechat {
             token_options,
         );
         let mp_api =
-            wechat::mp_api::MpApi::new(tokens.clone(), http.clone(), creds.hosts.api.clone());
+            wechat::mp::api::MpApi::new(tokens.clone(), http.clone(), creds.hosts.api.clone());
         let cards =
-            wechat::card::CardApi::new(tokens.clone(), http.clone(), creds.hosts.api.clone());
+            wechat::mp::card::CardApi::new(tokens.clone(), http.clone(), creds.hosts.api.clone());
         let mut secapi_task = None;
         let pay: Arc<dyn PayGateway> = match &creds.pay {
             PayCredentials::V2 {
@@ -223,7 +223,7 @@ impl Wechat {
                 sign_type,
                 refund_identity,
             } => {
-                let cfg = wechat::pay_v2::PayV2Config::new(
+                let cfg = wechat::pay::v2::PayV2Config::new(
                     &creds.appid,
                     &creds.mchid,
                     key.clone(),
@@ -243,11 +243,11 @@ impl Wechat {
                     Some(s) => cfg.with_secapi_base(s.base.clone()),
                     None => cfg,
                 };
-                let client = wechat::pay_v2::PayV2Client::new(cfg, http.clone());
+                let client = wechat::pay::v2::PayV2Client::new(cfg, http.clone());
                 let client = match (refund_identity, sandbox_refunds) {
                     (Some(RefundIdentity::Pem { cert, key }), _) => client
                         .with_refund_identity(
-                            wechat::pay_v2::identity_from_pem(
+                            wechat::pay::v2::identity_from_pem(
                                 cert.as_bytes(),
                                 key.expose_str().as_bytes(),
                             )
@@ -262,7 +262,7 @@ impl Wechat {
                         })?,
                     (Some(RefundIdentity::Pkcs12(der)), _) => client
                         .with_refund_identity(
-                            wechat::pay_v2::identity_from_pkcs12(der.expose(), &creds.mchid)
+                            wechat::pay::v2::identity_from_pkcs12(der.expose(), &creds.mchid)
                                 .map_err(|e| ConfigError::Invalid {
                                     name: "WECHAT_MCH_P12",
                                     message: e.to_string(),
@@ -287,7 +287,7 @@ impl Wechat {
                 private_key,
                 public_key,
             } => {
-                let cfg = wechat::pay_v3::PayV3Config::new(
+                let cfg = wechat::pay::v3::PayV3Config::new(
                     &creds.appid,
                     &creds.mchid,
                     merchant_serial,
@@ -299,7 +299,7 @@ impl Wechat {
                     .as_ref()
                     .map(|(id, pem)| (id.as_str(), pem.as_str()));
                 Arc::new(
-                    wechat::pay_v3::PayV3Client::with_downloaded_certificates(
+                    wechat::pay::v3::PayV3Client::with_downloaded_certificates(
                         cfg,
                         http.clone(),
                         pk,
@@ -316,7 +316,7 @@ impl Wechat {
         };
         let mp = match (&settings.mp, &embedded) {
             (Some(m), _) => Some(Arc::new(
-                wechat::mp::MpServer::new(
+                wechat::mp::server::MpServer::new(
                     m.token.expose_str(),
                     m.encoding_aes_key.as_ref().map(|k| k.expose_str()),
                     &creds.appid,
@@ -330,7 +330,7 @@ impl Wechat {
             (None, Some(sb)) => {
                 let c = sb.credentials();
                 Some(Arc::new(
-                    wechat::mp::MpServer::new(
+                    wechat::mp::server::MpServer::new(
                         &c.mp_token,
                         Some(c.mp_encoding_aes_key.as_str()),
                         &creds.appid,

@@ -30,7 +30,7 @@ async fn count(shop: &TestShop, sql: &str) -> i64 {
 async fn wechat_verifies_the_server_url_with_the_token() {
     let shop = TestShop::spawn().await;
     let token = shop.sandbox.credentials().mp_token.clone();
-    let sig = wechat::mp::signature(&token, "1700000000", "n0nce");
+    let sig = wechat::mp::server::signature(&token, "1700000000", "n0nce");
     let http = reqwest::Client::new();
     let res = http
         .get(format!(
@@ -198,7 +198,7 @@ async fn forged_pushes_are_refused_and_change_nothing() {
     assert_eq!(res.status(), 403);
     // The right `signature` but an encrypted body signed with another token's msg_signature.
     let token = shop.sandbox.credentials().mp_token.clone();
-    let sig = wechat::mp::signature(&token, "1", "2");
+    let sig = wechat::mp::server::signature(&token, "1", "2");
     let res = http
         .post(format!(
             "{}/wechat/mp?signature={sig}&timestamp=1&nonce=2&encrypt_type=aes&msg_signature=ffff",

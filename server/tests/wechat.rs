@@ -432,7 +432,7 @@ async fn jssdk_config_signs_the_shops_own_urls_only() {
         .sandbox
         .current_jsapi_ticket()
         .expect("a ticket was fetched");
-    let expected = wechat::jssdk::signature(
+    let expected = wechat::mp::jssdk::signature(
         &ticket,
         cfg["nonceStr"].as_str().unwrap(),
         &cfg["timestamp"].as_i64().unwrap().to_string(),
@@ -719,7 +719,7 @@ async fn forged_v2_notifications_are_refused_and_change_nothing() {
     fields.insert("mch_id".into(), "1900000000".into());
     fields.remove("sign");
     let key = common::sandbox_credentials().pay_key_v2;
-    let sign = wechat::sign::v2_sign(
+    let sign = wechat::pay::v2::sign::v2_sign(
         fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &key,
         wechat::SignType::Md5,

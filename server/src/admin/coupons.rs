@@ -28,7 +28,7 @@ use super::{audit, error, field, internal, invalid, parse, signed_in, AdminState
 use crate::shop::coupons::{CouponRow, Rule, COUPON_COLUMNS};
 use app::error::ErrorCode;
 use app::model::FieldError;
-use wechat::card::{CardDefinition, CardKind, Validity};
+use wechat::mp::card::{CardDefinition, CardKind, Validity};
 
 /// WeChat's limits: a card title is at most 9 Chinese characters; at most 100,000,000 codes.
 const TITLE_MAX: usize = 9;
@@ -201,7 +201,7 @@ fn card_definition(c: &NewCoupon, public_url: &str) -> CardDefinition {
     }
 }
 
-fn wechat_refused(what: &str, e: &wechat::token::TokenError) -> Response {
+fn wechat_refused(what: &str, e: &wechat::mp::token::TokenError) -> Response {
     tracing::warn!(error = %e, "{what} failed");
     error(
         ErrorCode::PaymentUnavailable,

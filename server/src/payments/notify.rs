@@ -91,8 +91,8 @@ fn answer(a: NotifyAnswer) -> Response {
 /// The failure answer in the format of the route's version (WeChat parses it).
 fn fail(route: PayVersion, msg: &str) -> Response {
     answer(match route {
-        PayVersion::V2 => wechat::notify::v2::failure(msg),
-        PayVersion::V3 => wechat::notify::v3::failure(msg),
+        PayVersion::V2 => wechat::pay::v2::notify::failure(msg),
+        PayVersion::V3 => wechat::pay::v3::notify::failure(msg),
     })
 }
 
@@ -232,7 +232,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: NotifyState) -> axum::Router
     };
     routes
         .layer(axum::extract::DefaultBodyLimit::max(
-            wechat::notify::MAX_NOTIFY_BYTES,
+            wechat::pay::notify::MAX_NOTIFY_BYTES,
         ))
         .with_state(st)
 }

@@ -3,8 +3,7 @@
 use super::events::{self, EventKind, Outcome};
 use super::state::{apply_paid, Applied};
 use super::{now, PaymentError, Payments, Result};
-use app::model::WxPayParams;
-use wechat::{PayParams, PaymentNotice, PrepayId, PrepayRequest};
+use wechat::{ChooseWxPay, PaymentNotice, PrepayId, PrepayRequest};
 
 /// A prepay_id is valid for 2 hours; it is reused only while comfortably inside that.
 const PREPAY_REUSE_SECS: i64 = 2 * 3600 - 10 * 60;
@@ -23,17 +22,6 @@ struct PayRow {
     lines: i64,
 }
 
-fn to_view(p: PayParams) -> WxPayParams {
-    WxPayParams {
-        app_id: p.app_id,
-        time_stamp: p.time_stamp,
-        nonce_str: p.nonce_str,
-        package: p.package,
-        sign_type: p.sign_type,
-        pay_sign: p.pay_sign,
-    }
-}
-
 impl Payments {
     /// The page's pay parameters for one of `user`'s unpaid orders.
     pub async fn pay_order(
@@ -41,7 +29,7 @@ impl Payments {
         user: Option<i64>,
         order_id: i64,
         client_ip: &str,
-    ) -> Result<WxPayParams> {
+    ) -> Result<ChooseWxPay> {
         let Some(user) = user else {
             return Err(PaymentError::OrderNotFound);
         };
@@ -75,7 +63,7 @@ impl Payments {
                     .pay_params(&PrepayId(id.clone()))
                     .await
                     .map_err(|e| PaymentError::Unavailable(e.to_string()))?;
-                return Ok(to_view(params));
+                return Ok(params);
             }
         }
         let title = row.title.unwrap_or_else(|| "商品".into());
@@ -143,7 +131,7 @@ impl Payments {
             &format!("prepay_id {prepay_id}"),
         )
         .await?;
-        Ok(to_view(params))
+        Ok(params)
     }
 
     /// Applies a verified payment notification (the route has checked appid and mchid).

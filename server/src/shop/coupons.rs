@@ -26,7 +26,7 @@ use crate::db::Db;
 use app::error::{ApiError, ErrorCode};
 use app::model::{AppliedCoupon, CouponInput, CouponOffer};
 use app::port::Result;
-use wechat::card::CardApi;
+use wechat::mp::card::CardApi;
 
 /// How long one redemption attempt holds the order (another instance waits this long).
 const REDEEM_LEASE_SECS: i64 = 60;
@@ -204,7 +204,7 @@ fn not_applicable(why: impl Into<String>) -> ApiError {
 }
 
 /// WeChat could not be asked (network, quota): nothing is decided.
-fn wechat_unavailable(what: &str, e: &wechat::token::TokenError) -> ApiError {
+fn wechat_unavailable(what: &str, e: &wechat::mp::token::TokenError) -> ApiError {
     tracing::warn!(error = %e, "{what}");
     ApiError::new(
         ErrorCode::PaymentUnavailable,
@@ -213,7 +213,7 @@ fn wechat_unavailable(what: &str, e: &wechat::token::TokenError) -> ApiError {
 }
 
 /// WeChat refused the code itself (errcode): the coupon does not apply. Anything else: unavailable.
-fn code_refused(what: &str, e: wechat::token::TokenError) -> ApiError {
+fn code_refused(what: &str, e: wechat::mp::token::TokenError) -> ApiError {
     match e.api() {
         Some(api) => {
             tracing::info!(error = %api, "{what}: WeChat refused the coupon code");
@@ -354,7 +354,7 @@ pub async fn card_ext(
         .api_ticket()
         .await
         .map_err(|e| wechat_unavailable("wx_card api_ticket", &e))?;
-    let ext = wechat::card::CardExt::sign(
+    let ext = wechat::mp::card::CardExt::sign(
         ticket.expose_str(),
         &coupon.card_id,
         None,
@@ -380,7 +380,7 @@ pub async fn choose_card_config(
         .map_err(|e| wechat_unavailable("wx_card api_ticket", &e))?;
     let timestamp = now();
     let nonce_str = nonce();
-    let card_sign = wechat::card::choose_card_sign(
+    let card_sign = wechat::mp::card::choose_card_sign(
         ticket.expose_str(),
         appid,
         "",

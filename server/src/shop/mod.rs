@@ -378,7 +378,7 @@ impl ShopPort for SqlShop {
         }
     }
 
-    async fn jssdk_config(&self, url: &str) -> Result<JssdkConfig> {
+    async fn jssdk_config(&self, url: &str) -> Result<WxConfig> {
         let wx = self.wechat()?;
         // Only the shop's own pages: the signature is no oracle for other sites' URLs.
         let own = url
@@ -390,18 +390,12 @@ impl ShopPort for SqlShop {
                 message: "只能为本站页面签名".into(),
             }]));
         }
-        let cfg = wx.tokens.jssdk_config(url).await.map_err(|e| {
+        wx.tokens.jssdk_config(url).await.map_err(|e| {
             tracing::error!(error = %e, "jsapi_ticket unavailable");
             ApiError::new(
                 ErrorCode::PaymentUnavailable,
                 "微信接口暂时不可用，请稍后再试",
             )
-        })?;
-        Ok(JssdkConfig {
-            app_id: cfg.app_id,
-            timestamp: cfg.timestamp,
-            nonce_str: cfg.nonce_str,
-            signature: cfg.signature,
         })
     }
 
@@ -410,7 +404,7 @@ impl ShopPort for SqlShop {
         session: &SessionId,
         order_id: i64,
         client_ip: &str,
-    ) -> Result<WxPayParams> {
+    ) -> Result<ChooseWxPay> {
         let payments = self.payments()?;
         let user = sessions::user(&self.pool, session).await?;
         Ok(payments.pay_order(user, order_id, client_ip).await?)

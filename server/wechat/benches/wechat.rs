@@ -5,9 +5,11 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderValue};
 use rsa::RsaPrivateKey;
-use wechat::certs::{encrypt_resource, ApiV3Key, Verifier};
-use wechat::notify::v3::V3NotifyConfig;
-use wechat::sign::{MerchantKey, SignType};
+use wechat::pay::v3::aead::{encrypt_resource, ApiV3Key};
+use wechat::pay::v3::certs::Verifier;
+use wechat::pay::v3::notify::V3NotifyConfig;
+use wechat::pay::v3::sign::MerchantKey;
+use wechat::SignType;
 
 const TICKET: &str =
     "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg";
@@ -22,7 +24,7 @@ const V2: [(&str, &str); 5] = [
 fn bench(c: &mut Criterion) {
     c.bench_function("jssdk_signature", |b| {
         b.iter(|| {
-            wechat::jssdk::signature(
+            wechat::mp::jssdk::signature(
                 black_box(TICKET),
                 black_box("Wm3WZYTPz0wzccnW"),
                 black_box("1414587457"),
@@ -32,7 +34,7 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("v2_sign_md5", |b| {
         b.iter(|| {
-            wechat::sign::v2_sign(
+            wechat::pay::v2::sign::v2_sign(
                 black_box(V2),
                 "192006250b4c09247ec02edce69f6a2d",
                 SignType::Md5,
@@ -41,7 +43,7 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("v2_sign_hmac_sha256", |b| {
         b.iter(|| {
-            wechat::sign::v2_sign(
+            wechat::pay::v2::sign::v2_sign(
                 black_box(V2),
                 "192006250b4c09247ec02edce69f6a2d",
                 SignType::HmacSha256,
@@ -53,7 +55,7 @@ fn bench(c: &mut Criterion) {
     let merchant =
         MerchantKey::from_key(RsaPrivateKey::new(&mut rng, 2048).expect("keygen")).expect("key");
     let body = r#"{"appid":"wxd678efh567hg6787","mchid":"1230000109","description":"Image形象店-深圳腾大-QQ公仔","out_trade_no":"1217752501201407033233368018","notify_url":"https://www.weixin.qq.com/wxpay/pay.php","amount":{"total":100,"currency":"CNY"},"payer":{"openid":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}}"#;
-    let msg = wechat::sign::v3_request_message(
+    let msg = wechat::pay::v3::sign::v3_request_message(
         "POST",
         "/v3/pay/transactions/jsapi",
         "1554208460",
@@ -95,7 +97,7 @@ fn bench(c: &mut Criterion) {
                      "associated_data": "transaction", "nonce": "fdasflkja484"}})
     .to_string();
     let ts = wechat::unix_now().to_string();
-    let sig = platform.sign_base64(&wechat::sign::v3_response_message(
+    let sig = platform.sign_base64(&wechat::pay::v3::sign::v3_response_message(
         &ts,
         "nonce123",
         nbody.as_bytes(),
@@ -114,10 +116,10 @@ fn bench(c: &mut Criterion) {
         "Wechatpay-Serial",
         HeaderValue::from_static("PUB_KEY_ID_0114232134912410000000000000"),
     );
-    assert!(wechat::notify::v3::parse_cached(&h, nbody.as_bytes(), &verifier, &cfg).is_ok());
+    assert!(wechat::pay::v3::notify::parse_cached(&h, nbody.as_bytes(), &verifier, &cfg).is_ok());
     c.bench_function("v3_notify_verify_decrypt", |b| {
         b.iter(|| {
-            wechat::notify::v3::parse_cached(&h, black_box(nbody.as_bytes()), &verifier, &cfg)
+            wechat::pay::v3::notify::parse_cached(&h, black_box(nbody.as_bytes()), &verifier, &cfg)
                 .expect("valid")
         })
     });

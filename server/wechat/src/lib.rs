@@ -9,7 +9,7 @@
 //! Design rules, each of which is a bug seen in other SDKs:
 //!
 //! * **Verification is never optional.** A v3 answer or notification without its `Wechatpay-*`
-//!   headers is refused ([`notify::NotifyError::MissingHeader`]); a v2 answer or notification without
+//!   headers is refused ([`NotifyError::MissingHeader`]); a v2 answer or notification without
 //!   `sign` is refused. Serials are compared case-insensitively, timestamps more than 5 minutes off are
 //!   refused, platform certificates are re-downloaded periodically and when an unknown serial shows up.
 //! * **Hostile XML is refused before parsing**: size cap first, then DOCTYPE / ENTITY / unknown entity
@@ -18,20 +18,33 @@
 //!   in [`Secret`] (or a type with a redacting `Debug`), none of them implement `Serialize` or `Display`,
 //!   and HTTP errors are stripped of their URL (which carries `secret=` / `access_token=`).
 //! * **Money is integer fen** (`i64`) everywhere.
-//! * **One token per appid across all instances**: [`token::TokenManager`] refreshes ahead of expiry,
-//!   single-flights the upstream fetch (in-process mutex + a lock in the shared [`token::TokenCache`]),
+//! * **One token per appid across all instances**: [`mp::token::TokenManager`] refreshes ahead of expiry,
+//!   single-flights the upstream fetch (in-process mutex + a lock in the shared [`mp::token::TokenCache`]),
 //!   and on 40001/40014/42001 drops the cached token only if it is still the one that failed.
 //! * **Every host is injectable** ([`config::Hosts`]), including a base with a path prefix (the embedded
 //!   sandbox); the v3 signature covers the path WeChat sees (after the base).
 //! * Private-key operations are blinded (`sign_with_rng` with the OS CSPRNG) and, on async paths, run on
 //!   the blocking pool.
 //!
+//! ## Layout
+//!
+//! * [`mp`] — the official account: [`mp::oauth`], [`mp::token`] (access_token / jsapi_ticket
+//!   cache), [`mp::jssdk`] (`wx.config`), [`mp::server`] (pushed messages, safe mode), [`mp::api`]
+//!   (menu, QR codes, template messages).
+//! * [`pay`] — WeChat Pay: the shared types, [`pay::notify`], [`pay::bill`], then [`pay::v2`] and
+//!   [`pay::v3`] (each with its own signing, notifications and client, neither using the other), and
+//!   on top [`pay::jsapi`] (the page's `chooseWXPay` parameters) and [`pay::gateway`] ([`PayGateway`]).
+//! * [`config`], [`error`], [`http`], [`secret`], [`xml`] — what both sides use.
+//!
+//! The objects handed to the JS-SDK ([`WxConfig`], [`ChooseWxPay`]) come from the serde-only
+//! `wechat-js` crate, which the page (wasm) uses too.
+//!
 //! ## Wiring it into a shop
 //!
 //! ```no_run
 //! use std::sync::Arc;
 //! use wechat::{Hosts, PayGateway, Secret};
-//! use wechat::token::{RedisTokenCache, TokenManager};
+//! use wechat::mp::token::{RedisTokenCache, TokenManager};
 //!
 //! # async fn wire() -> Result<(), Box<dyn std::error::Error>> {
 //! let hosts = Hosts::from_env()?; // WECHAT_OPEN_BASE / WECHAT_API_BASE / WECHAT_PAY_BASE
@@ -43,19 +56,19 @@
 //! let wx_config = tokens.jssdk_config("https://shop.example.com/cart").await?; // → wx.config
 //!
 //! // OAuth: redirect, then exchange the code on the callback.
-//! let oauth = wechat::oauth::OAuthClient::new("wx…", Secret::from("appsecret"), &hosts, http.clone());
-//! let state = wechat::oauth::new_state(); // keep in the session
-//! let url = oauth.authorize_url("https://shop.example.com/auth/cb", wechat::oauth::Scope::Base, &state)?;
+//! let oauth = wechat::mp::oauth::OAuthClient::new("wx…", Secret::from("appsecret"), &hosts, http.clone());
+//! let state = wechat::mp::oauth::new_state(); // keep in the session
+//! let url = oauth.authorize_url("https://shop.example.com/auth/cb", wechat::mp::oauth::Scope::Base, &state)?;
 //!
 //! // Pay: v2 or v3 behind one trait, chosen by configuration.
-//! let v3 = wechat::pay_v3::PayV3Config::new(
+//! let v3 = wechat::pay::v3::PayV3Config::new(
 //!     "wx…", "1900000109", "MERCHANT_CERT_SERIAL",
-//!     wechat::sign::MerchantKey::from_pem_file("apiclient_key.pem")?,
-//!     wechat::certs::ApiV3Key::new("32-byte-apiv3-key-0123456789abcd")?,
+//!     wechat::pay::v3::MerchantKey::from_pem_file("apiclient_key.pem")?,
+//!     wechat::pay::v3::ApiV3Key::new("32-byte-apiv3-key-0123456789abcd")?,
 //!     hosts.pay.clone(),
 //! );
 //! let pay: Arc<dyn PayGateway> =
-//!     Arc::new(wechat::pay_v3::PayV3Client::with_downloaded_certificates(v3, http, None)?);
+//!     Arc::new(wechat::pay::v3::PayV3Client::with_downloaded_certificates(v3, http, None)?);
 //! // In the notify handler: let notice = pay.parse_notification(&headers, &body).await?;
 //! //   check notice.total_fee against the order, update idempotently, answer pay.notification_success().
 //! # let _ = (wx_config, url, pay); Ok(()) }
@@ -63,39 +76,30 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod bill;
-pub mod card;
-pub mod certs;
 pub mod config;
 pub mod error;
-pub mod gateway;
 pub mod http;
-pub mod jsapi;
-pub mod jssdk;
 pub mod mp;
-pub mod mp_api;
-pub mod notify;
-pub mod oauth;
 pub mod pay;
-pub mod pay_v2;
-pub mod pay_v3;
 pub mod secret;
-pub mod sign;
-pub mod token;
 pub mod xml;
 
-pub use bill::{BillRow, BillSummary, TradeBill};
 pub use config::{BaseUrl, ConfigError, Hosts};
 pub use error::{ApiError, MpError};
-pub use gateway::{PayError, PayGateway};
-pub use jsapi::PayParams;
-pub use notify::{NotifyAnswer, NotifyError, PaymentNotice};
+pub use pay::bill::{BillRow, BillSummary, TradeBill};
+pub use pay::gateway::{PayError, PayGateway};
+pub use pay::notify::{NotifyAnswer, NotifyError, PaymentNotice};
+pub use pay::v2::sign::SignType;
 pub use pay::{
     OrderStatus, PayErrCode, PrepayId, PrepayRequest, RefundNotice, RefundRequest, RefundResult,
     RefundStatus, TradeState,
 };
 pub use secret::Secret;
-pub use sign::SignType;
+/// The six signed fields of `getBrandWCPayRequest`: another name for [`ChooseWxPay`], the one the
+/// [`PayGateway`] has always returned.
+pub use wechat_js::ChooseWxPay as PayParams;
+/// The objects the page hands to the JS-SDK, shared with the page through the `wechat-js` crate.
+pub use wechat_js::{ChooseWxPay, WxConfig};
 
 /// A random string for `nonce_str` / `nonceStr` / `noncestr`: 32 characters from `[A-Za-z0-9]`
 /// drawn from the operating system's CSPRNG (WeChat allows at most 32).

@@ -7,13 +7,14 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::response::IntoResponse;
 use http::{HeaderMap, StatusCode};
-use wechat::bill::BillError;
-use wechat::certs::{ApiV3Key, Verifier};
-use wechat::notify::ApiVersion;
-use wechat::pay_v2::{PayV2Client, PayV2Config};
-use wechat::pay_v3::PayV3Error;
-use wechat::pay_v3::{PayV3Client, PayV3Config};
-use wechat::sign::MerchantKey;
+use wechat::pay::bill::BillError;
+use wechat::pay::notify::ApiVersion;
+use wechat::pay::v2::{PayV2Client, PayV2Config};
+use wechat::pay::v3::aead::ApiV3Key;
+use wechat::pay::v3::certs::Verifier;
+use wechat::pay::v3::sign::MerchantKey;
+use wechat::pay::v3::PayV3Error;
+use wechat::pay::v3::{PayV3Client, PayV3Config};
 use wechat::PayError;
 use wechat::{
     BaseUrl, NotifyError, PayGateway, PrepayRequest, RefundNotice, RefundRequest, RefundStatus,
@@ -71,7 +72,7 @@ async fn env(version: ApiVersion) -> Env {
             let secapi = wechat_sandbox::serve_secapi(sandbox.clone(), listener)
                 .await
                 .unwrap();
-            let identity = wechat::pay_v2::identity_from_pem(
+            let identity = wechat::pay::v2::identity_from_pem(
                 sandbox.merchant_certificate_pem().unwrap().as_bytes(),
                 c.merchant_private_key_pem.as_bytes(),
             )
@@ -116,7 +117,7 @@ async fn env(version: ApiVersion) -> Env {
     let app = axum::Router::new()
         .route(
             "/notify",
-            axum::routing::post(|| async { wechat::notify::v2::SUCCESS_XML.into_response() }),
+            axum::routing::post(|| async { wechat::pay::v2::notify::SUCCESS_XML.into_response() }),
         )
         .route(
             "/refund",

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
-use wechat::card::{
+use wechat::mp::card::{
     choose_card_sign, sign_values, CardApi, CardDefinition, CardExt, CardKind, Validity,
 };
-use wechat::token::{MemoryTokenCache, TokenManager};
+use wechat::mp::token::{MemoryTokenCache, TokenManager};
 use wechat::{BaseUrl, Hosts, Secret};
 use wechat_sandbox::{CardStatus, CodeStatus, Sandbox, SandboxCredentials};
 

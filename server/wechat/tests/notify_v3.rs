@@ -5,9 +5,10 @@ mod common;
 
 use common::*;
 use http::HeaderMap;
-use wechat::certs::{encrypt_resource, ApiV3Key, Verifier};
-use wechat::notify::v3::{parse, parse_cached, V3NotifyConfig};
-use wechat::notify::{ApiVersion, NotifyError};
+use wechat::pay::notify::{ApiVersion, NotifyError};
+use wechat::pay::v3::aead::{encrypt_resource, ApiV3Key};
+use wechat::pay::v3::certs::Verifier;
+use wechat::pay::v3::notify::{parse, parse_cached, V3NotifyConfig};
 use wechat::TradeState;
 
 fn cfg() -> V3NotifyConfig {
@@ -347,9 +348,9 @@ async fn oversized_body_refused_before_anything() {
 
 #[test]
 fn answers_are_exact() {
-    let ok = wechat::notify::v3::success();
+    let ok = wechat::pay::v3::notify::success();
     assert_eq!(ok.status, 200);
-    let fail = wechat::notify::v3::failure("验签失败");
+    let fail = wechat::pay::v3::notify::failure("验签失败");
     assert!(fail.status >= 400);
     assert_eq!(fail.body, r#"{"code":"FAIL","message":"验签失败"}"#);
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Json;
 use common::*;
-use wechat::oauth::{OAuthClient, Scope};
+use wechat::mp::oauth::{OAuthClient, Scope};
 use wechat::{ApiError, Hosts, MpError, Secret};
 
 const SECRET: &str = "oauth-secret-zz9";

@@ -14,7 +14,7 @@ use common::*;
 use hmac::Mac;
 use http::{StatusCode, Uri};
 use md5::Digest as _;
-use wechat::pay_v2::{
+use wechat::pay::v2::{
     identity_from_pem, identity_from_pkcs12, PayV2Client, PayV2Config, PayV2Error,
 };
 use wechat::xml::XmlError;
@@ -444,7 +444,7 @@ fn ncfg(st: SignType) -> PayV2Config {
 
 #[test]
 fn v2_notification_valid() {
-    let n = wechat::notify::v2::parse(
+    let n = wechat::pay::v2::notify::parse(
         &signed_notice(notice_fields(), SignType::Md5),
         &ncfg(SignType::Md5),
     )
@@ -460,7 +460,7 @@ fn v2_notification_valid() {
     // HMAC-SHA256 as declared by the notification's sign_type.
     let mut m = notice_fields();
     m.insert("sign_type".into(), "HMAC-SHA256".into());
-    assert!(wechat::notify::v2::parse(
+    assert!(wechat::pay::v2::notify::parse(
         &signed_notice(m, SignType::HmacSha256),
         &ncfg(SignType::Md5)
     )
@@ -470,7 +470,7 @@ fn v2_notification_valid() {
 #[test]
 fn v2_notification_refusals() {
     let cfg = ncfg(SignType::Md5);
-    let parse = |b: &[u8]| wechat::notify::v2::parse(b, &cfg);
+    let parse = |b: &[u8]| wechat::pay::v2::notify::parse(b, &cfg);
     // Tampered amount after signing.
     let tampered = String::from_utf8(signed_notice(notice_fields(), SignType::Md5))
         .unwrap()
@@ -571,10 +571,10 @@ fn v2_notification_refusals() {
 
 #[test]
 fn v2_answers_are_exact() {
-    let ok = wechat::notify::v2::success();
+    let ok = wechat::pay::v2::notify::success();
     assert_eq!(ok.status, 200);
     assert_eq!(ok.body, "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>");
-    let f = wechat::notify::v2::failure("签名失败]]><x>");
+    let f = wechat::pay::v2::notify::failure("签名失败]]><x>");
     assert_eq!(
         wechat::xml::parse_flat(f.body.as_bytes(), 1024).unwrap()["return_msg"],
         "签名失败]]><x>"

@@ -14,9 +14,10 @@ use base64::Engine as _;
 use common::*;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use rsa::signature::Verifier as _;
-use wechat::certs::{encrypt_resource, ApiV3Key, Verifier, VerifyError};
-use wechat::pay_v3::{PayV3Client, PayV3Config, PayV3Error};
-use wechat::sign::MerchantKey;
+use wechat::pay::v3::aead::{encrypt_resource, ApiV3Key};
+use wechat::pay::v3::certs::{Verifier, VerifyError};
+use wechat::pay::v3::sign::MerchantKey;
+use wechat::pay::v3::{PayV3Client, PayV3Config, PayV3Error};
 use wechat::{BaseUrl, PayErrCode, PayGateway, PrepayRequest, RefundRequest, TradeState};
 
 const PREFIX: &str = "/sandbox/api";
@@ -295,21 +296,21 @@ fn openssl_verifies_v3_request_signature_and_pay_sign() {
     let key = MerchantKey::from_pem(&k.mch_pem).unwrap();
     let body = r#"{"appid":"wxd678efh567hg6787","mchid":"1230000109","description":"Image形象店-深圳腾大-QQ公仔","out_trade_no":"1217752501201407033233368018","notify_url":"https://www.weixin.qq.com/wxpay/pay.php","amount":{"total":100,"currency":"CNY"},"payer":{"openid":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}}"#;
     let cases = [
-        wechat::sign::v3_request_message(
+        wechat::pay::v3::sign::v3_request_message(
             "POST",
             "/v3/pay/transactions/jsapi",
             "1554208460",
             "593BEC0C930BF1AFEB40B4A08C8FB242",
             body,
         ),
-        wechat::sign::v3_request_message(
+        wechat::pay::v3::sign::v3_request_message(
             "GET",
             "/v3/pay/transactions/out-trade-no/123456?mchid=1230000109",
             "1554208460",
             "n",
             "",
         ),
-        wechat::sign::v3_pay_message(
+        wechat::pay::v3::sign::v3_pay_message(
             "wx8888888888888888",
             "1414561699",
             "5K8264ILTKCH16CQ2502SI8ZNMTM67VS",
@@ -577,7 +578,7 @@ async fn unknown_serial_triggers_redownload_on_rotation() {
     let cfg = config(&base);
     let verifier = Arc::new(
         Verifier::builder()
-            .downloader(wechat::pay_v3::CertDownloader::new(&cfg, http()))
+            .downloader(wechat::pay::v3::CertDownloader::new(&cfg, http()))
             .min_refresh_interval(Duration::ZERO)
             .build(),
     );

@@ -12,9 +12,10 @@ use common::*;
 use md5::Digest as _;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use wechat::certs::{encrypt_resource, ApiV3Key, Verifier};
-use wechat::notify::v3::V3NotifyConfig;
-use wechat::pay_v2::PayV2Config;
+use wechat::pay::v2::PayV2Config;
+use wechat::pay::v3::aead::{encrypt_resource, ApiV3Key};
+use wechat::pay::v3::certs::Verifier;
+use wechat::pay::v3::notify::V3NotifyConfig;
 use wechat::{BaseUrl, SignType};
 
 const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
@@ -147,7 +148,7 @@ fn random_bytes_to_xml_parser() {
     runner(n)
         .run(&prop::collection::vec(any::<u8>(), 0..4096), |b| {
             let _ = wechat::xml::parse_flat(&b, 64 * 1024);
-            let _ = wechat::notify::v2::parse(&b, &v2_cfg());
+            let _ = wechat::pay::v2::notify::parse(&b, &v2_cfg());
             Ok(())
         })
         .unwrap();
@@ -160,14 +161,14 @@ fn random_bytes_to_xml_parser() {
 #[test]
 fn mutated_v2_notifications() {
     let base = v2_notice();
-    let original = wechat::notify::v2::parse(&base, &v2_cfg()).expect("seed is valid");
+    let original = wechat::pay::v2::notify::parse(&base, &v2_cfg()).expect("seed is valid");
     let n = 20000;
     let t = Instant::now();
     runner(n)
         .run(&edits(), |e| {
             let m = mutate(&base, &e);
             let _ = wechat::xml::parse_flat(&m, 64 * 1024);
-            if let Ok(notice) = wechat::notify::v2::parse(&m, &v2_cfg()) {
+            if let Ok(notice) = wechat::pay::v2::notify::parse(&m, &v2_cfg()) {
                 prop_assert_eq!(
                     &notice,
                     &original,
@@ -211,13 +212,13 @@ fn v3_setup() -> (Verifier, V3NotifyConfig, Vec<u8>) {
 fn mutated_v3_notifications_with_original_headers() {
     let (verifier, cfg, body) = v3_setup();
     let headers = signed_headers(&keys().plat_key, PLAT_SERIAL, now(), &body);
-    assert!(wechat::notify::v3::parse_cached(&headers, &body, &verifier, &cfg).is_ok());
+    assert!(wechat::pay::v3::notify::parse_cached(&headers, &body, &verifier, &cfg).is_ok());
     let n = 5000;
     let t = Instant::now();
     runner(n)
         .run(&edits(), |e| {
             let m = mutate(&body, &e);
-            let r = wechat::notify::v3::parse_cached(&headers, &m, &verifier, &cfg);
+            let r = wechat::pay::v3::notify::parse_cached(&headers, &m, &verifier, &cfg);
             if r.is_ok() {
                 prop_assert_eq!(&m, &body, "a modified body passed verification");
             }
@@ -245,8 +246,8 @@ fn signed_random_v3_bodies_exercise_the_json_and_decrypt_paths() {
                 mutate(b"", &e)
             };
             let h = signed_headers(&keys().plat_key, PLAT_SERIAL, now(), &m);
-            let _ = wechat::notify::v3::parse_cached(&h, &m, &verifier, &cfg);
-            let _ = wechat::certs::parse_certificate_list(&m, &cfg.apiv3_key);
+            let _ = wechat::pay::v3::notify::parse_cached(&h, &m, &verifier, &cfg);
+            let _ = wechat::pay::v3::certs::parse_certificate_list(&m, &cfg.apiv3_key);
             Ok(())
         })
         .unwrap();
@@ -272,7 +273,9 @@ fn random_headers() {
                     h.insert(k, v);
                 }
             }
-            prop_assert!(wechat::notify::v3::parse_cached(&h, &body, &verifier, &cfg).is_err());
+            prop_assert!(
+                wechat::pay::v3::notify::parse_cached(&h, &body, &verifier, &cfg).is_err()
+            );
             Ok(())
         })
         .unwrap();

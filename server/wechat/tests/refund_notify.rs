@@ -10,10 +10,11 @@ use base64::Engine as _;
 use common::*;
 use http::HeaderMap;
 use md5::Digest as _;
-use wechat::certs::{encrypt_resource, ApiV3Key, Verifier};
-use wechat::notify::v3::{parse_refund, parse_refund_cached, V3NotifyConfig};
-use wechat::notify::{ApiVersion, NotifyError};
-use wechat::pay_v2::PayV2Config;
+use wechat::pay::notify::{ApiVersion, NotifyError};
+use wechat::pay::v2::PayV2Config;
+use wechat::pay::v3::aead::{encrypt_resource, ApiV3Key};
+use wechat::pay::v3::certs::Verifier;
+use wechat::pay::v3::notify::{parse_refund, parse_refund_cached, V3NotifyConfig};
 use wechat::{BaseUrl, RefundStatus, Secret, SignType};
 
 const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
@@ -97,7 +98,7 @@ fn v2_body(status: &str) -> Vec<u8> {
 
 #[test]
 fn v2_refund_notification_decrypts_and_parses() {
-    let n = wechat::notify::v2::parse_refund(&v2_body("SUCCESS"), &v2cfg()).expect("valid");
+    let n = wechat::pay::v2::notify::parse_refund(&v2_body("SUCCESS"), &v2cfg()).expect("valid");
     assert_eq!(n.api, ApiVersion::V2);
     assert_eq!(n.out_trade_no, "1409811653");
     assert_eq!(
@@ -112,13 +113,13 @@ fn v2_refund_notification_decrypts_and_parses() {
     assert_eq!(n.success_time.as_deref(), Some("2017-12-15T09:46:01+08:00"));
     assert_eq!(n.notification_id, None);
 
-    let n = wechat::notify::v2::parse_refund(&v2_body("CHANGE"), &v2cfg()).unwrap();
+    let n = wechat::pay::v2::notify::parse_refund(&v2_body("CHANGE"), &v2cfg()).unwrap();
     assert_eq!(n.status, RefundStatus::Abnormal);
-    let n = wechat::notify::v2::parse_refund(&v2_body("REFUNDCLOSE"), &v2cfg()).unwrap();
+    let n = wechat::pay::v2::notify::parse_refund(&v2_body("REFUNDCLOSE"), &v2cfg()).unwrap();
     assert_eq!(n.status, RefundStatus::Closed);
     // A notice never says PROCESSING.
     assert!(matches!(
-        wechat::notify::v2::parse_refund(&v2_body("PROCESSING"), &v2cfg()),
+        wechat::pay::v2::notify::parse_refund(&v2_body("PROCESSING"), &v2cfg()),
         Err(NotifyError::Malformed(_))
     ));
 }
@@ -137,7 +138,7 @@ fn v2_refund_notification_refusals() {
     t[last] ^= 0x5a;
     let tampered = base64::engine::general_purpose::STANDARD.encode(&t);
     assert_eq!(
-        wechat::notify::v2::parse_refund(&outer(APPID, MCHID, &tampered), &cfg),
+        wechat::pay::v2::notify::parse_refund(&outer(APPID, MCHID, &tampered), &cfg),
         Err(NotifyError::Decrypt)
     );
     // One byte of the first block changed: garbage inside the document.
@@ -145,7 +146,7 @@ fn v2_refund_notification_refusals() {
     t[3] ^= 0x01;
     let tampered = base64::engine::general_purpose::STANDARD.encode(&t);
     assert_eq!(
-        wechat::notify::v2::parse_refund(&outer(APPID, MCHID, &tampered), &cfg),
+        wechat::pay::v2::notify::parse_refund(&outer(APPID, MCHID, &tampered), &cfg),
         Err(NotifyError::Decrypt)
     );
     // A block dropped, not base64, not whole blocks, empty.
@@ -153,34 +154,34 @@ fn v2_refund_notification_refusals() {
     let partial = base64::engine::general_purpose::STANDARD.encode(&raw[..raw.len() - 1]);
     for ri in [short.as_str(), partial.as_str(), "%%%not-base64%%%"] {
         assert_eq!(
-            wechat::notify::v2::parse_refund(&outer(APPID, MCHID, ri), &cfg),
+            wechat::pay::v2::notify::parse_refund(&outer(APPID, MCHID, ri), &cfg),
             Err(NotifyError::Decrypt),
             "{ri}"
         );
     }
     assert!(matches!(
-        wechat::notify::v2::parse_refund(&outer(APPID, MCHID, ""), &cfg),
+        wechat::pay::v2::notify::parse_refund(&outer(APPID, MCHID, ""), &cfg),
         Err(NotifyError::Malformed(_))
     ));
     // Encrypted under another merchant's API key.
     let other = openssl_req_info("0123456789abcdef0123456789abcdef", &inner("SUCCESS"));
     assert_eq!(
-        wechat::notify::v2::parse_refund(&outer(APPID, MCHID, &other), &cfg),
+        wechat::pay::v2::notify::parse_refund(&outer(APPID, MCHID, &other), &cfg),
         Err(NotifyError::Decrypt)
     );
     // Not our appid / mch_id (checked before decrypting).
     assert!(matches!(
-        wechat::notify::v2::parse_refund(&outer("wx0000000000000000", MCHID, &good), &cfg),
+        wechat::pay::v2::notify::parse_refund(&outer("wx0000000000000000", MCHID, &good), &cfg),
         Err(NotifyError::AppIdMismatch(_))
     ));
     assert!(matches!(
-        wechat::notify::v2::parse_refund(&outer(APPID, "1000000000", &good), &cfg),
+        wechat::pay::v2::notify::parse_refund(&outer(APPID, "1000000000", &good), &cfg),
         Err(NotifyError::MchIdMismatch(_))
     ));
     // return_code FAIL.
     let fail = b"<xml><return_code>FAIL</return_code><return_msg>busy</return_msg></xml>";
     assert!(matches!(
-        wechat::notify::v2::parse_refund(fail, &cfg),
+        wechat::pay::v2::notify::parse_refund(fail, &cfg),
         Err(NotifyError::ReturnFail(_))
     ));
     // Hostile XML and size, outside and (encrypted) inside.
@@ -189,12 +190,12 @@ fn v2_refund_notification_refusals() {
         String::from_utf8(outer(APPID, MCHID, &good)).unwrap()
     );
     assert_eq!(
-        wechat::notify::v2::parse_refund(xxe.as_bytes(), &cfg),
+        wechat::pay::v2::notify::parse_refund(xxe.as_bytes(), &cfg),
         Err(NotifyError::DoctypeRefused)
     );
-    let big = vec![b' '; wechat::notify::MAX_NOTIFY_BYTES + 1];
+    let big = vec![b' '; wechat::pay::notify::MAX_NOTIFY_BYTES + 1];
     assert!(matches!(
-        wechat::notify::v2::parse_refund(&big, &cfg),
+        wechat::pay::v2::notify::parse_refund(&big, &cfg),
         Err(NotifyError::TooLarge { .. })
     ));
     let inner_xxe = openssl_req_info(
@@ -202,7 +203,7 @@ fn v2_refund_notification_refusals() {
         &format!("<!DOCTYPE r [<!ENTITY e \"x\">]>{}", inner("SUCCESS")),
     );
     assert_eq!(
-        wechat::notify::v2::parse_refund(&outer(APPID, MCHID, &inner_xxe), &cfg),
+        wechat::pay::v2::notify::parse_refund(&outer(APPID, MCHID, &inner_xxe), &cfg),
         Err(NotifyError::Decrypt)
     );
     // A valid document with an amount that is not fen.
@@ -214,7 +215,7 @@ fn v2_refund_notification_refusals() {
         ),
     );
     assert!(matches!(
-        wechat::notify::v2::parse_refund(&outer(APPID, MCHID, &bad_amount), &cfg),
+        wechat::pay::v2::notify::parse_refund(&outer(APPID, MCHID, &bad_amount), &cfg),
         Err(NotifyError::Malformed(_))
     ));
 }
@@ -351,7 +352,7 @@ async fn v3_refund_refusals() {
         Err(NotifyError::UnexpectedEvent(_))
     ));
     assert!(matches!(
-        wechat::notify::v3::parse(&sign(&body), &body, &v, &cfg).await,
+        wechat::pay::v3::notify::parse(&sign(&body), &body, &v, &cfg).await,
         Err(NotifyError::UnexpectedEvent(_))
     ));
     // original_type must be refund.

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wechat::pay_v2::PayV2Config;
+use wechat::pay::v2::PayV2Config;
 use wechat::{BaseUrl, SignType};
 
 fuzz_target!(|data: &[u8]| {
@@ -16,11 +16,11 @@ fuzz_target!(|data: &[u8]| {
         SignType::Md5,
         BaseUrl::parse("https://api.mch.weixin.qq.com").expect("base"),
     );
-    let _ = wechat::notify::v2::parse(data, &cfg);
+    let _ = wechat::pay::v2::notify::parse(data, &cfg);
     // The refund notification (AES-256-ECB req_info, no sign): must never panic.
-    let _ = wechat::notify::v2::parse_refund(data, &cfg);
+    let _ = wechat::pay::v2::notify::parse_refund(data, &cfg);
     // Trade bills: must never panic.
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = wechat::bill::parse_trade_bill(text);
+        let _ = wechat::pay::bill::parse_trade_bill(text);
     }
 });

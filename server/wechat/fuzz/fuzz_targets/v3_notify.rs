@@ -7,8 +7,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use wechat::certs::{ApiV3Key, Verifier};
-use wechat::notify::v3::V3NotifyConfig;
+use wechat::pay::v3::aead::ApiV3Key;
+use wechat::pay::v3::certs::Verifier;
+use wechat::pay::v3::notify::V3NotifyConfig;
 
 // A throwaway 2048-bit public key (verification only; its private half was discarded).
 const PUB: &str = "-----BEGIN PUBLIC KEY-----
@@ -57,9 +58,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert!(
-        wechat::notify::v3::parse_cached(&h, body, verifier, cfg).is_err(),
+        wechat::pay::v3::notify::parse_cached(&h, body, verifier, cfg).is_err(),
         "forged notification accepted"
     );
-    let _ = wechat::notify::v3::decode_verified_for_fuzzing(data, cfg);
-    let _ = wechat::certs::parse_certificate_list(data, &cfg.apiv3_key);
+    let _ = wechat::pay::v3::notify::decode_verified_for_fuzzing(data, cfg);
+    let _ = wechat::pay::v3::certs::parse_certificate_list(data, &cfg.apiv3_key);
 });

@@ -1,199 +1,26 @@
-//! WeChat Pay API v2 (XML, MD5 / HMAC-SHA256): unifiedorder (JSAPI), orderquery, closeorder, refund
-//! (mutual TLS), refundquery, downloadbill, and the page's pay parameters.
+//! The v2 client: unifiedorder (JSAPI), orderquery, closeorder, refund (mutual TLS), refundquery,
+//! downloadbill, and the page's pay parameters.
 //!
 //! Each answer is checked in this order: HTTP 200 → size cap → XML (no DOCTYPE/entities) →
 //! `return_code` → `sign` present and valid → appid/mch_id ours → `result_code` (typed
 //! [`PayErrCode`]). Nothing from an answer is used before its signature verified.
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use tracing::instrument;
 
-use crate::bill::{decode_bill, is_gzip, BillError, TradeBill, MAX_BILL_BYTES};
-use crate::config::{BaseUrl, ConfigError};
-use crate::http::{read_capped, HttpError, CONNECT_TIMEOUT, DEFAULT_TIMEOUT, USER_AGENT};
-use crate::jsapi::PayParams;
-use crate::notify::{NotifyError, PaymentNotice};
+use crate::config::ConfigError;
+use crate::http::{read_capped, HttpError, CONNECT_TIMEOUT, USER_AGENT};
+use crate::pay::bill::{decode_bill, is_gzip, TradeBill, MAX_BILL_BYTES};
+use crate::pay::notify::{NotifyError, PaymentNotice};
 use crate::pay::{
     beijing_compact, parse_fen, v2_time_to_rfc3339, OrderStatus, PayErrCode, PrepayId,
     PrepayRequest, RefundNotice, RefundRequest, RefundResult, RefundStatus, TradeState,
 };
-use crate::secret::Secret;
-use crate::sign::{self, SignType};
-use crate::xml::{parse_flat, to_xml, XmlError, MAX_XML_BYTES};
+use crate::xml::{parse_flat, to_xml, MAX_XML_BYTES};
+use wechat_js::ChooseWxPay;
 
-/// Configuration of a v2 merchant.
-#[derive(Debug, Clone)]
-pub struct PayV2Config {
-    /// The official account's appid.
-    pub appid: String,
-    /// Merchant id (`mch_id`).
-    pub mchid: String,
-    /// The API key (32 characters, set in the merchant platform).
-    pub key: Secret<String>,
-    /// MD5 (default) or HMAC-SHA256.
-    pub sign_type: SignType,
-    /// Pay base (`https://api.mch.weixin.qq.com`, or the sandbox).
-    pub base: BaseUrl,
-    /// Base of the `/secapi/…` calls (mutual TLS); `None`: [`PayV2Config::base`], as at WeChat
-    /// (one host). The embedded sandbox serves them on a TLS listener of its own.
-    pub secapi_base: Option<BaseUrl>,
-    /// Per-request timeout.
-    pub timeout: Duration,
-}
-
-impl PayV2Config {
-    /// A configuration with the default timeout.
-    pub fn new(
-        appid: impl Into<String>,
-        mchid: impl Into<String>,
-        key: Secret<String>,
-        sign_type: SignType,
-        base: BaseUrl,
-    ) -> Self {
-        Self {
-            appid: appid.into(),
-            mchid: mchid.into(),
-            key,
-            sign_type,
-            base,
-            secapi_base: None,
-            timeout: DEFAULT_TIMEOUT,
-        }
-    }
-
-    /// Sends `/secapi/…` calls to `base` instead of [`PayV2Config::base`].
-    pub fn with_secapi_base(mut self, base: BaseUrl) -> Self {
-        self.secapi_base = Some(base);
-        self
-    }
-
-    /// The URL of a call: `/secapi/…` paths on [`PayV2Config::secapi_base`] when set.
-    fn url(&self, path: &str) -> String {
-        match &self.secapi_base {
-            Some(b) if path.starts_with("/secapi/") => b.join(path),
-            _ => self.base.join(path),
-        }
-    }
-}
-
-/// A failed v2 call.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PayV2Error {
-    /// Refused locally; nothing was sent.
-    #[error("invalid request: {0}")]
-    InvalidRequest(&'static str),
-    /// Transport failure.
-    #[error(transparent)]
-    Http(#[from] HttpError),
-    /// The answer is not acceptable XML.
-    #[error("answer XML: {0}")]
-    Xml(#[from] XmlError),
-    /// `return_code` FAIL (WeChat refused the call itself: signature, parameters…). Unsigned.
-    #[error("return_code FAIL: {0}")]
-    ReturnFail(String),
-    /// The answer carries no `sign`.
-    #[error("answer is not signed")]
-    MissingSignature,
-    /// The answer's `sign` does not verify: it must not be trusted.
-    #[error("answer signature invalid")]
-    BadSignature,
-    /// `result_code` FAIL: a business error.
-    #[error("WeChat Pay error {err_code}: {err_code_des}")]
-    Business {
-        /// Typed code.
-        code: PayErrCode,
-        /// WeChat's `err_code`.
-        err_code: String,
-        /// WeChat's `err_code_des`.
-        err_code_des: String,
-    },
-    /// The answer is for another appid.
-    #[error("answer is for another appid")]
-    AppIdMismatch,
-    /// The answer is for another merchant.
-    #[error("answer is for another mch_id")]
-    MchIdMismatch,
-    /// A field is missing or invalid.
-    #[error("malformed answer: {0}")]
-    Malformed(String),
-    /// The trade bill is unusable.
-    #[error(transparent)]
-    Bill(#[from] BillError),
-    /// Refund needs the merchant certificate: see [`PayV2Client::with_refund_identity`].
-    #[error("refunds need the merchant client certificate, which is not configured")]
-    RefundNotConfigured,
-}
-
-impl PayV2Error {
-    /// The typed business code, if WeChat answered with one.
-    pub fn code(&self) -> Option<&PayErrCode> {
-        match self {
-            Self::Business { code, .. } => Some(code),
-            _ => None,
-        }
-    }
-}
-
-/// Builds a client identity from the merchant certificate and key in PEM (`apiclient_cert.pem`,
-/// `apiclient_key.pem`).
-pub fn identity_from_pem(
-    cert_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<reqwest::Identity, ConfigError> {
-    let mut buf = Vec::with_capacity(cert_pem.len() + key_pem.len() + 1);
-    buf.extend_from_slice(key_pem);
-    buf.push(b'\n');
-    buf.extend_from_slice(cert_pem);
-    let id = reqwest::Identity::from_pem(&buf).map_err(|e| ConfigError::InvalidKey {
-        what: "merchant client certificate",
-        reason: e.without_url().to_string(),
-    });
-    zeroize::Zeroize::zeroize(&mut buf);
-    id
-}
-
-/// Builds a client identity from `apiclient_cert.p12` (its password is the mchid).
-#[cfg(feature = "pkcs12")]
-pub fn identity_from_pkcs12(der: &[u8], password: &str) -> Result<reqwest::Identity, ConfigError> {
-    use base64::Engine as _;
-    let bad = |reason: String| ConfigError::InvalidKey {
-        what: "merchant PKCS#12 bundle",
-        reason,
-    };
-    let ks = p12_keystore::KeyStore::from_pkcs12(
-        der,
-        password,
-        p12_keystore::Pkcs12ImportPolicy::Relaxed,
-    )
-    .map_err(|e| bad(e.to_string()))?;
-    let (_, chain) = ks
-        .private_key_chain()
-        .ok_or_else(|| bad("no private key in the bundle".into()))?;
-    if chain.certs().is_empty() {
-        return Err(bad("no certificate in the bundle".into()));
-    }
-    fn pem(label: &str, der: &[u8]) -> String {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        let mut s = format!("-----BEGIN {label}-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            s.push_str(std::str::from_utf8(line).unwrap_or_default());
-            s.push('\n');
-        }
-        s.push_str(&format!("-----END {label}-----\n"));
-        s
-    }
-    let mut key = pem("PRIVATE KEY", chain.key().as_der());
-    let certs: String = chain
-        .certs()
-        .iter()
-        .map(|c| pem("CERTIFICATE", c.as_der()))
-        .collect();
-    let id = identity_from_pem(certs.as_bytes(), key.as_bytes());
-    zeroize::Zeroize::zeroize(&mut key);
-    id
-}
+use super::sign;
+use super::{PayV2Config, PayV2Error};
 
 /// The v2 client. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -498,14 +325,14 @@ impl PayV2Client {
         Ok(Some(decode_bill(&body)?))
     }
 
-    /// Parses a refund notification (see [`crate::notify::v2::parse_refund`]).
+    /// Parses a refund notification (see [`super::notify::parse_refund`]).
     pub fn parse_refund_notification(&self, body: &[u8]) -> Result<RefundNotice, NotifyError> {
-        crate::notify::v2::parse_refund(body, &self.cfg)
+        super::notify::parse_refund(body, &self.cfg)
     }
 
     /// `getBrandWCPayRequest` parameters, freshly signed with the API key.
-    pub fn jsapi_pay_params(&self, prepay_id: &PrepayId) -> PayParams {
-        PayParams::v2(
+    pub fn jsapi_pay_params(&self, prepay_id: &PrepayId) -> ChooseWxPay {
+        sign::choose_wx_pay(
             &self.cfg.appid,
             prepay_id,
             self.cfg.key.expose_str(),
@@ -513,9 +340,9 @@ impl PayV2Client {
         )
     }
 
-    /// Verifies and parses a payment notification (see [`crate::notify::v2::parse`]).
+    /// Verifies and parses a payment notification (see [`super::notify::parse`]).
     pub fn parse_notification(&self, body: &[u8]) -> Result<PaymentNotice, NotifyError> {
-        crate::notify::v2::parse(body, &self.cfg)
+        super::notify::parse(body, &self.cfg)
     }
 }
 
@@ -551,33 +378,4 @@ fn refund_entry(
     Err(PayV2Error::Malformed(
         "answer has no entry for this out_refund_no".into(),
     ))
-}
-
-#[cfg(test)]
-mod url_tests {
-    use super::*;
-
-    #[test]
-    fn secapi_calls_go_to_their_own_base_when_set() {
-        let cfg = PayV2Config::new(
-            "wx1",
-            "1900000109",
-            Secret::new("k".repeat(32)),
-            SignType::Md5,
-            BaseUrl::parse("https://api.mch.weixin.qq.com").unwrap(),
-        );
-        assert_eq!(
-            cfg.url("/secapi/pay/refund"),
-            "https://api.mch.weixin.qq.com/secapi/pay/refund"
-        );
-        let cfg = cfg.with_secapi_base(BaseUrl::parse("https://127.0.0.1:4443").unwrap());
-        assert_eq!(
-            cfg.url("/secapi/pay/refund"),
-            "https://127.0.0.1:4443/secapi/pay/refund"
-        );
-        assert_eq!(
-            cfg.url("/pay/orderquery"),
-            "https://api.mch.weixin.qq.com/pay/orderquery"
-        );
-    }
 }

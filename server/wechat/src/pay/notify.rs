@@ -1,16 +1,13 @@
-//! Payment notifications (WeChat → shop), both versions parsed into one [`PaymentNotice`], refund
-//! notifications into one [`crate::RefundNotice`] ([`v2::parse_refund`], [`v3::parse_refund`]), and
-//! the exact answers WeChat expects (the same for both kinds).
+//! Payment notifications (WeChat → shop): what both versions share. Each version parses its own
+//! ([`crate::pay::v2::notify`], [`crate::pay::v3::notify`]) into one [`PaymentNotice`], refund
+//! notifications into one [`crate::RefundNotice`], and gives the exact answers WeChat expects (the
+//! same for both kinds).
 //!
 //! Each refusal has its own [`NotifyError`] variant so the shop can log precisely why. What is checked
 //! here: size, XML/JSON shape, signature (v2 `sign`; v3 `Wechatpay-*` headers over the raw body, key by
 //! serial, 5-minute window), decryption (v3), event type, and that appid and mchid are ours. What the
 //! shop must still check: that [`PaymentNotice::total_fee`] equals the order's amount, and that the
 //! order update is idempotent (`… WHERE status = 'unpaid'`): notifications repeat and race.
-pub mod v2;
-pub mod v3;
-
-use crate::certs::VerifyError;
 use crate::pay::TradeState;
 use crate::xml::XmlError;
 
@@ -73,7 +70,8 @@ impl PaymentNotice {
     }
 }
 
-/// Why a notification was refused. Answer WeChat with [`v2::failure`] / [`v3::failure`] (it retries).
+/// Why a notification was refused. Answer WeChat with
+/// [`crate::pay::v2::notify::failure`] / [`crate::pay::v3::notify::failure`] (it retries).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NotifyError {
@@ -156,19 +154,6 @@ impl From<XmlError> for NotifyError {
             XmlError::DoctypeRefused => Self::DoctypeRefused,
             XmlError::EntityRefused => Self::EntityRefused,
             other => Self::Malformed(other.to_string()),
-        }
-    }
-}
-
-impl From<VerifyError> for NotifyError {
-    fn from(e: VerifyError) -> Self {
-        match e {
-            VerifyError::MissingHeader(h) => Self::MissingHeader(h),
-            VerifyError::BadHeader(h) => Self::BadHeader(h),
-            VerifyError::StaleTimestamp { skew_secs } => Self::StaleTimestamp { skew_secs },
-            VerifyError::UnknownSerial(s) => Self::UnknownSerial(s),
-            VerifyError::ExpiredCertificate(s) => Self::ExpiredCertificate(s),
-            VerifyError::BadSignature => Self::BadSignature,
         }
     }
 }

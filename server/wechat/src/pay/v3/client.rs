@@ -1,5 +1,5 @@
-//! WeChat Pay API v3 (JSON, RSA-SHA256 signatures, AES-256-GCM resources): JSAPI prepay, query, close,
-//! refund, refund query, trade bill, certificate download, and the page's pay parameters.
+//! The v3 client: JSAPI prepay, query, close, refund, refund query, trade bill, and the page's pay
+//! parameters.
 //!
 //! Every request carries
 //! `Authorization: WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",timestamp="…",serial_no="…",signature="…"`
@@ -14,74 +14,22 @@ use std::time::Duration;
 use http::{HeaderMap, Method, StatusCode};
 use tracing::instrument;
 
-use crate::bill::{decode_bill, BillError, TradeBill, MAX_BILL_BYTES};
-use crate::certs::{ApiV3Key, CertError, Verifier, VerifyError};
 use crate::config::{BaseUrl, ConfigError};
-use crate::http::{
-    encode, json_error, read_capped, HttpError, DEFAULT_TIMEOUT, MAX_ANSWER_BYTES, USER_AGENT,
-};
-use crate::jsapi::PayParams;
-use crate::notify::{NotifyError, PaymentNotice};
+use crate::http::{encode, json_error, HttpError};
+use crate::pay::bill::{decode_bill, BillError, TradeBill, MAX_BILL_BYTES};
+use crate::pay::notify::{NotifyError, PaymentNotice};
 use crate::pay::{
     beijing_rfc3339, OrderStatus, PayErrCode, PrepayId, PrepayRequest, RefundNotice, RefundRequest,
     RefundResult, RefundStatus, TradeState,
 };
-use crate::sign::MerchantKey;
+use wechat_js::ChooseWxPay;
 
-/// Configuration of a v3 merchant.
-#[derive(Clone)]
-pub struct PayV3Config {
-    /// The official account's appid.
-    pub appid: String,
-    /// Merchant id (`mchid`).
-    pub mchid: String,
-    /// Serial number of the merchant API certificate (`serial_no` in `Authorization`).
-    pub merchant_serial: String,
-    /// The merchant API private key.
-    pub private_key: Arc<MerchantKey>,
-    /// The APIv3 key (decrypts notifications and certificates).
-    pub apiv3_key: ApiV3Key,
-    /// Pay base (`https://api.mch.weixin.qq.com`, or the sandbox).
-    pub base: BaseUrl,
-    /// Per-request timeout.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for PayV3Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PayV3Config")
-            .field("appid", &self.appid)
-            .field("mchid", &self.mchid)
-            .field("merchant_serial", &self.merchant_serial)
-            .field("private_key", &"***")
-            .field("apiv3_key", &"***")
-            .field("base", &self.base)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-impl PayV3Config {
-    /// A configuration with the default timeout.
-    pub fn new(
-        appid: impl Into<String>,
-        mchid: impl Into<String>,
-        merchant_serial: impl Into<String>,
-        private_key: MerchantKey,
-        apiv3_key: ApiV3Key,
-        base: BaseUrl,
-    ) -> Self {
-        Self {
-            appid: appid.into(),
-            mchid: mchid.into(),
-            merchant_serial: merchant_serial.into(),
-            private_key: Arc::new(private_key),
-            apiv3_key,
-            base,
-            timeout: DEFAULT_TIMEOUT,
-        }
-    }
-}
+use super::aead::ApiV3Key;
+use super::certs::{CertDownloader, Verifier, VerifyError};
+use super::notify::{V3NotifyConfig, V3Transaction};
+use super::request::{send_signed, send_signed_capped, ErrorBody, RequestSigner};
+use super::sign::MerchantKey;
+use super::PayV3Config;
 
 /// A failed v3 call.
 #[derive(Debug, thiserror::Error)]
@@ -131,256 +79,6 @@ impl PayV3Error {
             _ => None,
         }
     }
-}
-
-/// Builds `Authorization` values for one merchant.
-#[derive(Clone)]
-pub struct RequestSigner {
-    mchid: String,
-    serial: String,
-    key: Arc<MerchantKey>,
-}
-
-impl fmt::Debug for RequestSigner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "RequestSigner(mchid={}, serial={}, key=***)",
-            self.mchid, self.serial
-        )
-    }
-}
-
-/// Formats the `Authorization` header value.
-pub fn authorization_header(
-    mchid: &str,
-    nonce: &str,
-    timestamp: &str,
-    serial: &str,
-    signature: &str,
-) -> String {
-    format!(
-        "WECHATPAY2-SHA256-RSA2048 mchid=\"{mchid}\",nonce_str=\"{nonce}\",timestamp=\"{timestamp}\",serial_no=\"{serial}\",signature=\"{signature}\""
-    )
-}
-
-impl RequestSigner {
-    /// A signer for `mchid` whose API certificate has `serial`.
-    pub fn new(mchid: impl Into<String>, serial: impl Into<String>, key: Arc<MerchantKey>) -> Self {
-        Self {
-            mchid: mchid.into(),
-            serial: serial.into(),
-            key,
-        }
-    }
-
-    /// `Authorization` with the given timestamp and nonce (blinded RSA: CPU-bound).
-    pub fn authorization_with(
-        &self,
-        method: &str,
-        path_with_query: &str,
-        body: &str,
-        timestamp: &str,
-        nonce: &str,
-    ) -> String {
-        let msg = crate::sign::v3_request_message(method, path_with_query, timestamp, nonce, body);
-        let sig = self.key.sign_base64(msg.as_bytes());
-        authorization_header(&self.mchid, nonce, timestamp, &self.serial, &sig)
-    }
-
-    /// `Authorization` with a fresh nonce and the current time.
-    pub fn authorization(&self, method: &str, path_with_query: &str, body: &str) -> String {
-        self.authorization_with(
-            method,
-            path_with_query,
-            body,
-            &crate::unix_now().to_string(),
-            &crate::nonce(),
-        )
-    }
-
-    async fn authorization_blocking(
-        &self,
-        method: &Method,
-        path_with_query: &str,
-        body: &str,
-    ) -> Result<String, HttpError> {
-        let this = self.clone();
-        let (m, p, b) = (
-            method.as_str().to_owned(),
-            path_with_query.to_owned(),
-            body.to_owned(),
-        );
-        tokio::task::spawn_blocking(move || this.authorization(&m, &p, &b))
-            .await
-            .map_err(|_| HttpError::Other("request signing task failed".into()))
-    }
-}
-
-/// One signed v3 exchange: returns status, headers and the raw body (capped).
-async fn send_signed(
-    http: &reqwest::Client,
-    base: &BaseUrl,
-    signer: &RequestSigner,
-    timeout: Duration,
-    method: Method,
-    path_with_query: &str,
-    body: Option<&str>,
-) -> Result<(StatusCode, HeaderMap, Vec<u8>), HttpError> {
-    send_signed_capped(
-        http,
-        base,
-        signer,
-        timeout,
-        method,
-        path_with_query,
-        body,
-        MAX_ANSWER_BYTES,
-    )
-    .await
-}
-
-/// [`send_signed`] with another size cap (bill downloads).
-#[allow(clippy::too_many_arguments)]
-async fn send_signed_capped(
-    http: &reqwest::Client,
-    base: &BaseUrl,
-    signer: &RequestSigner,
-    timeout: Duration,
-    method: Method,
-    path_with_query: &str,
-    body: Option<&str>,
-    limit: usize,
-) -> Result<(StatusCode, HeaderMap, Vec<u8>), HttpError> {
-    let auth = signer
-        .authorization_blocking(&method, path_with_query, body.unwrap_or(""))
-        .await?;
-    let mut rb = http
-        .request(method, base.join(path_with_query))
-        .timeout(timeout)
-        .header(http::header::AUTHORIZATION, auth)
-        .header(http::header::ACCEPT, "application/json")
-        .header(http::header::USER_AGENT, USER_AGENT);
-    if let Some(b) = body {
-        rb = rb
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(b.to_owned());
-    }
-    let resp = rb.send().await?;
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = read_capped(resp, limit).await?;
-    Ok((status, headers, bytes))
-}
-
-/// Downloads platform certificates (`GET /v3/certificates`) for a [`Verifier`].
-#[derive(Clone)]
-pub struct CertDownloader {
-    signer: RequestSigner,
-    apiv3_key: ApiV3Key,
-    base: BaseUrl,
-    http: reqwest::Client,
-    timeout: Duration,
-}
-
-impl fmt::Debug for CertDownloader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CertDownloader({:?}, {})", self.signer, self.base)
-    }
-}
-
-impl CertDownloader {
-    /// A downloader using the merchant's credentials.
-    pub fn new(cfg: &PayV3Config, http: reqwest::Client) -> Self {
-        Self {
-            signer: RequestSigner::new(
-                cfg.mchid.clone(),
-                cfg.merchant_serial.clone(),
-                cfg.private_key.clone(),
-            ),
-            apiv3_key: cfg.apiv3_key.clone(),
-            base: cfg.base.clone(),
-            http,
-            timeout: cfg.timeout,
-        }
-    }
-
-    pub(crate) fn apiv3_key(&self) -> &ApiV3Key {
-        &self.apiv3_key
-    }
-
-    #[instrument(level = "debug", skip_all)]
-    pub(crate) async fn fetch(&self) -> Result<(HeaderMap, Vec<u8>), CertError> {
-        let (status, headers, body) = send_signed(
-            &self.http,
-            &self.base,
-            &self.signer,
-            self.timeout,
-            Method::GET,
-            "/v3/certificates",
-            None,
-        )
-        .await?;
-        if status != StatusCode::OK {
-            let code = serde_json::from_slice::<ErrorBody>(&body)
-                .map(|e| e.code)
-                .unwrap_or_default();
-            return Err(CertError::Api {
-                status: status.as_u16(),
-                code: code.chars().take(64).collect(),
-            });
-        }
-        Ok((headers, body))
-    }
-}
-
-#[derive(serde::Deserialize, Default)]
-struct ErrorBody {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
-/// A v3 transaction as WeChat describes it (query answers and decrypted notifications).
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct V3Transaction {
-    pub appid: String,
-    pub mchid: String,
-    pub out_trade_no: String,
-    #[serde(default)]
-    pub transaction_id: Option<String>,
-    #[serde(default)]
-    pub trade_type: Option<String>,
-    pub trade_state: String,
-    #[serde(default)]
-    pub trade_state_desc: Option<String>,
-    #[serde(default)]
-    pub bank_type: Option<String>,
-    #[serde(default)]
-    pub attach: Option<String>,
-    #[serde(default)]
-    pub success_time: Option<String>,
-    #[serde(default)]
-    pub payer: Option<V3Payer>,
-    #[serde(default)]
-    pub amount: Option<V3Amount>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct V3Payer {
-    #[serde(default)]
-    pub openid: Option<String>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct V3Amount {
-    #[serde(default)]
-    pub total: Option<i64>,
-    #[serde(default)]
-    pub payer_total: Option<i64>,
-    #[serde(default)]
-    pub currency: Option<String>,
 }
 
 /// The v3 client. Cheap to clone; share it.
@@ -442,7 +140,7 @@ impl PayV3Client {
         Ok(Self::new(cfg, http, Arc::new(b.build())))
     }
 
-    /// The verifier (for [`crate::notify::v3::parse`]).
+    /// The verifier (for [`super::notify::parse`]).
     pub fn verifier(&self) -> &Arc<Verifier> {
         &self.verifier
     }
@@ -452,9 +150,9 @@ impl PayV3Client {
         &self.appid
     }
 
-    /// What [`crate::notify::v3::parse`] needs besides the verifier.
-    pub fn notify_config(&self) -> crate::notify::v3::V3NotifyConfig {
-        crate::notify::v3::V3NotifyConfig {
+    /// What [`super::notify::parse`] needs besides the verifier.
+    pub fn notify_config(&self) -> V3NotifyConfig {
+        V3NotifyConfig {
             appid: self.appid.clone(),
             mchid: self.mchid.clone(),
             apiv3_key: self.apiv3_key.clone(),
@@ -660,17 +358,17 @@ impl PayV3Client {
 
     /// `wx.chooseWXPay` / `getBrandWCPayRequest` parameters (`signType: "RSA"`), freshly signed.
     /// Synchronous blinded RSA (≈1 ms); from async code prefer [`PayV3Client::jsapi_pay_params_async`].
-    pub fn jsapi_pay_params(&self, prepay_id: &PrepayId) -> PayParams {
-        PayParams::v3(&self.appid, prepay_id, &self.key)
+    pub fn jsapi_pay_params(&self, prepay_id: &PrepayId) -> ChooseWxPay {
+        super::sign::choose_wx_pay(&self.appid, prepay_id, &self.key)
     }
 
     /// [`PayV3Client::jsapi_pay_params`] on the blocking pool.
     pub async fn jsapi_pay_params_async(
         &self,
         prepay_id: &PrepayId,
-    ) -> Result<PayParams, PayV3Error> {
+    ) -> Result<ChooseWxPay, PayV3Error> {
         let (appid, key, id) = (self.appid.clone(), self.key.clone(), prepay_id.clone());
-        tokio::task::spawn_blocking(move || PayParams::v3(&appid, &id, &key))
+        tokio::task::spawn_blocking(move || super::sign::choose_wx_pay(&appid, &id, &key))
             .await
             .map_err(|_| PayV3Error::Http(HttpError::Other("signing task failed".into())))
     }
@@ -743,22 +441,22 @@ impl PayV3Client {
     }
 
     /// Verifies, decrypts and checks a refund notification (see
-    /// [`crate::notify::v3::parse_refund`]).
+    /// [`super::notify::parse_refund`]).
     pub async fn parse_refund_notification(
         &self,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<RefundNotice, NotifyError> {
-        crate::notify::v3::parse_refund(headers, body, &self.verifier, &self.notify_config()).await
+        super::notify::parse_refund(headers, body, &self.verifier, &self.notify_config()).await
     }
 
-    /// Verifies, decrypts and checks a payment notification (see [`crate::notify::v3::parse`]).
+    /// Verifies, decrypts and checks a payment notification (see [`super::notify::parse`]).
     pub async fn parse_notification(
         &self,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<PaymentNotice, NotifyError> {
-        crate::notify::v3::parse(headers, body, &self.verifier, &self.notify_config()).await
+        super::notify::parse(headers, body, &self.verifier, &self.notify_config()).await
     }
 }
 

@@ -8,6 +8,7 @@
 //! was *landed on*, Android against the current URL after `pushState`. The page must send the URL that
 //! counts, and ask for a fresh config when it changes.
 use sha1::{Digest as _, Sha1};
+pub use wechat_js::WxConfig;
 
 /// The page URL without `#fragment` (WeChat never sees the fragment).
 pub fn strip_fragment(url: &str) -> &str {
@@ -32,39 +33,19 @@ pub fn signature(ticket: &str, noncestr: &str, timestamp: &str, url: &str) -> St
     ))
 }
 
-/// The parameters `wx.config` needs (besides `jsApiList` and `debug`), named as the JS-SDK names them.
-/// `timestamp` and `nonceStr` are the very values that were signed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WxConfig {
-    /// The official account's appid.
-    pub app_id: String,
-    /// Unix seconds (a JSON number, as `wx.config` expects).
-    pub timestamp: i64,
-    /// The signed nonce.
-    pub nonce_str: String,
-    /// SHA-1 lowercase hex.
-    pub signature: String,
-    /// The URL that was signed (fragment removed) — handy to debug "invalid signature".
-    pub url: String,
+/// Signs `url` for `wx.config` with a fresh nonce and the current time. The fragment is stripped.
+pub fn config(appid: &str, ticket: &str, url: &str) -> WxConfig {
+    config_with(appid, ticket, url, &crate::nonce(), crate::unix_now())
 }
 
-impl WxConfig {
-    /// Signs `url` with a fresh nonce and the current time.
-    pub fn new(appid: &str, ticket: &str, url: &str) -> Self {
-        Self::with(appid, ticket, url, &crate::nonce(), crate::unix_now())
-    }
-
-    /// Signs `url` with the given nonce and timestamp (tests, reproducible debugging).
-    pub fn with(appid: &str, ticket: &str, url: &str, nonce: &str, timestamp: i64) -> Self {
-        let url = strip_fragment(url);
-        Self {
-            app_id: appid.to_owned(),
-            timestamp,
-            nonce_str: nonce.to_owned(),
-            signature: signature(ticket, nonce, &timestamp.to_string(), url),
-            url: url.to_owned(),
-        }
+/// Signs `url` with the given nonce and timestamp (tests, reproducible debugging). `timestamp` and
+/// `nonceStr` in the answer are the very values that were signed.
+pub fn config_with(appid: &str, ticket: &str, url: &str, nonce: &str, timestamp: i64) -> WxConfig {
+    WxConfig {
+        app_id: appid.to_owned(),
+        timestamp,
+        nonce_str: nonce.to_owned(),
+        signature: signature(ticket, nonce, &timestamp.to_string(), url),
     }
 }
 
@@ -123,26 +104,33 @@ mod tests {
 
     #[test]
     fn config_signs_what_it_returns() {
-        let c = WxConfig::new(
+        let c = config(
             "wx123",
             TICKET,
             "https://shop.example.com/goods/1?from=share#top",
         );
-        assert_eq!(c.url, "https://shop.example.com/goods/1?from=share");
         assert_eq!(
             c.signature,
-            signature(TICKET, &c.nonce_str, &c.timestamp.to_string(), &c.url)
+            signature(
+                TICKET,
+                &c.nonce_str,
+                &c.timestamp.to_string(),
+                "https://shop.example.com/goods/1?from=share"
+            )
         );
         assert_eq!(c.signature.len(), 40);
         assert!(c
             .signature
             .chars()
             .all(|ch| ch.is_ascii_digit() || ('a'..='f').contains(&ch)));
-        let json = serde_json::to_value(&c).expect("json");
-        assert!(
-            json.get("appId").is_some()
-                && json.get("nonceStr").is_some()
-                && json["timestamp"].is_i64()
+        let json = serde_json::to_string(&config_with("wx123", TICKET, "https://a.com/#x", "n", 7))
+            .expect("json");
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"appId":"wx123","timestamp":7,"nonceStr":"n","signature":"{}"}}"#,
+                signature(TICKET, "n", "7", "https://a.com/")
+            )
         );
     }
 }

@@ -1,8 +1,24 @@
-//! Types shared by Pay v2 and v3: requests, order status, refunds. Amounts are integer fen (`i64`).
+//! WeChat Pay (微信支付).
+//!
+//! * this module — the types shared by v2 and v3: requests, order status, refunds. Amounts are
+//!   integer fen (`i64`);
+//! * [`notify`] — what payment and refund notifications of both versions are parsed into;
+//! * [`bill`] — trade bills (both versions download the same file);
+//! * [`v2`] — API v2 (XML, MD5 / HMAC-SHA256), [`v3`] — API v3 (JSON, RSA, AES-256-GCM). Each is built
+//!   on the shared modules above and neither uses the other; the shared modules use neither;
+//! * [`jsapi`] — the page's `chooseWXPay` parameters, signed by either version;
+//! * [`gateway`] — [`PayGateway`](gateway::PayGateway): one interface over v2 and v3.
 use std::fmt;
 
 use time::macros::{format_description, offset};
 use time::OffsetDateTime;
+
+pub mod bill;
+pub mod gateway;
+pub mod jsapi;
+pub mod notify;
+pub mod v2;
+pub mod v3;
 
 /// A `prepay_id` (valid 2 hours). Not secret: it ends up in the page as `package=prepay_id=…`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -234,7 +250,7 @@ impl RefundStatus {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RefundNotice {
     /// Which API delivered it.
-    pub api: crate::notify::ApiVersion,
+    pub api: notify::ApiVersion,
     /// The shop's order number.
     pub out_trade_no: String,
     /// WeChat's transaction id of the order, when given.

@@ -34,7 +34,7 @@ pub use self::redis::RedisTokenCache;
 use crate::config::{BaseUrl, Hosts};
 use crate::error::{parse_mp, ApiError, MpError};
 use crate::http::{encode, read_capped, HttpError, DEFAULT_TIMEOUT, MAX_ANSWER_BYTES};
-use crate::jssdk::WxConfig;
+use crate::mp::jssdk::{self, WxConfig};
 use crate::secret::Secret;
 
 /// A cached token and when it expires (Unix milliseconds, meaningful across instances).
@@ -318,7 +318,7 @@ impl TokenManager {
     /// `wx.config` parameters for `url` (fragment stripped, fresh nonce and timestamp).
     pub async fn jssdk_config(&self, url: &str) -> Result<WxConfig, TokenError> {
         let ticket = self.jsapi_ticket().await?;
-        Ok(WxConfig::new(&self.inner.appid, ticket.expose_str(), url))
+        Ok(jssdk::config(&self.inner.appid, ticket.expose_str(), url))
     }
 
     /// Drops the cached token if it is still `failed` (compare-and-delete). Returns whether it did.

@@ -3,14 +3,14 @@
 use async_trait::async_trait;
 use http::HeaderMap;
 
-use crate::bill::TradeBill;
-use crate::jsapi::PayParams;
-use crate::notify::{ApiVersion, NotifyAnswer, NotifyError, PaymentNotice};
+use crate::pay::bill::TradeBill;
+use crate::pay::notify::{ApiVersion, NotifyAnswer, NotifyError, PaymentNotice};
+use crate::pay::v2::{PayV2Client, PayV2Error};
+use crate::pay::v3::{PayV3Client, PayV3Error};
 use crate::pay::{
     OrderStatus, PayErrCode, PrepayId, PrepayRequest, RefundNotice, RefundRequest, RefundResult,
 };
-use crate::pay_v2::{PayV2Client, PayV2Error};
-use crate::pay_v3::{PayV3Client, PayV3Error};
+use wechat_js::ChooseWxPay;
 
 /// A failed payment call, from either version.
 #[derive(Debug, thiserror::Error)]
@@ -81,11 +81,11 @@ pub trait PayGateway: Send + Sync {
     fn version(&self) -> ApiVersion;
 
     /// Creates the WeChat order and returns the page's freshly signed pay parameters.
-    async fn prepay(&self, req: &PrepayRequest) -> Result<(PrepayId, PayParams), PayError>;
+    async fn prepay(&self, req: &PrepayRequest) -> Result<(PrepayId, ChooseWxPay), PayError>;
 
     /// Signs page parameters afresh for an existing `prepay_id` (valid 2 hours): a user who comes
     /// back to pay the same order needs no new prepay.
-    async fn pay_params(&self, prepay_id: &PrepayId) -> Result<PayParams, PayError>;
+    async fn pay_params(&self, prepay_id: &PrepayId) -> Result<ChooseWxPay, PayError>;
 
     /// Queries an order by the shop's number.
     async fn query(&self, out_trade_no: &str) -> Result<OrderStatus, PayError>;
@@ -129,12 +129,12 @@ impl PayGateway for PayV2Client {
     fn version(&self) -> ApiVersion {
         ApiVersion::V2
     }
-    async fn prepay(&self, req: &PrepayRequest) -> Result<(PrepayId, PayParams), PayError> {
+    async fn prepay(&self, req: &PrepayRequest) -> Result<(PrepayId, ChooseWxPay), PayError> {
         let id = self.unified_order(req).await?;
         let params = self.jsapi_pay_params(&id);
         Ok((id, params))
     }
-    async fn pay_params(&self, prepay_id: &PrepayId) -> Result<PayParams, PayError> {
+    async fn pay_params(&self, prepay_id: &PrepayId) -> Result<ChooseWxPay, PayError> {
         Ok(self.jsapi_pay_params(prepay_id))
     }
     async fn query(&self, out_trade_no: &str) -> Result<OrderStatus, PayError> {
@@ -167,10 +167,10 @@ impl PayGateway for PayV2Client {
         Ok(self.download_bill(date).await?)
     }
     fn notification_success(&self) -> NotifyAnswer {
-        crate::notify::v2::success()
+        crate::pay::v2::notify::success()
     }
     fn notification_failure(&self, message: &str) -> NotifyAnswer {
-        crate::notify::v2::failure(message)
+        crate::pay::v2::notify::failure(message)
     }
 }
 
@@ -179,12 +179,12 @@ impl PayGateway for PayV3Client {
     fn version(&self) -> ApiVersion {
         ApiVersion::V3
     }
-    async fn prepay(&self, req: &PrepayRequest) -> Result<(PrepayId, PayParams), PayError> {
+    async fn prepay(&self, req: &PrepayRequest) -> Result<(PrepayId, ChooseWxPay), PayError> {
         let id = self.prepay_jsapi(req).await?;
         let params = self.jsapi_pay_params_async(&id).await?;
         Ok((id, params))
     }
-    async fn pay_params(&self, prepay_id: &PrepayId) -> Result<PayParams, PayError> {
+    async fn pay_params(&self, prepay_id: &PrepayId) -> Result<ChooseWxPay, PayError> {
         Ok(self.jsapi_pay_params_async(prepay_id).await?)
     }
     async fn query(&self, out_trade_no: &str) -> Result<OrderStatus, PayError> {
@@ -217,10 +217,10 @@ impl PayGateway for PayV3Client {
         Ok(PayV3Client::trade_bill(self, date).await?)
     }
     fn notification_success(&self) -> NotifyAnswer {
-        crate::notify::v3::success()
+        crate::pay::v3::notify::success()
     }
     fn notification_failure(&self, message: &str) -> NotifyAnswer {
-        crate::notify::v3::failure(message)
+        crate::pay::v3::notify::failure(message)
     }
 }
 

@@ -7,10 +7,11 @@
 //! ([`parse`]) and refunds ([`parse_refund`]) share every step up to the decrypted plaintext.
 use http::HeaderMap;
 
-use crate::certs::{decrypt_resource, ApiV3Key, Verifier};
-use crate::notify::{ApiVersion, NotifyAnswer, NotifyError, PaymentNotice, MAX_NOTIFY_BYTES};
+use crate::pay::notify::{ApiVersion, NotifyAnswer, NotifyError, PaymentNotice, MAX_NOTIFY_BYTES};
 use crate::pay::{RefundNotice, RefundStatus, TradeState};
-use crate::pay_v3::V3Transaction;
+
+use super::aead::{decrypt_resource, ApiV3Key};
+use super::certs::Verifier;
 
 /// The event type of a successful payment.
 pub const TRANSACTION_SUCCESS: &str = "TRANSACTION.SUCCESS";
@@ -366,4 +367,44 @@ fn decode_transaction(o: Opened, cfg: &V3NotifyConfig) -> Result<PaymentNotice, 
         attach: t.attach.filter(|s| !s.is_empty()),
         notification_id: o.id,
     })
+}
+/// A v3 transaction as WeChat describes it (query answers and decrypted notifications).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct V3Transaction {
+    pub appid: String,
+    pub mchid: String,
+    pub out_trade_no: String,
+    #[serde(default)]
+    pub transaction_id: Option<String>,
+    #[serde(default)]
+    pub trade_type: Option<String>,
+    pub trade_state: String,
+    #[serde(default)]
+    pub trade_state_desc: Option<String>,
+    #[serde(default)]
+    pub bank_type: Option<String>,
+    #[serde(default)]
+    pub attach: Option<String>,
+    #[serde(default)]
+    pub success_time: Option<String>,
+    #[serde(default)]
+    pub payer: Option<V3Payer>,
+    #[serde(default)]
+    pub amount: Option<V3Amount>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct V3Payer {
+    #[serde(default)]
+    pub openid: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct V3Amount {
+    #[serde(default)]
+    pub total: Option<i64>,
+    #[serde(default)]
+    pub payer_total: Option<i64>,
+    #[serde(default)]
+    pub currency: Option<String>,
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::config::BaseUrl;
 use crate::error::{parse_mp, MpError};
 use crate::http::{encode, read_capped, HttpError, DEFAULT_TIMEOUT, MAX_ANSWER_BYTES};
-use crate::token::{TokenError, TokenManager};
+use crate::mp::token::{TokenError, TokenManager};
 
 /// A parametric QR code: show `url` as a QR code (or WeChat's picture of `ticket`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

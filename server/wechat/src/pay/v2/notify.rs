@@ -17,14 +17,15 @@ use base64::Engine as _;
 use md5::{Digest as _, Md5};
 use zeroize::Zeroize;
 
-use crate::notify::{ApiVersion, NotifyAnswer, NotifyError, PaymentNotice, MAX_NOTIFY_BYTES};
+use crate::pay::notify::{ApiVersion, NotifyAnswer, NotifyError, PaymentNotice, MAX_NOTIFY_BYTES};
 use crate::pay::{
     parse_fen, v2_refund_time_to_rfc3339, v2_time_to_rfc3339, RefundNotice, RefundStatus,
     TradeState,
 };
-use crate::pay_v2::PayV2Config;
-use crate::sign::SignType;
 use crate::xml::{cdata, parse_flat, parse_flat_root};
+
+use super::sign::{self, SignType};
+use super::PayV2Config;
 
 /// The exact success answer.
 pub const SUCCESS_XML: &str =
@@ -89,7 +90,7 @@ pub fn parse(body: &[u8], cfg: &PayV2Config) -> Result<PaymentNotice, NotifyErro
         None => cfg.sign_type,
     };
     let pairs = m.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    if !crate::sign::v2_verify(pairs, cfg.key.expose_str(), sign_type) {
+    if !sign::v2_verify(pairs, cfg.key.expose_str(), sign_type) {
         return Err(NotifyError::BadSignature);
     }
     if m.get("result_code").map(String::as_str) != Some("SUCCESS") {

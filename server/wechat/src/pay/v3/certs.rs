@@ -1,4 +1,4 @@
-//! WeChat Pay v3 trust: the APIv3 key (AES-256-GCM), platform certificates, the "微信支付公钥", and the
+//! WeChat Pay v3 trust: platform certificates, the "微信支付公钥", and the
 //! [`Verifier`] that checks every answer and notification.
 //!
 //! The key that verifies a message is chosen by its `Wechatpay-Serial` header: `PUB_KEY_ID_…` selects a
@@ -15,17 +15,19 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
-use base64::Engine as _;
-use http::HeaderMap;
+use http::{HeaderMap, Method, StatusCode};
 use rsa::RsaPublicKey;
 use tracing::{instrument, warn};
 use x509_cert::der::{Decode, DecodePem, Encode};
 
-use crate::config::ConfigError;
+use crate::config::{BaseUrl, ConfigError};
 use crate::http::HttpError;
-use crate::secret::Secret;
+use crate::pay::notify::NotifyError;
+
+use super::aead::{decrypt_resource, ApiV3Key, DecryptError};
+use super::request::{send_signed, ErrorBody, RequestSigner};
+use super::sign::{rsa_verify_base64, v3_response_message};
+use super::PayV3Config;
 
 /// Header carrying the answer's timestamp.
 pub const HEADER_TIMESTAMP: &str = "Wechatpay-Timestamp";
@@ -41,93 +43,6 @@ pub const HEADER_SIGNATURE_TYPE: &str = "Wechatpay-Signature-Type";
 pub const SIGNATURE_SCHEME: &str = "WECHATPAY2-SHA256-RSA2048";
 /// Largest accepted clock difference between WeChat's timestamp and ours.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
-
-/// The 32-byte APIv3 key (AES-256-GCM). Redacted in `Debug`, wiped on drop.
-#[derive(Clone)]
-pub struct ApiV3Key(Secret<[u8; 32]>);
-
-impl fmt::Debug for ApiV3Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiV3Key(***)")
-    }
-}
-
-impl ApiV3Key {
-    /// From the 32-character key set in the merchant platform.
-    pub fn new(key: &str) -> Result<Self, ConfigError> {
-        let b = key.as_bytes();
-        let arr: [u8; 32] = b.try_into().map_err(|_| ConfigError::InvalidKey {
-            what: "APIv3 key",
-            reason: format!("must be exactly 32 bytes, got {}", b.len()),
-        })?;
-        Ok(Self(Secret::new(arr)))
-    }
-
-    /// From raw bytes.
-    pub fn from_bytes(key: [u8; 32]) -> Self {
-        Self(Secret::new(key))
-    }
-
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(self.0.expose().into())
-    }
-}
-
-/// AES-256-GCM decryption failed (wrong key, tampered ciphertext, bad nonce or encoding).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("AES-256-GCM decryption failed: {0}")]
-pub struct DecryptError(pub &'static str);
-
-/// Decrypts a WeChat `AEAD_AES_256_GCM` resource: base64 `ciphertext` (with the 16-byte tag at its
-/// end), 12-byte `nonce`, `associated_data` as AAD.
-pub fn decrypt_resource(
-    key: &ApiV3Key,
-    nonce: &str,
-    associated_data: &str,
-    ciphertext_b64: &str,
-) -> Result<Vec<u8>, DecryptError> {
-    if nonce.len() != 12 {
-        return Err(DecryptError("nonce must be 12 bytes"));
-    }
-    let ct = base64::engine::general_purpose::STANDARD
-        .decode(ciphertext_b64.trim())
-        .map_err(|_| DecryptError("ciphertext is not base64"))?;
-    if ct.len() < 16 {
-        return Err(DecryptError("ciphertext shorter than the tag"));
-    }
-    key.cipher()
-        .decrypt(
-            Nonce::from_slice(nonce.as_bytes()),
-            Payload {
-                msg: &ct,
-                aad: associated_data.as_bytes(),
-            },
-        )
-        .map_err(|_| DecryptError("authentication failed"))
-}
-
-/// Encrypts like WeChat does (tests, and the sandbox that plays WeChat). Returns base64 ciphertext+tag.
-pub fn encrypt_resource(
-    key: &ApiV3Key,
-    nonce: &str,
-    associated_data: &str,
-    plaintext: &[u8],
-) -> Result<String, DecryptError> {
-    if nonce.len() != 12 {
-        return Err(DecryptError("nonce must be 12 bytes"));
-    }
-    let ct = key
-        .cipher()
-        .encrypt(
-            Nonce::from_slice(nonce.as_bytes()),
-            Payload {
-                msg: plaintext,
-                aad: associated_data.as_bytes(),
-            },
-        )
-        .map_err(|_| DecryptError("encryption failed"))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(ct))
-}
 
 /// Serial normal form: uppercase; certificate serials also lose leading zeros (`PUB_KEY_ID_…` ids
 /// are kept whole).
@@ -253,6 +168,20 @@ pub enum VerifyError {
     BadSignature,
 }
 
+/// A refused signature is a refused notification, with the same reason.
+impl From<VerifyError> for NotifyError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::MissingHeader(h) => Self::MissingHeader(h),
+            VerifyError::BadHeader(h) => Self::BadHeader(h),
+            VerifyError::StaleTimestamp { skew_secs } => Self::StaleTimestamp { skew_secs },
+            VerifyError::UnknownSerial(s) => Self::UnknownSerial(s),
+            VerifyError::ExpiredCertificate(s) => Self::ExpiredCertificate(s),
+            VerifyError::BadSignature => Self::BadSignature,
+        }
+    }
+}
+
 /// Failures refreshing platform certificates.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -357,7 +286,7 @@ struct RefreshState {
 pub struct Verifier {
     public_keys: HashMap<String, RsaPublicKey>,
     certs: RwLock<HashMap<String, PlatformCert>>,
-    downloader: Option<crate::pay_v3::CertDownloader>,
+    downloader: Option<CertDownloader>,
     refresh: tokio::sync::Mutex<RefreshState>,
     refresh_every: Duration,
     min_refresh_interval: Duration,
@@ -384,7 +313,7 @@ impl fmt::Debug for Verifier {
 pub struct VerifierBuilder {
     public_keys: HashMap<String, RsaPublicKey>,
     certs: HashMap<String, PlatformCert>,
-    downloader: Option<crate::pay_v3::CertDownloader>,
+    downloader: Option<CertDownloader>,
     refresh_every: Option<Duration>,
     min_refresh_interval: Option<Duration>,
     max_skew: Option<Duration>,
@@ -393,7 +322,7 @@ pub struct VerifierBuilder {
 impl VerifierBuilder {
     /// Adds a "微信支付公钥" with its id (`PUB_KEY_ID_…`), PEM (SPKI or PKCS#1).
     pub fn wechatpay_public_key(mut self, key_id: &str, pem: &str) -> Result<Self, ConfigError> {
-        let key = crate::sign::public_key_from_pem(pem)?;
+        let key = public_key_from_pem(pem)?;
         self.public_keys.insert(canonical_serial(key_id), key);
         Ok(self)
     }
@@ -412,7 +341,7 @@ impl VerifierBuilder {
     }
 
     /// Downloads platform certificates from `GET /v3/certificates` as needed.
-    pub fn downloader(mut self, d: crate::pay_v3::CertDownloader) -> Self {
+    pub fn downloader(mut self, d: CertDownloader) -> Self {
         self.downloader = Some(d);
         self
     }
@@ -495,8 +424,8 @@ impl Verifier {
             }
             Lookup::Unknown => return Err(VerifyError::UnknownSerial(short(h.serial))),
         };
-        let msg = crate::sign::v3_response_message(h.timestamp, h.nonce, body);
-        if crate::sign::rsa_verify_base64(&key, &msg, h.signature) {
+        let msg = v3_response_message(h.timestamp, h.nonce, body);
+        if rsa_verify_base64(&key, &msg, h.signature) {
             Ok(())
         } else {
             Err(VerifyError::BadSignature)
@@ -655,28 +584,92 @@ pub fn parse_certificate_list(body: &[u8], key: &ApiV3Key) -> Result<Vec<Platfor
 /// Convenience: a shareable verifier.
 pub type SharedVerifier = Arc<Verifier>;
 
+/// Loads an RSA public key from PEM: SPKI (`BEGIN PUBLIC KEY`, the "微信支付公钥"), PKCS#1
+/// (`BEGIN RSA PUBLIC KEY`) or an X.509 certificate (`BEGIN CERTIFICATE`).
+pub fn public_key_from_pem(pem: &str) -> Result<RsaPublicKey, ConfigError> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::pkcs8::DecodePublicKey;
+    let pem = pem.trim();
+    if pem.contains("BEGIN CERTIFICATE") {
+        return PlatformCert::from_pem(pem).map(|c| c.public_key().clone());
+    }
+    if pem.contains("BEGIN RSA PUBLIC KEY") {
+        return RsaPublicKey::from_pkcs1_pem(pem).map_err(|e| bad_public_key(&e));
+    }
+    RsaPublicKey::from_public_key_pem(pem).map_err(|e| bad_public_key(&e))
+}
+
+fn bad_public_key(e: &dyn fmt::Display) -> ConfigError {
+    ConfigError::InvalidKey {
+        what: "RSA public key",
+        reason: e.to_string(),
+    }
+}
+
+/// Downloads platform certificates (`GET /v3/certificates`) for a [`Verifier`].
+#[derive(Clone)]
+pub struct CertDownloader {
+    signer: RequestSigner,
+    apiv3_key: ApiV3Key,
+    base: BaseUrl,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl fmt::Debug for CertDownloader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CertDownloader({:?}, {})", self.signer, self.base)
+    }
+}
+
+impl CertDownloader {
+    /// A downloader using the merchant's credentials.
+    pub fn new(cfg: &PayV3Config, http: reqwest::Client) -> Self {
+        Self {
+            signer: RequestSigner::new(
+                cfg.mchid.clone(),
+                cfg.merchant_serial.clone(),
+                cfg.private_key.clone(),
+            ),
+            apiv3_key: cfg.apiv3_key.clone(),
+            base: cfg.base.clone(),
+            http,
+            timeout: cfg.timeout,
+        }
+    }
+
+    pub(crate) fn apiv3_key(&self) -> &ApiV3Key {
+        &self.apiv3_key
+    }
+
+    #[instrument(level = "debug", skip_all)]
+    pub(crate) async fn fetch(&self) -> Result<(HeaderMap, Vec<u8>), CertError> {
+        let (status, headers, body) = send_signed(
+            &self.http,
+            &self.base,
+            &self.signer,
+            self.timeout,
+            Method::GET,
+            "/v3/certificates",
+            None,
+        )
+        .await?;
+        if status != StatusCode::OK {
+            let code = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|e| e.code)
+                .unwrap_or_default();
+            return Err(CertError::Api {
+                status: status.as_u16(),
+                code: code.chars().take(64).collect(),
+            });
+        }
+        Ok((headers, body))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn aead_round_trip_and_refusals() {
-        let key = ApiV3Key::new("0123456789abcdef0123456789abcdef").expect("key");
-        let ct = encrypt_resource(&key, "abcdefghijkl", "transaction", b"{\"a\":1}").expect("enc");
-        assert_eq!(
-            decrypt_resource(&key, "abcdefghijkl", "transaction", &ct).expect("dec"),
-            b"{\"a\":1}"
-        );
-        assert!(decrypt_resource(&key, "abcdefghijkl", "other-ad", &ct).is_err());
-        assert!(decrypt_resource(&key, "abcdefghijkm", "transaction", &ct).is_err());
-        assert!(decrypt_resource(&key, "short", "transaction", &ct).is_err());
-        assert!(decrypt_resource(&key, "abcdefghijkl", "transaction", "%%%").is_err());
-        assert!(decrypt_resource(&key, "abcdefghijkl", "transaction", "AAAA").is_err());
-        let other = ApiV3Key::new("fedcba9876543210fedcba9876543210").expect("key");
-        assert!(decrypt_resource(&other, "abcdefghijkl", "transaction", &ct).is_err());
-        assert!(ApiV3Key::new("short").is_err());
-        assert!(!format!("{key:?}").contains("0123"));
-    }
 
     #[test]
     fn serials_are_canonical() {

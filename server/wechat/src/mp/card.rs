@@ -23,8 +23,8 @@ use sha1::{Digest, Sha1};
 use crate::config::BaseUrl;
 use crate::error::{parse_mp, MpError};
 use crate::http::{encode, read_capped, HttpError, DEFAULT_TIMEOUT, MAX_ANSWER_BYTES};
+use crate::mp::token::{TokenError, TokenManager};
 use crate::secret::Secret;
-use crate::token::{TokenError, TokenManager};
 
 /// SHA-1 (lowercase hex) of the values sorted as byte strings and concatenated; empty values
 /// contribute nothing.
