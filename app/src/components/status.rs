@@ -38,7 +38,7 @@ pub fn ErrorView(error: ApiError) -> impl IntoView {
 #[component]
 pub fn PageSkeleton() -> impl IntoView {
     view! {
-        <div class="skeleton" aria-busy="true" aria-label="加载中">
+        <div class="skeleton" role="status" aria-busy="true" aria-label="加载中">
             <div class="sk sk-title"></div>
             <div class="sk sk-line"></div>
             <div class="sk sk-line"></div>
