@@ -597,3 +597,122 @@ async fn form_errors_cannot_be_written_by_a_link_or_another_session() {
         "its own session's is"
     );
 }
+
+/// The catalogue cache (issue 13): the catalogue is read from the database once per change,
+/// and any change — whoever makes it, here a hand-written `UPDATE` beside the shop — is what
+/// the next page shows (SQLite: at once; PostgreSQL: as soon as the NOTIFY arrives). A
+/// transaction that rolls back changes nothing and drops nothing.
+#[tokio::test]
+async fn the_catalogue_is_read_once_and_dropped_when_the_database_changes() {
+    use app::port::ShopPort;
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::TestDb::create(dir.path()).await;
+    let pool = server::db::connect(&db.url).await.unwrap();
+    server::shop::demo::seed_if_empty(&pool).await.unwrap();
+    let shop = server::shop::SqlShop::new(pool.clone(), Default::default());
+    let cache = shop.catalogue().clone();
+    let postgres = pool.backend() == server::db::Backend::Postgres;
+    let price_of = |list: &[app::model::ProductSummary], sku: i64| {
+        list.iter()
+            .flat_map(|p| &p.skus)
+            .find(|s| s.id == sku)
+            .map(|s| (s.price_fen, s.stock))
+            .unwrap()
+    };
+
+    // PostgreSQL reads the database until its listener listens; then the cache is used.
+    assert!(
+        common::wait_for(|| async {
+            shop.list_products().await.unwrap();
+            cache.loads() > 0
+        })
+        .await,
+        "the catalogue cache is used"
+    );
+    let loads = cache.loads();
+    for _ in 0..20 {
+        let list = shop.list_products().await.unwrap();
+        assert_eq!(price_of(&list, ORANGE_SMALL), (3990, 120));
+    }
+    assert_eq!(cache.loads(), loads, "20 pages, no catalogue query");
+    let detail = shop.product(1).await.unwrap();
+    shop.product(1).await.unwrap();
+    assert_eq!(detail.skus[0].price_fen, 3990);
+    assert_eq!(cache.loads(), loads + 1, "a product page is loaded once");
+
+    // A change outside the shop's own code: the next reads show it.
+    server::sql!(&pool, e => sqlx::query("UPDATE skus SET price_fen = 3500, stock = 7 WHERE id = $1")
+        .bind(ORANGE_SMALL).execute(e).await.map(server::db::Done::from))
+    .unwrap();
+    let fresh = |cache_list: Vec<app::model::ProductSummary>| {
+        price_of(&cache_list, ORANGE_SMALL) == (3500, 7)
+    };
+    if postgres {
+        assert!(
+            common::wait_for(|| async { fresh(shop.list_products().await.unwrap()) }).await,
+            "the NOTIFY reaches the cache"
+        );
+    } else {
+        assert!(
+            fresh(shop.list_products().await.unwrap()),
+            "at once on SQLite"
+        );
+    }
+    assert!(
+        common::wait_for(|| async { shop.product(1).await.unwrap().skus[0].price_fen == 3500 })
+            .await
+    );
+
+    // Sold out shows as sold out.
+    server::sql!(&pool, e => sqlx::query("UPDATE skus SET stock = 0 WHERE id = $1")
+        .bind(ORANGE_SMALL).execute(e).await.map(server::db::Done::from))
+    .unwrap();
+    assert!(
+        common::wait_for(|| async {
+            price_of(&shop.list_products().await.unwrap(), ORANGE_SMALL).1 == 0
+        })
+        .await
+    );
+
+    // A rolled-back change is not seen, and (SQLite) costs no reload.
+    shop.list_products().await.unwrap();
+    let settled = cache.loads();
+    let mut tx = pool.begin().await.unwrap();
+    server::sql!(&mut tx, e => sqlx::query("UPDATE skus SET price_fen = 1 WHERE id = $1")
+        .bind(ORANGE_SMALL).execute(e).await.map(server::db::Done::from))
+    .unwrap();
+    tx.rollback().await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            price_of(&shop.list_products().await.unwrap(), ORANGE_SMALL),
+            (3500, 0)
+        );
+    }
+    if !postgres {
+        assert_eq!(
+            cache.loads(),
+            settled,
+            "nothing was committed: nothing to reload"
+        );
+    }
+
+    // Coupons on offer come from the same cache.
+    assert!(shop.coupon_offers().await.unwrap().is_empty());
+    server::sql!(&pool, e => sqlx::query(
+        "INSERT INTO coupons (card_id, title, kind, least_cost_fen, reduce_cost_fen, quantity, per_user, days, color, created_at) \
+         VALUES ('pCacheTest', '满50减5', 'cash', 5000, 500, 100, 1, 30, 'Color010', 0)")
+        .execute(e).await.map(server::db::Done::from))
+    .unwrap();
+    assert!(
+        common::wait_for(|| async {
+            shop.coupon_offers()
+                .await
+                .unwrap()
+                .iter()
+                .any(|c| c.card_id == "pCacheTest")
+        })
+        .await,
+        "a new coupon is offered"
+    );
+    pool.close().await;
+}

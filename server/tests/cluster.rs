@@ -352,6 +352,21 @@ async fn three_instances_on_one_postgres_and_one_redis() {
         shoppers.push(s);
     }
 
+    // Every instance keeps the catalogue in memory (issue 13): warm each one's copy.
+    let stock_on = |addr: String| async move {
+        let (st, p) = shopper(&format!("http://{addr}"))
+            .api("get_product", json!({ "product_id": 1 }))
+            .await;
+        assert_eq!(st, 200, "{p}");
+        (
+            p["skus"][0]["price_fen"].as_i64().unwrap(),
+            p["skus"][0]["stock"].as_i64().unwrap(),
+        )
+    };
+    for i in &instances {
+        assert_eq!(stock_on(i.addr.clone()).await.0, 3990);
+    }
+
     // 2. 24 shoppers racing for 5 units → exactly 5 orders.
     let sku: i64 = 1;
     server::sql!(&pool, e => sqlx::query("UPDATE skus SET stock = 5 WHERE id = $1")
@@ -381,6 +396,25 @@ async fn three_instances_on_one_postgres_and_one_redis() {
         .bind(sku).fetch_one(e).await)
     .unwrap();
     assert_eq!((stock, held), (0, 5));
+    // Each instance's copy follows what the others (and a hand-written UPDATE) did: sold out
+    // everywhere, then a new price everywhere (PostgreSQL's NOTIFY; moments, not a timeout).
+    for i in &instances {
+        assert!(
+            common::wait_for(|| async { stock_on(i.addr.clone()).await.1 == 0 }).await,
+            "instance {} shows the SKU sold out",
+            i.addr
+        );
+    }
+    server::sql!(&pool, e => sqlx::query("UPDATE skus SET price_fen = 4321 WHERE id = $1")
+        .bind(sku).execute(e).await.map(server::db::Done::from))
+    .unwrap();
+    for i in &instances {
+        assert!(
+            common::wait_for(|| async { stock_on(i.addr.clone()).await.0 == 4321 }).await,
+            "instance {} shows the new price",
+            i.addr
+        );
+    }
 
     // Plenty of stock for the rest.
     server::sql!(&pool, e => sqlx::query("UPDATE skus SET stock = 10000")

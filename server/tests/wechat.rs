@@ -654,6 +654,8 @@ async fn forged_v3_notifications_are_refused_and_change_nothing() {
         assert!(!d.acknowledged, "{forgery:?} was accepted: {d:?}");
         let body: Value = serde_json::from_str(&d.response_body).unwrap_or(Value::Null);
         assert_eq!(body["code"], "FAIL", "{forgery:?}: {}", d.response_body);
+        // A refusal is a client error (400), not the shop failing (500).
+        assert_eq!(d.status, Some(400), "{forgery:?}: {d:?}");
         assert_eq!(
             shop.order_row(id).await,
             ("unpaid".into(), None, None),
@@ -682,7 +684,7 @@ async fn forged_v3_notifications_are_refused_and_change_nothing() {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 500);
+        assert_eq!(res.status(), 400);
     }
     assert_eq!(shop.events().await.len(), before);
     // The route of the Pay version that is not configured does not exist.
@@ -932,4 +934,30 @@ async fn no_page_api_answer_or_bundle_holds_a_secret() {
             &String::from_utf8_lossy(&bytes),
         );
     }
+}
+
+#[tokio::test]
+async fn a_v3_notification_the_shop_cannot_store_is_answered_500_and_retried() {
+    let shop = TestShop::spawn().await;
+    let (s, id, no) = shopper_with_order(&shop, &[(ORANGE_SMALL, 1)]).await;
+    s.api("pay_order", json!({"order_id": id})).await;
+    shop.sandbox.set_drop_notifications(true);
+    shop.sandbox.pay(&no).await.unwrap();
+    // The database goes away: the notification is authentic, but the shop cannot apply it.
+    shop.pool.close().await;
+    let signed = shop.sandbox.signed_notification(&no).unwrap();
+    let mut req = reqwest::Client::new().post(format!("{}{}", shop.base, signed.uri().path()));
+    for (k, v) in signed.headers() {
+        req = req.header(k.as_str(), v.as_bytes());
+    }
+    let req = req.body(signed.into_body());
+    let res = req.send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        500,
+        "the shop's own failure is a 5XX (WeChat retries)"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "FAIL");
+    assert_eq!(body["message"], "internal error");
 }

@@ -88,11 +88,23 @@ fn answer(a: NotifyAnswer) -> Response {
         .into_response()
 }
 
-/// The failure answer in the format of the route's version (WeChat parses it).
+/// The answer to a notification the shop could not apply (its own failure, a database
+/// error): WeChat retries. In the format of the route's version (WeChat parses it): Pay v2
+/// answers `200` with `return_code FAIL`, Pay v3 `500` with `{"code":"FAIL"}`.
 fn fail(route: PayVersion, msg: &str) -> Response {
     answer(match route {
         PayVersion::V2 => wechat::pay::v2::notify::failure(msg),
         PayVersion::V3 => wechat::pay::v3::notify::failure(msg),
+    })
+}
+
+/// The answer to a notification the shop refuses (forged, malformed, for another merchant, an
+/// amount or refund that does not match): Pay v3 says `400`, a client error, so monitoring
+/// tells somebody else's requests from the shop's own failures; Pay v2 has only `FAIL`.
+fn refuse(route: PayVersion, msg: &str) -> Response {
+    answer(match route {
+        PayVersion::V2 => wechat::pay::v2::notify::failure(msg),
+        PayVersion::V3 => wechat::pay::v3::notify::refusal(msg),
     })
 }
 
@@ -150,7 +162,7 @@ async fn payment(
         }
         Err(e) => {
             st.refusals.refused(kind, &e);
-            return fail(route, &refusal_message(&e));
+            return refuse(route, &refusal_message(&e));
         }
     };
     if notice.appid != st.appid || notice.mchid != st.mchid {
@@ -162,7 +174,7 @@ async fn payment(
             "notification for another appid or mchid",
         )
         .await;
-        return fail(route, "appid/mchid mismatch");
+        return refuse(route, "appid/mchid mismatch");
     }
     if !notice.is_success() {
         let detail = format!("trade_state {}", notice.trade_state.as_str());
@@ -171,7 +183,7 @@ async fn payment(
     }
     match st.payments.on_notification(&notice, kind).await {
         Ok(applied) if applied.acknowledge() => answer(st.gateway.notification_success()),
-        Ok(_) => fail(route, "order mismatch"),
+        Ok(_) => refuse(route, "order mismatch"),
         Err(e) => {
             tracing::error!(error = %e, "payment notification not applied");
             fail(route, "internal error")
@@ -188,11 +200,11 @@ async fn refund(st: &NotifyState, route: PayVersion, headers: &HeaderMap, body: 
         Ok(n) => n,
         Err(e) => {
             st.refusals.refused(kind, &e);
-            return fail(route, &refusal_message(&e));
+            return refuse(route, &refusal_message(&e));
         }
     };
     match st.payments.on_refund_notification(&notice, kind).await {
-        Ok((Outcome::Refused, _)) => fail(route, "refund mismatch"),
+        Ok((Outcome::Refused, _)) => refuse(route, "refund mismatch"),
         Ok(_) => answer(st.gateway.notification_success()),
         Err(e) => {
             tracing::error!(error = %e, "refund notification not applied");

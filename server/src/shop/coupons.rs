@@ -179,24 +179,26 @@ pub async fn by_card(pool: &Db, card_id: &str) -> Result<Option<CouponRow>> {
 }
 
 /// The coupons a shopper can take now, newest first.
-pub async fn offers(pool: &Db) -> Result<Vec<CouponOffer>> {
+/// The active coupons (the catalogue cache keeps them; [`offers_of`] picks those on offer).
+pub async fn active_rows(pool: &Db) -> Result<Vec<CouponRow>> {
     let sql = format!(
         "SELECT {COUPON_COLUMNS} FROM coupons WHERE status = 'active' ORDER BY id DESC LIMIT 20"
     );
-    let rows: Vec<CouponRow> =
-        crate::sql!(pool, e => sqlx::query_as::<_, CouponRow>(&sql).fetch_all(e).await)
-            .map_err(db_error)?;
-    let now = now();
-    Ok(rows
-        .into_iter()
+    crate::sql!(pool, e => sqlx::query_as::<_, CouponRow>(&sql).fetch_all(e).await)
+        .map_err(db_error)
+}
+
+/// Which of `rows` are on offer at `now` (their dates), as the pages show them.
+pub fn offers_of(rows: &[CouponRow], now: i64) -> Vec<CouponOffer> {
+    rows.iter()
         .filter(|c| c.on_offer(now))
         .map(|c| CouponOffer {
             rule: c.rule().describe(),
             validity: c.validity(),
-            card_id: c.card_id,
-            title: c.title,
+            card_id: c.card_id.clone(),
+            title: c.title.clone(),
         })
-        .collect())
+        .collect()
 }
 
 fn not_applicable(why: impl Into<String>) -> ApiError {

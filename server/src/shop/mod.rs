@@ -7,6 +7,7 @@
 pub mod aftersales;
 mod cart;
 mod catalog;
+pub mod catalog_cache;
 pub mod coupons;
 pub mod demo;
 pub(crate) mod orders;
@@ -56,6 +57,8 @@ pub struct SqlShop {
     payments: Option<crate::payments::Payments>,
     /// When `order_status` last asked WeChat about each order.
     last_status_query: Arc<std::sync::Mutex<std::collections::HashMap<i64, std::time::Instant>>>,
+    /// What shoppers see of the catalogue, current to the database's last change.
+    catalogue: catalog_cache::CatalogueCache,
 }
 
 impl SqlShop {
@@ -66,7 +69,13 @@ impl SqlShop {
             wechat: None,
             payments: None,
             last_status_query: Default::default(),
+            catalogue: catalog_cache::CatalogueCache::new(),
         }
+    }
+
+    /// The in-memory catalogue (tests and benchmarks count its loads).
+    pub fn catalogue(&self) -> &catalog_cache::CatalogueCache {
+        &self.catalogue
     }
 
     /// Whether `order_status` may ask WeChat about `order_id` now (and notes that it does).
@@ -174,15 +183,15 @@ pub(crate) fn check_quantity(quantity: i64) -> Result<()> {
 #[async_trait]
 impl ShopPort for SqlShop {
     async fn categories(&self) -> Result<Vec<Category>> {
-        catalog::categories(&self.pool).await
+        self.catalogue.categories(&self.pool).await
     }
 
     async fn list_products(&self) -> Result<Vec<ProductSummary>> {
-        catalog::list_products(&self.pool).await
+        self.catalogue.list_products(&self.pool).await
     }
 
     async fn product(&self, product_id: i64) -> Result<ProductDetail> {
-        catalog::product(&self.pool, product_id).await
+        self.catalogue.product(&self.pool, product_id).await
     }
 
     async fn cart(&self, session: &SessionId) -> Result<Cart> {
@@ -241,7 +250,7 @@ impl ShopPort for SqlShop {
     }
 
     async fn coupon_offers(&self) -> Result<Vec<CouponOffer>> {
-        coupons::offers(&self.pool).await
+        self.catalogue.coupon_offers(&self.pool).await
     }
 
     async fn card_ext(&self, session: &SessionId, card_id: &str) -> Result<CardExtView> {

@@ -350,7 +350,10 @@ async fn oversized_body_refused_before_anything() {
 fn answers_are_exact() {
     let ok = wechat::pay::v3::notify::success();
     assert_eq!(ok.status, 200);
-    let fail = wechat::pay::v3::notify::failure("验签失败");
-    assert!(fail.status >= 400);
-    assert_eq!(fail.body, r#"{"code":"FAIL","message":"验签失败"}"#);
+    let fail = wechat::pay::v3::notify::failure("内部错误");
+    assert_eq!(fail.status, 500);
+    assert_eq!(fail.body, r#"{"code":"FAIL","message":"内部错误"}"#);
+    let refused = wechat::pay::v3::notify::refusal("验签失败");
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.body, r#"{"code":"FAIL","message":"验签失败"}"#);
 }

@@ -47,9 +47,21 @@ pub fn success() -> NotifyAnswer {
 
 /// Failure answer: HTTP 500 with `{"code":"FAIL","message":…}` (WeChat retries).
 pub fn failure(message: &str) -> NotifyAnswer {
+    fail_with(500, message)
+}
+
+/// The answer to a notification the merchant refuses (bad signature, malformed, not ours, an
+/// amount that does not match): `400` with the same `{"code":"FAIL"}` body. WeChat retries any
+/// 4XX or 5XX alike; the status tells the merchant's own monitoring a refusal (somebody else's
+/// request) from an internal failure ([`failure`], 500).
+pub fn refusal(message: &str) -> NotifyAnswer {
+    fail_with(400, message)
+}
+
+fn fail_with(status: u16, message: &str) -> NotifyAnswer {
     let msg: String = message.chars().take(128).collect();
     NotifyAnswer {
-        status: 500,
+        status,
         content_type: "application/json",
         body: serde_json::json!({ "code": "FAIL", "message": msg }).to_string(),
     }
