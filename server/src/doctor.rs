@@ -317,6 +317,17 @@ pub async fn examine(i: &Inputs<'_>) -> Report {
         ),
     });
 
+    // 6b. Pay v3: the keys WeChat's signatures are checked with (downloaded now).
+    if let Some(verifier) = wx.pay.v3_verifier() {
+        let download = verifier.refresh().await;
+        checks.push(pay_keys_check(
+            &verifier.public_key_ids(),
+            download.as_ref().map(|n| *n),
+            &verifier.certificates(),
+            crate::shop::now(),
+        ));
+    }
+
     // 7. Notify URLs: https (unless local), under the public URL, no query, and the shop answers.
     for url in [wx.notify_url(), wx.refund_notify_url()] {
         let shape_ok = url.starts_with(public)
@@ -551,6 +562,86 @@ pub fn certificate_check(host: &str, der: &[u8], now: time::OffsetDateTime) -> C
     }
 }
 
+/// Days ahead the doctor warns about WeChat Pay's platform certificate running out with no
+/// newer one listed.
+pub const PLATFORM_CERT_WARN_DAYS: i64 = 30;
+
+/// Pay v3's keys for WeChat's signatures: the 微信支付公钥's id (`PUB_KEY_ID_` and digits), the
+/// platform certificates (downloaded now: that they decrypt proves `WECHAT_APIV3_KEY`), and
+/// whether the newest certificate has more than [`PLATFORM_CERT_WARN_DAYS`] left.
+/// `public_key_ids` and `certificates` are the verifier's after `download` (its outcome).
+pub fn pay_keys_check(
+    public_key_ids: &[String],
+    download: Result<usize, &wechat::pay::v3::certs::CertError>,
+    certificates: &[(String, i64)],
+    now: i64,
+) -> Check {
+    use wechat::pay::v3::certs::CertError;
+    const NAME: &str = "pay_keys";
+    for id in public_key_ids {
+        let digits = id.strip_prefix("PUB_KEY_ID_").unwrap_or_default();
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return fail(
+                NAME,
+                format!("WECHAT_PAY_PUBLIC_KEY_ID {id:?} is not a 微信支付公钥 id (PUB_KEY_ID_ and digits)"),
+                "copy the id shown next to the key in 商户平台 → 账户中心 → API安全 → 微信支付公钥 (PUB_KEY_ID_…)",
+            );
+        }
+    }
+    let key_note = if public_key_ids.is_empty() {
+        String::new()
+    } else {
+        format!("微信支付公钥 {} loaded; ", public_key_ids.join(", "))
+    };
+    match download {
+        Err(CertError::Decrypt(e)) => fail(
+            NAME,
+            format!("WeChat's platform certificates do not decrypt with WECHAT_APIV3_KEY: {e}"),
+            "WECHAT_APIV3_KEY must be the 32-character APIv3 key set in 商户平台 → API安全 → 设置APIv3密钥 (not the v2 API key); notifications cannot be read without it",
+        ),
+        Err(e) if public_key_ids.is_empty() => fail(
+            NAME,
+            format!("no 微信支付公钥 configured and WeChat's platform certificates cannot be downloaded: {e}"),
+            "set WECHAT_PAY_PUBLIC_KEY and WECHAT_PAY_PUBLIC_KEY_ID (商户平台 → API安全 → 微信支付公钥), or make /v3/certificates reachable",
+        ),
+        // Merchants that have only the 微信支付公钥 get no platform certificates: fine.
+        Err(e) => ok(
+            NAME,
+            format!("{key_note}no platform certificates ({e}): WeChat's signatures are checked with the public key"),
+        ),
+        Ok(_) => {
+            let Some((serial, not_after)) = certificates.iter().max_by_key(|(_, t)| *t) else {
+                return if public_key_ids.is_empty() {
+                    fail(
+                        NAME,
+                        "WeChat listed no valid platform certificate and no 微信支付公钥 is configured",
+                        "set WECHAT_PAY_PUBLIC_KEY and WECHAT_PAY_PUBLIC_KEY_ID (商户平台 → API安全 → 微信支付公钥)",
+                    )
+                } else {
+                    ok(NAME, format!("{key_note}no platform certificates listed"))
+                };
+            };
+            let days = (not_after - now).div_euclid(86_400);
+            let until = time::OffsetDateTime::from_unix_timestamp(*not_after)
+                .map(|t| t.date().to_string())
+                .unwrap_or_default();
+            let detail = format!(
+                "{key_note}{} platform certificate(s) downloaded and decrypted with WECHAT_APIV3_KEY (32 bytes); the newest, {serial}, is valid until {until}",
+                certificates.len()
+            );
+            if days < PLATFORM_CERT_WARN_DAYS && public_key_ids.is_empty() {
+                warn(
+                    NAME,
+                    format!("{detail}: {days} days left and no newer certificate listed"),
+                    "WeChat Pay is moving merchants from platform certificates to the 微信支付公钥: apply for one (商户平台 → API安全 → 微信支付公钥) and set WECHAT_PAY_PUBLIC_KEY and WECHAT_PAY_PUBLIC_KEY_ID before it runs out, or notifications and answers cannot be verified",
+                )
+            } else {
+                ok(NAME, detail)
+            }
+        }
+    }
+}
+
 /// The clock check on WeChat's `Date` header.
 pub fn clock_check(date: Option<&str>, now: time::OffsetDateTime) -> Check {
     let Some(date) = date else {
@@ -581,6 +672,46 @@ pub fn clock_check(date: Option<&str>, now: time::OffsetDateTime) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pay_keys_check_names_each_mistake() {
+        use wechat::pay::v3::certs::CertError;
+        let now = 1_796_457_600; // 2026-12-05
+        let day = 86_400;
+        let id = vec!["PUB_KEY_ID_0114232134912410000000000000".to_string()];
+        let certs = vec![("5157F09EFDC096DE15EBE81A47057A7232F1B8E1".to_string(), now + 400 * day)];
+        // Healthy: the public key and a certificate with a year left.
+        let c = pay_keys_check(&id, Ok(1), &certs, now);
+        assert_eq!(c.status, Status::Ok, "{c:?}");
+        assert!(c.detail.contains("PUB_KEY_ID_0114") && c.detail.contains("2028-01-09"), "{c:?}");
+        // An id that is not a 微信支付公钥 id (the certificate serial pasted instead, say).
+        for bad in ["5157F09EFDC096DE15EBE81A47057A7232F1B8E1", "PUB_KEY_ID_", "PUB_KEY_ID_12AB"] {
+            let c = pay_keys_check(&[bad.to_string()], Ok(1), &certs, now);
+            assert_eq!(c.status, Status::Fail, "{bad}: {c:?}");
+            assert!(c.fix.contains("PUB_KEY_ID_"), "{c:?}");
+        }
+        // The APIv3 key does not decrypt WeChat's certificates.
+        let err = CertError::Decrypt(wechat::pay::v3::aead::DecryptError("tag mismatch"));
+        let c = pay_keys_check(&id, Err(&err), &[], now);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(c.fix.contains("WECHAT_APIV3_KEY") && c.fix.contains("APIv3"), "{c:?}");
+        // The only certificate runs out in 10 days, no public key to fall back on.
+        let short = vec![("ABC".to_string(), now + 10 * day)];
+        let c = pay_keys_check(&[], Ok(1), &short, now);
+        assert_eq!(c.status, Status::Warn, "{c:?}");
+        assert!(c.detail.contains("10 days"), "{c:?}");
+        assert!(c.fix.contains("WECHAT_PAY_PUBLIC_KEY"), "{c:?}");
+        // … with the public key configured, that is fine.
+        assert_eq!(pay_keys_check(&id, Ok(1), &short, now).status, Status::Ok);
+        // Nothing to verify with at all.
+        let down = CertError::Api {
+            status: 404,
+            code: "NOT_FOUND".into(),
+        };
+        assert_eq!(pay_keys_check(&[], Err(&down), &[], now).status, Status::Fail);
+        // Public-key-only merchants get no certificates: fine.
+        assert_eq!(pay_keys_check(&id, Err(&down), &[], now).status, Status::Ok);
+    }
 
     #[test]
     fn the_clock_check_reads_http_dates() {

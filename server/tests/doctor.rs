@@ -35,6 +35,7 @@ async fn a_healthy_sandbox_shop_passes_and_gets_the_values_to_paste() {
         "access_token",
         "jsapi_ticket",
         "pay",
+        "pay_keys",
         "notify_url",
         "clock",
         "mp_server",
@@ -53,6 +54,23 @@ async fn a_healthy_sandbox_shop_passes_and_gets_the_values_to_paste() {
         shop.wechat.public_url
     )));
     assert!(paste.contains("/wechat/mp"));
+    // Pay v3's keys: the sandbox's 微信支付公钥 and its platform certificate, decrypted with the
+    // APIv3 key.
+    let keys = r.get("pay_keys").unwrap();
+    assert!(
+        keys.detail.contains("PUB_KEY_ID_") && keys.detail.contains("decrypted with WECHAT_APIV3_KEY"),
+        "{}",
+        keys.detail
+    );
+}
+
+#[tokio::test]
+async fn pay_v2_has_no_v3_key_check() {
+    let shop = TestShop::spawn_with(server::wechat_config::PayVersion::V2, |_| {}).await;
+    let site = tempfile::tempdir().unwrap();
+    let r = doctor(&shop, site.path()).await;
+    assert_eq!(status(&r, "pay"), Status::Ok, "{}", r.text());
+    assert!(r.get("pay_keys").is_none(), "{}", r.text());
 }
 
 #[tokio::test]

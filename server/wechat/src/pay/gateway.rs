@@ -122,6 +122,12 @@ pub trait PayGateway: Send + Sync {
 
     /// The answer that refuses a notification (WeChat retries).
     fn notification_failure(&self, message: &str) -> NotifyAnswer;
+
+    /// Pay v3's verifier of WeChat's signatures (its 微信支付公钥 and platform certificates),
+    /// for checks such as `wxmall doctor`; `None` for Pay v2, which has none.
+    fn v3_verifier(&self) -> Option<std::sync::Arc<crate::pay::v3::certs::Verifier>> {
+        None
+    }
 }
 
 #[async_trait]
@@ -221,6 +227,9 @@ impl PayGateway for PayV3Client {
     }
     fn notification_failure(&self, message: &str) -> NotifyAnswer {
         crate::pay::v3::notify::failure(message)
+    }
+    fn v3_verifier(&self) -> Option<std::sync::Arc<crate::pay::v3::certs::Verifier>> {
+        Some(self.verifier().clone())
     }
 }
 

@@ -384,6 +384,25 @@ impl Verifier {
         VerifierBuilder::default()
     }
 
+    /// The ids of the 微信支付公钥 this verifier holds (canonical form: `PUB_KEY_ID_…`).
+    pub fn public_key_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.public_keys.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The platform certificates currently held: serial (canonical form) and the end of its
+    /// validity (unix seconds), by serial.
+    pub fn certificates(&self) -> Vec<(String, i64)> {
+        let mut v: Vec<(String, i64)> = self
+            .certs
+            .read()
+            .map(|m| m.values().map(|c| (c.serial.clone(), c.not_after)).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
     /// Serials of the platform certificates currently held (canonical form).
     pub fn certificate_serials(&self) -> Vec<String> {
         let mut v: Vec<String> = self
