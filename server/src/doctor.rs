@@ -679,13 +679,23 @@ mod tests {
         let now = 1_796_457_600; // 2026-12-05
         let day = 86_400;
         let id = vec!["PUB_KEY_ID_0114232134912410000000000000".to_string()];
-        let certs = vec![("5157F09EFDC096DE15EBE81A47057A7232F1B8E1".to_string(), now + 400 * day)];
+        let certs = vec![(
+            "5157F09EFDC096DE15EBE81A47057A7232F1B8E1".to_string(),
+            now + 400 * day,
+        )];
         // Healthy: the public key and a certificate with a year left.
         let c = pay_keys_check(&id, Ok(1), &certs, now);
         assert_eq!(c.status, Status::Ok, "{c:?}");
-        assert!(c.detail.contains("PUB_KEY_ID_0114") && c.detail.contains("2028-01-09"), "{c:?}");
+        assert!(
+            c.detail.contains("PUB_KEY_ID_0114") && c.detail.contains("2028-01-09"),
+            "{c:?}"
+        );
         // An id that is not a 微信支付公钥 id (the certificate serial pasted instead, say).
-        for bad in ["5157F09EFDC096DE15EBE81A47057A7232F1B8E1", "PUB_KEY_ID_", "PUB_KEY_ID_12AB"] {
+        for bad in [
+            "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+            "PUB_KEY_ID_",
+            "PUB_KEY_ID_12AB",
+        ] {
             let c = pay_keys_check(&[bad.to_string()], Ok(1), &certs, now);
             assert_eq!(c.status, Status::Fail, "{bad}: {c:?}");
             assert!(c.fix.contains("PUB_KEY_ID_"), "{c:?}");
@@ -694,7 +704,10 @@ mod tests {
         let err = CertError::Decrypt(wechat::pay::v3::aead::DecryptError("tag mismatch"));
         let c = pay_keys_check(&id, Err(&err), &[], now);
         assert_eq!(c.status, Status::Fail, "{c:?}");
-        assert!(c.fix.contains("WECHAT_APIV3_KEY") && c.fix.contains("APIv3"), "{c:?}");
+        assert!(
+            c.fix.contains("WECHAT_APIV3_KEY") && c.fix.contains("APIv3"),
+            "{c:?}"
+        );
         // The only certificate runs out in 10 days, no public key to fall back on.
         let short = vec![("ABC".to_string(), now + 10 * day)];
         let c = pay_keys_check(&[], Ok(1), &short, now);
@@ -708,7 +721,10 @@ mod tests {
             status: 404,
             code: "NOT_FOUND".into(),
         };
-        assert_eq!(pay_keys_check(&[], Err(&down), &[], now).status, Status::Fail);
+        assert_eq!(
+            pay_keys_check(&[], Err(&down), &[], now).status,
+            Status::Fail
+        );
         // Public-key-only merchants get no certificates: fine.
         assert_eq!(pay_keys_check(&id, Err(&down), &[], now).status, Status::Ok);
     }

@@ -58,7 +58,8 @@ async fn a_healthy_sandbox_shop_passes_and_gets_the_values_to_paste() {
     // APIv3 key.
     let keys = r.get("pay_keys").unwrap();
     assert!(
-        keys.detail.contains("PUB_KEY_ID_") && keys.detail.contains("decrypted with WECHAT_APIV3_KEY"),
+        keys.detail.contains("PUB_KEY_ID_")
+            && keys.detail.contains("decrypted with WECHAT_APIV3_KEY"),
         "{}",
         keys.detail
     );

@@ -397,7 +397,11 @@ impl Verifier {
         let mut v: Vec<(String, i64)> = self
             .certs
             .read()
-            .map(|m| m.values().map(|c| (c.serial.clone(), c.not_after)).collect())
+            .map(|m| {
+                m.values()
+                    .map(|c| (c.serial.clone(), c.not_after))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
