@@ -19,7 +19,9 @@
 //!
 //! A copy is tagged with the version read *before* it was loaded, so a change that lands while
 //! it loads makes the next read load again: a copy is never newer-tagged than its contents.
-//! Each kind of data in a copy is loaded once, however many readers ask at the same time.
+//! The list parts of a copy (categories, products, coupons) are loaded once however many readers
+//! ask at the same time; a product page is loaded by whoever misses it first (two simultaneous
+//! first readers of one page may both load it, and store the same thing).
 //! Orders never price from here: `create_order` and `quote_order` read prices and stock in their
 //! own transaction.
 
