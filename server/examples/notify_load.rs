@@ -1,13 +1,14 @@
-//! # notify_load — WeChat Pay payment (and refund) notifications per second, SQLite backend
+//! # notify_load — WeChat Pay payment (and refund) notifications per second
 //!
 //! Measures how many payment notifications per second the shop's notify routes
 //! (`POST /wechat/notify/v2` or `/wechat/notify/v3`) verify and apply, and how long each
-//! one takes, with the real SQLite storage.
+//! one takes, with the real storage: a fresh SQLite file, or an empty PostgreSQL database
+//! served by one or several shops (`--instances`, round-robin, duplicates on other shops).
 //!
 //! ```sh
 //! cargo run --release -p server --example notify_load -- \
 //!     [--orders N] [--concurrency C] [--version v2|v3] [--duplicates D] [--refunds] [--reconcile] \
-//!     [--database-url postgres://…/an_empty_db]
+//!     [--database-url postgres://…/an_empty_db [--instances K]]
 //! # defaults: --orders 2000 --concurrency 16 --version v3 --duplicates 1
 //! ```
 //!
@@ -81,7 +82,9 @@ const PREP_CONCURRENCY: usize = 8;
 const V2_SUCCESS: &str = "<return_code><![CDATA[SUCCESS]]></return_code>";
 
 #[derive(clap::Parser, Debug)]
-#[command(about = "WeChat Pay notifications per second against an in-process shop on SQLite")]
+#[command(
+    about = "WeChat Pay notifications per second against in-process shops (SQLite or PostgreSQL)"
+)]
 struct Args {
     /// Unpaid orders prepared, i.e. distinct notifications in the unique phase.
     #[arg(long, default_value_t = 2000)]
@@ -105,6 +108,11 @@ struct Args {
     /// default fresh SQLite file.
     #[arg(long)]
     database_url: Option<String>,
+    /// Shops serving the same database (PostgreSQL only), each on its own port: notification
+    /// `i` goes to shop `i % instances`, so duplicates of one notification land on different
+    /// shops, as WeChat's retries do behind a load balancer.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,9 +187,26 @@ impl Phase {
     }
 }
 
-/// Posts `rounds` × all `notes` with `concurrency` workers; job `i` sends `notes[i % N]`.
+/// `url` with its origin replaced by `bases[i % bases.len()]` (one base: `url` itself).
+fn spread(url: &str, bases: &[String], i: usize) -> String {
+    if bases.len() < 2 {
+        return url.to_string();
+    }
+    let path = match reqwest::Url::parse(url) {
+        Ok(u) => match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        },
+        Err(_) => return url.to_string(),
+    };
+    format!("{}{path}", bases[i % bases.len()])
+}
+
+/// Posts `rounds` × all `notes` with `concurrency` workers; job `i` sends `notes[i % N]` to
+/// shop `i % bases.len()`.
 async fn run_phase(
     http: &reqwest::Client,
+    bases: &Arc<Vec<String>>,
     notes: &Arc<Vec<Notification>>,
     rounds: usize,
     concurrency: usize,
@@ -193,6 +218,7 @@ async fn run_phase(
     let workers: Vec<_> = (0..concurrency.max(1))
         .map(|_| {
             let (http, notes, next) = (http.clone(), notes.clone(), next.clone());
+            let bases = bases.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut failures = 0usize;
@@ -206,7 +232,7 @@ async fn run_phase(
                     let t0 = Instant::now();
                     let answer = async {
                         let res = http
-                            .post(&n.url)
+                            .post(spread(&n.url, &bases, i % notes.len() + i / notes.len()))
                             .headers(n.headers.clone())
                             .body(n.body.clone())
                             .send()
@@ -354,29 +380,16 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Everything; `Ok(false)` when a check failed.
-async fn run(args: Args) -> Result<bool, String> {
-    let n = args.orders;
-    if n == 0 {
-        return Err("--orders must be at least 1".into());
-    }
-    let progress = |what: &str| eprintln!("[notify_load] {what}");
+/// One shop serving on 127.0.0.1 (an instance).
+struct Shop {
+    built: server::Built,
+    base: String,
+    server: tokio::task::JoinHandle<()>,
+}
 
-    // ---------------------------------------------------------------- the shop, as tests build it
-    let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let db = match &args.database_url {
-        Some(url) => url.clone(),
-        None => format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display()),
-    };
-    progress(&format!(
-        "building the shop (sandbox keys from the seed, {})",
-        if args.database_url.is_some() {
-            "PostgreSQL"
-        } else {
-            "fresh SQLite file"
-        }
-    ));
-    let mut settings = Settings::for_tests(db, dir.path().to_path_buf());
+/// Builds a shop as the integration tests do (sandbox keys from [`SEED`]) on `db` and serves it.
+async fn start_shop(args: &Args, db: &str, dir: &std::path::Path) -> Result<Shop, String> {
+    let mut settings = Settings::for_tests(db.to_string(), dir.to_path_buf());
     // Required on PostgreSQL.
     settings.session_secret = Some(wechat::Secret::from(
         "notify-load-session-secret-0123456789abcdef-0123".to_string(),
@@ -405,21 +418,71 @@ async fn run(args: Args) -> Result<bool, String> {
     let built = server::build(&settings)
         .await
         .map_err(|e| format!("the shop does not build: {e}"))?;
-    let sandbox = built
-        .wechat
-        .embedded
-        .clone()
-        .ok_or("the shop has no embedded sandbox")?;
-    let pool = built.pool.clone();
-    let payments = built.payments.clone();
-    let router = built.router;
+    let router = built.router.clone();
     let server = tokio::spawn(async move {
         let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         if let Err(e) = axum::serve(listener, service).await {
             eprintln!("server: {e}");
         }
     });
-    let base = format!("http://{addr}");
+    Ok(Shop {
+        built,
+        base: format!("http://{addr}"),
+        server,
+    })
+}
+
+/// Everything; `Ok(false)` when a check failed.
+async fn run(args: Args) -> Result<bool, String> {
+    let n = args.orders;
+    if n == 0 {
+        return Err("--orders must be at least 1".into());
+    }
+    let progress = |what: &str| eprintln!("[notify_load] {what}");
+
+    // ---------------------------------------------------------------- the shop, as tests build it
+    let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let db = match &args.database_url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display()),
+    };
+    progress(&format!(
+        "building the shop (sandbox keys from the seed, {})",
+        if args.database_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "fresh SQLite file"
+        }
+    ));
+    if args.instances == 0 {
+        return Err("--instances must be at least 1".into());
+    }
+    if args.instances > 1 && args.database_url.is_none() {
+        return Err(
+            "--instances above 1 needs --database-url: several shops share a PostgreSQL \
+                    database"
+                .into(),
+        );
+    }
+    let first = start_shop(&args, &db, dir.path()).await?;
+    let sandbox = first
+        .built
+        .wechat
+        .embedded
+        .clone()
+        .ok_or("the shop has no embedded sandbox")?;
+    let pool = first.built.pool.clone();
+    let payments = first.built.payments.clone();
+    let base = first.base.clone();
+    let mut shops = vec![first];
+    // The other shops: their own processes' worth of state (pools, caches, the sandbox's keys
+    // from the same seed, so each verifies what the first one's sandbox signs) on one database.
+    for k in 1..args.instances {
+        let dir_k = dir.path().join(format!("instance-{k}"));
+        std::fs::create_dir_all(&dir_k).map_err(|e| format!("{}: {e}", dir_k.display()))?;
+        shops.push(start_shop(&args, &db, &dir_k).await?);
+    }
+    let bases: Arc<Vec<String>> = Arc::new(shops.iter().map(|s| s.base.clone()).collect());
 
     // ---------------------------------------------------------------- preparation (not timed)
     server::sql!(&pool, e => sqlx::query("UPDATE skus SET stock = 1000000")
@@ -561,11 +624,12 @@ async fn run(args: Args) -> Result<bool, String> {
         "posting {n} notifications to {expected_path} with {} workers, then {} duplicate round(s)",
         args.concurrency, args.duplicates
     ));
-    let unique = run_phase(&http, &notes, 1, args.concurrency, args.version).await;
+    let unique = run_phase(&http, &bases, &notes, 1, args.concurrency, args.version).await;
     let duplicate = if args.duplicates > 0 {
         Some(
             run_phase(
                 &http,
+                &bases,
                 &notes,
                 args.duplicates,
                 args.concurrency,
@@ -598,14 +662,20 @@ async fn run(args: Args) -> Result<bool, String> {
     let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
     println!();
     println!(
-        "notify_load: Pay {}, {n} orders, concurrency {}, {} duplicate round(s)",
+        "notify_load: Pay {}, {n} orders, concurrency {}, {} duplicate round(s), {} instance(s)",
         args.version.name(),
         args.concurrency,
-        args.duplicates
+        args.duplicates,
+        args.instances
     );
     println!(
-        "machine: {cores} cores; shop (axum + {}, pool of {} connections) and load \
+        "machine: {cores} cores; {} (axum + {}, pool of {} connections each) and load \
          generator (reqwest, keep-alive, loopback) in the same process on one tokio runtime",
+        if args.instances > 1 {
+            format!("{} shops round-robin", args.instances)
+        } else {
+            "shop".to_string()
+        },
         if args.database_url.is_some() {
             "PostgreSQL"
         } else {
@@ -660,7 +730,7 @@ async fn run(args: Args) -> Result<bool, String> {
         );
     }
     if ok && args.refunds {
-        ok = refunds(&args, &payments, &sandbox, &http, &pool, &order_nos).await?;
+        ok = refunds(&args, &payments, &sandbox, &http, &bases, &pool, &order_nos).await?;
     }
     if ok && args.reconcile {
         // Today's bill (China time) holds every payment (and refund) of this run.
@@ -691,7 +761,9 @@ async fn run(args: Args) -> Result<bool, String> {
             ok = false;
         }
     }
-    server.abort();
+    for shop in shops {
+        shop.server.abort();
+    }
     Ok(ok)
 }
 
@@ -701,6 +773,7 @@ async fn refunds(
     payments: &server::payments::Payments,
     sandbox: &wechat_sandbox::Sandbox,
     http: &reqwest::Client,
+    bases: &Arc<Vec<String>>,
     pool: &server::db::Db,
     order_nos: &[String],
 ) -> Result<bool, String> {
@@ -780,9 +853,10 @@ async fn refunds(
         });
     }
     let notes = Arc::new(notes);
-    let unique = run_phase(http, &notes, 1, args.concurrency, args.version).await;
+    let unique = run_phase(http, bases, &notes, 1, args.concurrency, args.version).await;
     let duplicate = run_phase(
         http,
+        bases,
         &notes,
         args.duplicates,
         args.concurrency,

@@ -52,25 +52,35 @@ pub enum StartError {
     SharedLimits(String),
 }
 
+/// Where cargo-leptos's `hash.txt` (the content hashes of the bundle's file names) is read
+/// from: beside the binary, or `LEPTOS_HASH_FILE_NAME` (a name beside the binary or an absolute
+/// path, as Leptos itself reads it).
+pub fn hash_file_path() -> Option<std::path::PathBuf> {
+    let name = std::env::var("LEPTOS_HASH_FILE_NAME").unwrap_or_else(|_| "hash.txt".into());
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.join(name))
+}
+
 /// Leptos's options from our settings. The bundle's file names are content-hashed when
-/// cargo-leptos left a `hash.txt` beside the binary.
+/// cargo-leptos's `hash.txt` is found ([`hash_file_path`]).
 pub fn leptos_options(settings: &Settings) -> LeptosOptions {
-    let hash_file = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join("hash.txt")));
-    let hash_files = hash_file.is_some_and(|f| f.exists());
-    LeptosOptions::builder()
+    let hash_file = hash_file_path().filter(|f| f.exists());
+    let builder = LeptosOptions::builder()
         .output_name("wxmall")
         .site_root(settings.site_root.display().to_string())
         .site_pkg_dir("pkg")
         .site_addr(settings.addr)
-        .hash_files(hash_files)
+        .hash_files(hash_file.is_some())
         .env(if settings.leptos_dev {
             leptos::config::Env::DEV
         } else {
             leptos::config::Env::PROD
-        })
-        .build()
+        });
+    match hash_file {
+        // Leptos joins this to the binary's directory: an absolute path stays itself.
+        Some(path) => builder.hash_file(path.display().to_string().into()).build(),
+        None => builder.build(),
+    }
 }
 
 pub async fn build(settings: &Settings) -> Result<Built, StartError> {

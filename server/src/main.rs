@@ -50,6 +50,34 @@ enum Command {
     /// The console's accounts: `add USERNAME [--role owner|staff]`, `passwd USERNAME`, `list`,
     /// `disable USERNAME` (passwords from standard input).
     Admin(admin_cmd::AdminArgs),
+    /// Write the brotli and gzip siblings (`.br`, `.gz`) of the site's files now, e.g. when
+    /// installing a new site, so that instances start without compressing and the site may stay
+    /// read-only. Without SITE_DIR: LEPTOS_SITE_ROOT, else target/site.
+    Precompress(PrecompressArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct PrecompressArgs {
+    /// The site directory (cargo-leptos's target/site, as installed).
+    site_dir: Option<std::path::PathBuf>,
+}
+
+fn precompress(args: &PrecompressArgs) -> Result<(), String> {
+    let dir = args.site_dir.clone().unwrap_or_else(|| {
+        std::env::var_os("LEPTOS_SITE_ROOT")
+            .map_or_else(|| "target/site".into(), std::path::PathBuf::from)
+    });
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    let done = server::assets::precompress(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    println!(
+        "{}: {} file(s) compressed (brotli q11 and gzip -9), {} already up to date",
+        dir.display(),
+        done.compressed,
+        done.fresh
+    );
+    Ok(())
 }
 
 fn init_tracing() {
@@ -77,9 +105,17 @@ async fn shutdown_signal() {
 
 async fn serve() -> Result<(), String> {
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
+    if let Some(problem) =
+        server::assets::bundle_problem(&settings.site_root, server::hash_file_path().as_deref())
+    {
+        return Err(problem);
+    }
     let site_root = settings.site_root.clone();
+    // Off the async workers; a stop signal does not wait for it (see `main`).
     tokio::task::spawn_blocking(move || match server::assets::precompress(&site_root) {
-        Ok(n) if n > 0 => tracing::info!(files = n, "precompressed static assets"),
+        Ok(done) if done.compressed > 0 => {
+            tracing::info!(files = done.compressed, "precompressed static assets")
+        }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not precompress static assets"),
     });
@@ -142,7 +178,14 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => runtime.block_on(serve()),
+        Command::Serve => {
+            let served = runtime.block_on(serve());
+            // Dropping the runtime would wait for blocking tasks: the start's precompression of
+            // a new site can take a while (brotli at quality 11), and a stopping shop must not
+            // wait for it. Its files are written whole or not at all (temporary name + rename).
+            runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+            served
+        }
         Command::Payments(args) => {
             runtime.block_on(payments_cmd::run(&args, &mut std::io::stdout()))
         }
@@ -185,6 +228,7 @@ fn main() -> ExitCode {
             };
         }
         Command::Admin(args) => runtime.block_on(admin_cmd::run(&args, &mut std::io::stdout())),
+        Command::Precompress(args) => precompress(&args),
         Command::Sign(_) => unreachable!("handled above"),
     };
     match result {

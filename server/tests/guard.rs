@@ -473,6 +473,151 @@ fn sigterm_stops_the_shop_and_it_exits_cleanly() {
     assert!(health().is_none(), "no longer accepting");
 }
 
+/// A free port on 127.0.0.1.
+fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// `wxmall` with a fresh data directory in `dir`, serving `site` (no database URL: SQLite).
+fn wxmall(dir: &std::path::Path, addr: &str, site: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wxmall"));
+    cmd.env("WXMALL_ADDR", addr)
+        .env("WXMALL_PUBLIC_URL", format!("http://{addr}"))
+        .env("WXMALL_DATA_DIR", dir.join("data"))
+        .env("LEPTOS_SITE_ROOT", site)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+#[test]
+fn a_stop_signal_does_not_wait_for_the_start_s_compression_of_a_new_site() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    // A big new bundle file: brotli at quality 11 takes far longer than the stop may.
+    let mut x: u64 = 88172645463325252;
+    let mut js = String::with_capacity(24 << 20);
+    while js.len() < 24 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        js.push_str(&format!("const v{} = {};\n", x % 100_000, x % 9_973));
+    }
+    std::fs::write(site.join("pkg/big.js"), js).unwrap();
+    let addr = free_addr();
+    let mut child = wxmall(dir.path(), &addr, &site)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(90), "no start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !site.join("pkg/big.js.br").exists(),
+        "the compression is still running when the stop comes"
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopping = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(8),
+            "still running 8 s after SIGTERM: waiting for the compression"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    // Nothing half-written under the real name.
+    assert!(!site.join("pkg/big.js.br").exists());
+}
+
+#[test]
+fn wxmall_precompress_writes_a_site_s_siblings_ahead_of_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    std::fs::write(
+        site.join("pkg/app.css"),
+        "body { color: red }\n".repeat(100),
+    )
+    .unwrap();
+    std::fs::write(site.join("logo.png"), b"\x89PNG not compressible").unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wxmall"))
+            .arg("precompress")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[site.as_os_str()]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 file(s) compressed"), "{text}");
+    assert!(site.join("pkg/app.css.br").exists() && site.join("pkg/app.css.gz").exists());
+    assert!(!site.join("logo.png.br").exists());
+    let again = run(&[site.as_os_str()]);
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        text.contains("0 file(s) compressed") && text.contains("1 already up to date"),
+        "{text}"
+    );
+    let missing = run(&[dir.path().join("nowhere").as_os_str()]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("is not a directory"),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn a_release_site_without_its_hash_file_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    std::fs::write(site.join("pkg/wxmall.8kfzd1rX2DqvHGRk2t1O7A.js"), "js").unwrap();
+    let missing = dir.path().join("hash.txt");
+    let mut child = wxmall(dir.path(), &free_addr(), &site)
+        .env("LEPTOS_HASH_FILE_NAME", &missing)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the shop started and served pages that link a bundle it does not have");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        err.contains(&missing.display().to_string()) && err.contains("hash.txt"),
+        "{err}"
+    );
+}
+
 // 8. Sessions expire on the server.
 
 #[tokio::test]
