@@ -2019,3 +2019,291 @@ async fn a_sku_ticked_for_removal_on_the_product_form_leaves_the_shop() {
         .unwrap();
     assert_eq!(gone, 0, "the never-ordered SKU is deleted");
 }
+
+// ------------------------------------------------------------------ accounts in the console
+
+#[tokio::test]
+async fn the_owner_manages_accounts_in_the_console_and_staff_cannot() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let boss = signed_in(&shop, "boss").await;
+    let clerk = signed_in(&shop, "clerk").await;
+
+    // Staff may not see or change accounts.
+    for (name, body) in [
+        ("list_admins", json!({})),
+        ("save_admin", json!({"username": "clerk", "role": "owner"})),
+        (
+            "set_admin_password",
+            json!({"username": "boss", "password": "x".repeat(12)}),
+        ),
+        ("disable_admin", json!({"username": "boss"})),
+        ("enable_admin", json!({"username": "clerk"})),
+    ] {
+        let (st, _, v) = clerk.post(name, body).await;
+        assert_eq!(st, 403, "{name}: {v}");
+    }
+    // Nobody signed in: 401.
+    let (st, _, _) = Console::new(&shop).post("list_admins", json!({})).await;
+    assert_eq!(st, 401);
+
+    // The owner adds an account; bad ones are refused with the field.
+    let (st, _, v) = boss
+        .post(
+            "save_admin",
+            json!({"username": "packer", "role": "staff", "password": "short"}),
+        )
+        .await;
+    assert_eq!(
+        (st, v["fields"][0]["field"].as_str()),
+        (400, Some("password")),
+        "{v}"
+    );
+    let (st, _, v) = boss
+        .post(
+            "save_admin",
+            json!({"username": "a b", "role": "staff", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        (st, v["fields"][0]["field"].as_str()),
+        (400, Some("username")),
+        "{v}"
+    );
+    let (st, _, v) = boss
+        .post(
+            "save_admin",
+            json!({"username": "packer", "role": "boss", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        (st, v["fields"][0]["field"].as_str()),
+        (400, Some("role")),
+        "{v}"
+    );
+    let (st, _, v) = boss
+        .post(
+            "save_admin",
+            json!({"username": "packer", "role": "staff", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        (st, v["username"].as_str(), v["role"].as_str()),
+        (200, Some("packer"), Some("staff")),
+        "{v}"
+    );
+    let packer = signed_in(&shop, "packer").await;
+    let (st, _, me) = packer.post("me", json!({})).await;
+    assert_eq!((st, me["role"].as_str()), (200, Some("staff")));
+
+    // A role change takes effect on the next call of a session already open.
+    let (st, _, v) = boss
+        .post("save_admin", json!({"username": "packer", "role": "owner"}))
+        .await;
+    assert_eq!((st, v["role"].as_str()), (200, Some("owner")), "{v}");
+    let (st, _, _) = packer.post("list_admins", json!({})).await;
+    assert_eq!(st, 200, "an owner now");
+
+    // A new password ends the account's sessions; the new one signs in, the old one not.
+    let new_password = "another long passphrase";
+    let (st, _, _) = boss
+        .post(
+            "set_admin_password",
+            json!({"username": "packer", "password": new_password}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _, _) = packer.post("me", json!({})).await;
+    assert_eq!(st, 401, "signed out everywhere");
+    assert_eq!(Console::new(&shop).login("packer", PASSWORD).await.0, 401);
+    let packer = Console::new(&shop);
+    assert_eq!(packer.login("packer", new_password).await.0, 200);
+
+    // Disabling ends its sessions and its logins; enabling brings the logins back.
+    let (st, _, v) = boss
+        .post("disable_admin", json!({"username": "packer"}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["disabled_at"].as_i64().is_some(), "{v}");
+    assert_eq!(packer.post("me", json!({})).await.0, 401);
+    assert_eq!(
+        Console::new(&shop).login("packer", new_password).await.0,
+        401
+    );
+    let (st, _, v) = boss
+        .post("enable_admin", json!({"username": "packer"}))
+        .await;
+    assert_eq!((st, v["disabled_at"].is_null()), (200, true), "{v}");
+    assert_eq!(
+        Console::new(&shop).login("packer", new_password).await.0,
+        200
+    );
+
+    // Unknown accounts: 404.
+    let (st, _, _) = boss
+        .post("disable_admin", json!({"username": "nobody"}))
+        .await;
+    assert_eq!(st, 404);
+
+    // The list, and the audit log names every change but never a password.
+    let (st, _, list) = boss.post("list_admins", json!({})).await;
+    assert_eq!(st, 200);
+    let names: Vec<&str> = list["admins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["boss", "clerk", "packer"]);
+    let (_, _, log) = boss.post("audit_log", json!({})).await;
+    let text = log.to_string();
+    for action in [
+        "add_admin",
+        "set_admin_role",
+        "set_admin_password",
+        "disable_admin",
+        "enable_admin",
+    ] {
+        assert!(text.contains(action), "{action} audited: {text}");
+    }
+    assert!(
+        !text.contains(PASSWORD) && !text.contains(new_password),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_last_owner_cannot_be_demoted_or_disabled_and_nobody_disables_themself() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let boss = signed_in(&shop, "boss").await;
+    let (st, _, v) = boss
+        .post("save_admin", json!({"username": "boss", "role": "staff"}))
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (409, Some("invalid_state")),
+        "{v}"
+    );
+    let (st, _, v) = boss
+        .post("disable_admin", json!({"username": "boss"}))
+        .await;
+    assert_eq!(st, 409, "{v}");
+    // A second owner: each may now demote the other, but not both at once.
+    accounts::add(&shop.pool, "partner", Role::Owner, PASSWORD)
+        .await
+        .unwrap();
+    let partner = signed_in(&shop, "partner").await;
+    let (a, b) = tokio::join!(
+        boss.post(
+            "save_admin",
+            json!({"username": "partner", "role": "staff"})
+        ),
+        partner.post("save_admin", json!({"username": "boss", "role": "staff"})),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    // The loser is either refused (the last owner) or no longer an owner when it is checked.
+    assert!(
+        statuses == [200, 409] || statuses == [200, 403],
+        "{statuses:?}: {} {}",
+        a.2,
+        b.2
+    );
+    let owners: i64 = server::sql!(&shop.pool, e => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM admins WHERE role = 'owner' AND disabled_at IS NULL")
+        .fetch_one(e).await)
+    .unwrap();
+    assert_eq!(owners, 1, "exactly one owner is left");
+    // A disabled owner does not count as one.
+    let me: String = server::sql!(&shop.pool, e => sqlx::query_scalar(
+        "SELECT username FROM admins WHERE role = 'owner'")
+        .fetch_one(e).await)
+    .unwrap();
+    let (owner, other) = if me == "boss" {
+        (&boss, "partner")
+    } else {
+        (&partner, "boss")
+    };
+    let (st, _, _) = owner
+        .post("save_admin", json!({"username": other, "role": "owner"}))
+        .await;
+    assert_eq!(st, 200);
+    let (st, _, _) = owner
+        .post("disable_admin", json!({"username": other}))
+        .await;
+    assert_eq!(st, 200);
+    let (st, _, v) = owner
+        .post("save_admin", json!({"username": me, "role": "staff"}))
+        .await;
+    assert_eq!(st, 409, "the other owner is disabled: {v}");
+}
+
+#[tokio::test]
+async fn the_accounts_page_adds_an_account_and_shows_staff_why_not() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let boss = Console::new(&shop);
+    boss.form(
+        "login",
+        &[
+            ("username", "boss"),
+            ("password", PASSWORD),
+            ("next", "/admin"),
+        ],
+    )
+    .await;
+    let (url, _, page) = boss.page("/admin/accounts").await;
+    assert_eq!(url, "/admin/accounts");
+    assert!(page.contains("data-testid=\"account-clerk\""), "{page}");
+    assert!(
+        page.contains("action=\"/admin/form/disable_admin\""),
+        "{page}"
+    );
+    let (url, page) = boss
+        .form(
+            "save_admin",
+            &[
+                ("username", "packer"),
+                ("role", "staff"),
+                ("password", PASSWORD),
+                ("next", "/admin/accounts"),
+            ],
+        )
+        .await;
+    assert_eq!(url, "/admin/accounts");
+    assert!(page.contains("data-testid=\"account-packer\""), "{page}");
+    assert!(!page.contains(PASSWORD));
+    // A mistake comes back as the page's message.
+    let (_, page) = boss
+        .form(
+            "save_admin",
+            &[
+                ("username", "packer2"),
+                ("role", "staff"),
+                ("password", "short"),
+                ("next", "/admin/accounts"),
+            ],
+        )
+        .await;
+    assert!(page.contains("data-testid=\"flash\""), "{page}");
+    assert!(!page.contains("account-packer2"));
+    // Staff see why not, and no forms.
+    let clerk = Console::new(&shop);
+    clerk
+        .form(
+            "login",
+            &[
+                ("username", "clerk"),
+                ("password", PASSWORD),
+                ("next", "/admin"),
+            ],
+        )
+        .await;
+    let (_, _, page) = clerk.page("/admin/accounts").await;
+    assert!(page.contains("只有店主可以管理账号"), "{page}");
+    assert!(
+        !page.contains("action=\"/admin/form/save_admin\""),
+        "{page}"
+    );
+}

@@ -260,6 +260,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState) -> Router<S> {
         .route("/stop_coupon", post(coupons::stop_coupon))
         .route("/coupon_qrcode", post(coupons::coupon_qrcode))
         .route("/card_whitelist", post(coupons::card_whitelist))
+        .route("/list_admins", post(accounts::list_admins))
+        .route("/save_admin", post(accounts::save_admin))
+        .route("/set_admin_password", post(accounts::set_admin_password))
+        .route("/disable_admin", post(accounts::disable_admin))
+        .route("/enable_admin", post(accounts::enable_admin))
         // JSON bodies are small; more is refused with 413 before it is read.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             crate::routes::MAX_BODY_BYTES,

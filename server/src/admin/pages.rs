@@ -46,6 +46,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState, api: Router) -> 
         .route("/admin/doctor", axum::routing::get(doctor_page))
         .route("/admin/categories", axum::routing::get(categories_page))
         .route("/admin/coupons", axum::routing::get(coupons_page))
+        .route("/admin/accounts", axum::routing::get(accounts_page))
         .route("/admin/form/upload_image", {
             let api = api.clone();
             axum::routing::post(move |req| upload_form(api.clone(), req))
@@ -83,6 +84,7 @@ async fn call(
         "product_qrcode" => super::launch::product_qrcode(State(st.clone()), h, bytes).await,
         "list_coupons" => super::coupons::list_coupons(State(st.clone()), h).await,
         "coupon_qrcode" => super::coupons::coupon_qrcode(State(st.clone()), h, bytes).await,
+        "list_admins" => super::accounts::list_admins(State(st.clone()), h).await,
         _ => return Err(format!("no page call {name}")),
     };
     let ok = res.status().is_success();
@@ -125,6 +127,7 @@ fn html(
                             <a href="/admin/coupons" class:active=nav == "coupons">"优惠券"</a>
                             <a href="/admin/audit" class:active=nav == "audit">"记录"</a>
                             <a href="/admin/doctor" class:active=nav == "doctor">"检查"</a>
+                            <a href="/admin/accounts" class:active=nav == "accounts">"账号"</a>
                             <form method="post" action="/admin/form/logout">
                                 <input type="hidden" name="next" value="/admin/login" />
                                 <button type="submit" class="link-button">"退出"</button>
@@ -1557,6 +1560,108 @@ async fn categories_page(State(st): State<AdminState>, headers: HeaderMap) -> Re
                 <input name="name" required=true maxlength="60" placeholder="新分类名称" aria-label="新分类名称" />
                 <input name="sort" inputmode="numeric" class="narrow" placeholder="顺序" aria-label="新分类的顺序" />
                 <button type="submit" class="btn btn-primary" data-testid="add-category">"添加分类"</button>
+            </form>
+        },
+    )
+}
+
+// ------------------------------------------------------------------ accounts (owner only)
+
+fn role_label(role: &str) -> &'static str {
+    match role {
+        "owner" => "店主",
+        _ => "店员",
+    }
+}
+
+/// `/admin/accounts`: the console's accounts — add one, change a role, set a new password,
+/// disable or enable. Staff see why they cannot.
+async fn accounts_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {
+    let me = match signed_in(&st, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let list = match call(&st, &headers, "list_admins", json!({})).await {
+        Ok(v) => v,
+        Err(m) => return html("账号", Some(m), "accounts", ()),
+    };
+    let rows: Vec<Value> = list["admins"].as_array().cloned().unwrap_or_default();
+    let role_select = |current: &str| {
+        let current = current.to_string();
+        view! {
+            <select name="role" required=true>
+                <option value="staff" selected=current == "staff">"店员（不能退款、改价、管理账号）"</option>
+                <option value="owner" selected=current == "owner">"店主"</option>
+            </select>
+        }
+    };
+    html(
+        "账号",
+        flash_of(&headers),
+        "accounts",
+        view! {
+            <ul class="console-list" data-testid="accounts">
+                {rows.iter().map(|a| {
+                    let name = s(&a["username"]);
+                    let role = s(&a["role"]);
+                    let disabled = !a["disabled_at"].is_null();
+                    let myself = name == me.username;
+                    view! {
+                        <li class="panel" data-testid=format!("account-{name}")>
+                            <div>
+                                <strong>{name.clone()}</strong>" · "{role_label(&role)}
+                                {myself.then(|| " · 当前登录")}
+                                " · "
+                                {if disabled {
+                                    format!("已停用（{}）", when(&a["disabled_at"]))
+                                } else {
+                                    "可登录".to_string()
+                                }}
+                                <span class="muted">{format!(" · 创建于 {}", when(&a["created_at"]))}</span>
+                            </div>
+                            <form class="inline-form" method="post" action="/admin/form/save_admin">
+                                <input type="hidden" name="username" value=name.clone() />
+                                <input type="hidden" name="next" value="/admin/accounts" />
+                                <label class="field"><span>"角色"</span>{role_select(&role)}</label>
+                                <button type="submit" class="btn">"保存角色"</button>
+                            </form>
+                            <form class="inline-form" method="post" action="/admin/form/set_admin_password">
+                                <input type="hidden" name="username" value=name.clone() />
+                                <input type="hidden" name="next" value="/admin/accounts" />
+                                <label class="field"><span>"新密码"</span>
+                                    <input name="password" type="password" autocomplete="new-password"
+                                        minlength=super::accounts::MIN_PASSWORD_CHARS.to_string() required=true /></label>
+                                <button type="submit" class="btn">"重设密码"</button>
+                            </form>
+                            {(!myself).then(|| {
+                                let (action, label) = if disabled {
+                                    ("/admin/form/enable_admin", "启用")
+                                } else {
+                                    ("/admin/form/disable_admin", "停用")
+                                };
+                                view! {
+                                    <form class="inline-form" method="post" action=action>
+                                        <input type="hidden" name="username" value=name.clone() />
+                                        <input type="hidden" name="next" value="/admin/accounts" />
+                                        <button type="submit" class="btn">{label}</button>
+                                    </form>
+                                }
+                            })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <form class="panel console-form" method="post" action="/admin/form/save_admin" data-testid="add-account">
+                <h2 class="section-title">"添加账号"</h2>
+                <input type="hidden" name="next" value="/admin/accounts" />
+                <label class="field"><span>"用户名"</span>
+                    <input name="username" required=true minlength="2" maxlength="32"
+                        pattern="[A-Za-z0-9._-]{2,32}" autocomplete="off" /></label>
+                <label class="field"><span>"角色"</span>{role_select("staff")}</label>
+                <label class="field"><span>"初始密码"</span>
+                    <input name="password" type="password" autocomplete="new-password"
+                        minlength=super::accounts::MIN_PASSWORD_CHARS.to_string() required=true /></label>
+                <button type="submit" class="btn btn-primary">"添加"</button>
             </form>
         },
     )
