@@ -156,8 +156,8 @@ impl<'a> From<&'a mut Db> for Exec<'a> {
 impl<'a, 'c> From<&'a mut Tx<'c>> for Exec<'a> {
     fn from(tx: &'a mut Tx<'c>) -> Self {
         match tx {
-            Tx::Sqlite(t, _) => Exec::SqliteConn(&mut **t),
-            Tx::Postgres(t) => Exec::PgConn(&mut **t),
+            Tx::Sqlite(t, _) => Exec::SqliteConn(t),
+            Tx::Postgres(t) => Exec::PgConn(t),
         }
     }
 }

@@ -110,7 +110,7 @@ pub fn router(
     let not_found = {
         let handler =
             leptos_axum::render_app_to_stream_with_context(context.clone(), app_shell.clone());
-        axum::routing::any(move |req| handler(req))
+        axum::routing::any(handler)
     };
     let static_files = ServeDir::new(site_root)
         .precompressed_br()

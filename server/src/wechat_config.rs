@@ -77,6 +77,9 @@ pub struct Credentials {
     pub hosts: Hosts,
 }
 
+// Made once at start and kept for the process: the size difference between the variants is
+// irrelevant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum PayCredentials {
     V2 {

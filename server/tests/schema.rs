@@ -160,7 +160,7 @@ async fn postgres_schema(pool: &sqlx::PgPool) -> Schema {
             .insert(col, (pg_type(&ty), nullable == "NO", default_value(dflt)));
     }
     // Constraints: p(rimary), u(nique), f(oreign), c(heck), with their columns in key order.
-    let cons: Vec<(String, String, Vec<String>, Option<String>, Vec<String>)> = sqlx::query_as(
+    let cons: Vec<PgConstraint> = sqlx::query_as(
         "SELECT c.conrelid::regclass::text, c.contype::text, \
            ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i) \
                  JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i), \
@@ -299,3 +299,7 @@ async fn postgres_without_a_session_secret_does_not_start() {
     assert!(err.contains("WXMALL_SESSION_SECRET"), "{err}");
     assert!(err.contains("every instance"), "{err}");
 }
+
+/// A PostgreSQL constraint as read from `pg_constraint`: table, kind, columns, referenced table,
+/// referenced columns.
+type PgConstraint = (String, String, Vec<String>, Option<String>, Vec<String>);

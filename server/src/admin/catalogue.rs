@@ -198,8 +198,12 @@ pub(super) struct ListProductsBody {
     q: Option<String>,
 }
 
+/// A `products` row as the console reads it: id, category_id, name, description, image,
+/// images (JSON), sort, on_sale.
+type ProductRow = (i64, i64, String, String, String, String, i64, bool);
+
 async fn product_json(pool: &crate::db::Db, id: i64) -> Result<Option<Value>, sqlx::Error> {
-    let row: Option<(i64, i64, String, String, String, String, i64, bool)> = crate::sql!(pool, e => sqlx::query_as(
+    let row: Option<ProductRow> = crate::sql!(pool, e => sqlx::query_as(
         "SELECT id, category_id, name, description, image, images, CAST(sort AS BIGINT), on_sale \
          FROM products WHERE id = $1")
         .bind(id).fetch_optional(e).await)?;

@@ -1610,7 +1610,7 @@ async fn accounts_page(State(st): State<AdminState>, headers: HeaderMap) -> Resp
                         <li class="panel" data-testid=format!("account-{name}")>
                             <div>
                                 <strong>{name.clone()}</strong>" · "{role_label(&role)}
-                                {myself.then(|| " · 当前登录")}
+                                {myself.then_some(" · 当前登录")}
                                 " · "
                                 {if disabled {
                                     format!("已停用（{}）", when(&a["disabled_at"]))

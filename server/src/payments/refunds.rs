@@ -602,8 +602,7 @@ impl Payments {
             .bind(now + super::lifecycle::LEASE_SECS)
             .fetch_all(e).await)?;
         claimed.sort_unstable();
-        let mut due: Vec<(i64, String, Option<String>, i64, i64, String, String, i64)> =
-            Vec::with_capacity(claimed.len());
+        let mut due: Vec<DueRefund> = Vec::with_capacity(claimed.len());
         for id in claimed {
             due.extend(crate::sql!(&self.pool, e => sqlx::query_as(
                 "SELECT r.order_id, r.out_refund_no, r.refund_id, r.total_fen, r.amount_fen, r.reason, \
@@ -691,6 +690,10 @@ pub async fn views_of(
         })
         .collect())
 }
+
+/// A refund the sweeper settles: order_id, out_refund_no, refund_id, total_fen, amount_fen,
+/// reason, order_no, retries.
+type DueRefund = (i64, String, Option<String>, i64, i64, String, String, i64);
 
 #[cfg(test)]
 mod tests {

@@ -555,6 +555,46 @@ pub async fn prepaid_order_no(pool: &Db, order_id: i64) -> Result<Option<String>
     .map_err(db_error)
 }
 
+/// 确认收货: `shipped → completed` for the order's own shopper, once.
+pub async fn confirm_receipt(pool: &Db, user: Option<i64>, order_id: i64) -> Result<()> {
+    let row = order_row(pool, user, order_id).await?;
+    let done: Option<i64> = crate::sql!(pool, e => sqlx::query_scalar(
+        "UPDATE orders SET status = 'completed', completed_at = $1 \
+         WHERE id = $2 AND status = 'shipped' RETURNING id",
+    )
+    .bind(crate::shop::now())
+    .bind(row.id)
+    .fetch_optional(e).await)
+    .map_err(db_error)?;
+    match done {
+        Some(_) => Ok(()),
+        None if row.status == "completed" => {
+            Err(ApiError::new(ErrorCode::InvalidState, "订单已确认收货"))
+        }
+        None => Err(ApiError::new(ErrorCode::InvalidState, "订单还没有发货")),
+    }
+}
+
+/// Orders shipped before `shipped_before` (Unix seconds) complete by themselves
+/// (`WXMALL_AUTO_COMPLETE` after shipping), unless an after-sales request is open; how many.
+pub async fn auto_complete(
+    pool: &Db,
+    shipped_before: i64,
+    now: i64,
+) -> std::result::Result<u64, sqlx::Error> {
+    Ok(crate::sql!(pool, e => sqlx::query(&format!(
+        "UPDATE orders SET status = 'completed', completed_at = $1 \
+         WHERE status = 'shipped' AND shipped_at < $2 \
+         AND NOT EXISTS (SELECT 1 FROM aftersales a WHERE a.order_id = orders.id \
+           AND a.status IN {})",
+        super::aftersales::OPEN
+    ))
+    .bind(now)
+    .bind(shipped_before)
+    .execute(e).await.map(crate::db::Done::from))?
+    .rows_affected())
+}
+
 #[cfg(test)]
 mod order_no_tests {
     use super::*;
@@ -637,44 +677,4 @@ mod order_no_tests {
         .unwrap();
         assert_eq!(orders, 2);
     }
-}
-
-/// 确认收货: `shipped → completed` for the order's own shopper, once.
-pub async fn confirm_receipt(pool: &Db, user: Option<i64>, order_id: i64) -> Result<()> {
-    let row = order_row(pool, user, order_id).await?;
-    let done: Option<i64> = crate::sql!(pool, e => sqlx::query_scalar(
-        "UPDATE orders SET status = 'completed', completed_at = $1 \
-         WHERE id = $2 AND status = 'shipped' RETURNING id",
-    )
-    .bind(crate::shop::now())
-    .bind(row.id)
-    .fetch_optional(e).await)
-    .map_err(db_error)?;
-    match done {
-        Some(_) => Ok(()),
-        None if row.status == "completed" => {
-            Err(ApiError::new(ErrorCode::InvalidState, "订单已确认收货"))
-        }
-        None => Err(ApiError::new(ErrorCode::InvalidState, "订单还没有发货")),
-    }
-}
-
-/// Orders shipped before `shipped_before` (Unix seconds) complete by themselves
-/// (`WXMALL_AUTO_COMPLETE` after shipping), unless an after-sales request is open; how many.
-pub async fn auto_complete(
-    pool: &Db,
-    shipped_before: i64,
-    now: i64,
-) -> std::result::Result<u64, sqlx::Error> {
-    Ok(crate::sql!(pool, e => sqlx::query(&format!(
-        "UPDATE orders SET status = 'completed', completed_at = $1 \
-         WHERE status = 'shipped' AND shipped_at < $2 \
-         AND NOT EXISTS (SELECT 1 FROM aftersales a WHERE a.order_id = orders.id \
-           AND a.status IN {})",
-        super::aftersales::OPEN
-    ))
-    .bind(now)
-    .bind(shipped_before)
-    .execute(e).await.map(crate::db::Done::from))?
-    .rows_affected())
 }

@@ -369,7 +369,7 @@ async fn card_api_end_to_end() {
     // Unverified: only whitelisted users may take it.
     assert!(e.sandbox.give_card(&u1, &card_id).is_err());
     e.api
-        .set_test_whitelist(&[u1.clone()], &[users[1].nickname.clone()])
+        .set_test_whitelist(std::slice::from_ref(&u1), &[users[1].nickname.clone()])
         .await
         .unwrap();
     let code = e.sandbox.give_card(&u1, &card_id).unwrap();
