@@ -3,8 +3,9 @@
 //! into WeChat's consoles. The mistakes it looks for are the ones WeChat developers ask about
 //! most: a redirect or JS-SDK domain that is not registered, an IP missing from the whitelist
 //! (40164), a wrong appsecret or appid, a wrong Pay key or a private key that does not match its
-//! serial, a notify URL WeChat cannot reach, a clock minutes off, an official-account server
-//! that does not answer its own verification.
+//! serial, a notify URL WeChat cannot reach, a payment page outside the 支付授权目录 (「当前页面的
+//! URL未注册」), a clock minutes off, an official-account server that does not answer its own
+//! verification.
 
 use std::path::Path;
 use std::time::Duration;
@@ -215,7 +216,11 @@ pub async fn examine(i: &Inputs<'_>) -> Report {
         Ok(r) if r.status().is_success() => ok("shop_answers", format!("{public}/healthz answers")),
         Ok(r) => fail(
             "shop_answers",
-            format!("{public}/healthz answered HTTP {}", r.status().as_u16()),
+            format!(
+                "{public}/healthz answered HTTP {}{}",
+                r.status().as_u16(),
+                redirect_note(&r)
+            ),
             "the proxy in front of the shop must pass every path to it",
         ),
         Err(e) => fail(
@@ -259,6 +264,10 @@ pub async fn examine(i: &Inputs<'_>) -> Report {
         }
     }
 
+    // 3b. The pages that pay are served under the 支付授权目录.
+    let directory = pay_directory(public);
+    checks.push(pay_directory_check(&i.http, &directory).await);
+
     // 4–5. access_token, jsapi_ticket and a wx.config signature for the home page.
     match wx.tokens.access_token().await {
         Ok(_) => checks.push(ok(
@@ -294,6 +303,15 @@ pub async fn examine(i: &Inputs<'_>) -> Report {
         )),
     }
 
+    // Pay v3: WeChat's platform certificates, downloaded now (for `pay_keys` below). First: a
+    // merchant without a 微信支付公钥 has no other key to verify the query's answer with, and
+    // the client verifies an error answer only with the keys it already holds.
+    let verifier = wx.pay.v3_verifier();
+    let download = match &verifier {
+        Some(v) => Some(v.refresh().await),
+        None => None,
+    };
+
     // 6. WeChat Pay: a query for an order that cannot exist must come back as "does not exist",
     //    verified — anything else means the key (v2) or the key/serial pair (v3) is wrong.
     let probe = format!("DOCTOR{}", crate::shop::now());
@@ -317,9 +335,8 @@ pub async fn examine(i: &Inputs<'_>) -> Report {
         ),
     });
 
-    // 6b. Pay v3: the keys WeChat's signatures are checked with (downloaded now).
-    if let Some(verifier) = wx.pay.v3_verifier() {
-        let download = verifier.refresh().await;
+    // 6b. Pay v3: the keys WeChat's signatures are checked with.
+    if let (Some(verifier), Some(download)) = (verifier, download) {
         checks.push(pay_keys_check(
             &verifier.public_key_ids(),
             download.as_ref().map(|n| *n),
@@ -341,7 +358,7 @@ pub async fn examine(i: &Inputs<'_>) -> Report {
             .send()
             .await;
         checks.push(match (shape_ok, reached) {
-            (true, Ok(r)) if r.status().as_u16() != 404 => {
+            (true, Ok(r)) if r.status().as_u16() != 404 && !r.status().is_redirection() => {
                 ok("notify_url", format!("{url} reaches the shop"))
             }
             (false, _) => fail(
@@ -351,8 +368,12 @@ pub async fn examine(i: &Inputs<'_>) -> Report {
             ),
             (true, Ok(r)) => fail(
                 "notify_url",
-                format!("{url} answered HTTP {}", r.status().as_u16()),
-                "the proxy must pass /wechat/notify/… to the shop",
+                format!("{url} answered HTTP {}{}", r.status().as_u16(), redirect_note(&r)),
+                if r.status().is_redirection() {
+                    "WeChat follows no redirect: the proxy must pass /wechat/notify/… to the shop as it is"
+                } else {
+                    "the proxy must pass /wechat/notify/… to the shop"
+                },
             ),
             (true, Err(e)) => fail(
                 "notify_url",
@@ -434,45 +455,7 @@ pub async fn examine(i: &Inputs<'_>) -> Report {
     }
 
     // 11. The database: writable, migrations current.
-    let writable = async {
-        let mut tx = i.pool.begin().await?;
-        crate::sql!(&mut tx, e => sqlx::query("INSERT INTO mp_messages (dedupe_key, received_at) VALUES ('doctor', 0)")
-            .execute(e).await.map(crate::db::Done::from))?;
-        tx.rollback().await
-    }
-    .await;
-    let latest = i
-        .pool
-        .backend()
-        .migrator()
-        .iter()
-        .map(|m| m.version)
-        .max()
-        .unwrap_or(0);
-    let applied: Option<i64> =
-        crate::sql!(i.pool, e => sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(e).await)
-            .ok()
-            .flatten();
-    checks.push(match (writable, applied) {
-        (Ok(()), Some(v)) if v >= latest => ok(
-            "database",
-            format!(
-                "{}, writable, migrations current ({v})",
-                i.pool.backend().name()
-            ),
-        ),
-        (Ok(()), v) => fail(
-            "database",
-            format!("migrations at {v:?}, this build has {latest}"),
-            "start the shop once: it applies its migrations",
-        ),
-        (Err(e), _) => fail(
-            "database",
-            format!("not writable: {e}"),
-            "check the database's permissions and free space",
-        ),
-    });
+    checks.push(database_check(i.pool).await);
 
     let paste = [
         (
@@ -482,7 +465,7 @@ pub async fn examine(i: &Inputs<'_>) -> Report {
         ("JS接口安全域名 (公众号设置 → 功能设置)", host),
         (
             "支付授权目录 (商户平台 → 产品中心 → 开发配置)",
-            format!("{public}/"),
+            directory.directory,
         ),
         ("支付回调 notify URL", wx.notify_url()),
         ("退款回调 notify URL", wx.refund_notify_url()),
@@ -494,16 +477,357 @@ pub async fn examine(i: &Inputs<'_>) -> Report {
     Report { checks, paste }
 }
 
+/// The pages that start a payment (`app/src/pages`): 确认订单 (`/checkout`) creates the order
+/// and opens the order page (`/orders/{id}`), whose 去支付 calls `wx.chooseWXPay`. The order page
+/// is asked for an order that cannot exist (ids start at 1): the shop answers with its own 404
+/// page, which proves the path reaches it. `(path under the directory, as shown, whether the
+/// shop's 404 page counts)`.
+pub const PAY_PAGES: [(&str, &str, bool); 2] = [
+    ("checkout", "checkout", false),
+    ("orders/0", "orders/{id}", true),
+];
+
+/// What every page of the shop carries in its `<head>` (`app/src/lib.rs`, `shell`): tells the
+/// shop's own page (a 404 included) from a proxy's.
+const SHOP_PAGE_MARKER: &str = "name=\"wxmall-jssdk\"";
+
+/// Redirects the `pay_directory` check follows by hand while they stay inside the directory.
+const MAX_PAGE_REDIRECTS: usize = 3;
+
+/// The 支付授权目录 for a public URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayDirectory {
+    /// What to register, exactly: the public URL as a browser writes it, ending in `/`.
+    pub directory: String,
+    /// Why the public URL does not make a good directory: `(Warn | Fail, detail, fix)`.
+    pub problem: Option<(Status, String, String)>,
+}
+
+/// The 支付授权目录 a shop at `public` (no trailing `/`) must register. WeChat compares it with
+/// the page's URL as a case-sensitive prefix, and it must end in `/`: a public URL with a
+/// query, or ending in a file name, is no directory (fail); a path with upper-case letters
+/// works only when registered exactly so (warn).
+pub fn pay_directory(public: &str) -> PayDirectory {
+    let Ok(u) = url::Url::parse(public) else {
+        return PayDirectory {
+            directory: format!("{public}/"),
+            problem: Some((
+                Status::Fail,
+                format!("WXMALL_PUBLIC_URL {public:?} is not a URL"),
+                "set WXMALL_PUBLIC_URL to the shop's address, e.g. https://shop.example.com".into(),
+            )),
+        };
+    };
+    let origin = u.origin().ascii_serialization();
+    let path = u.path().trim_end_matches('/');
+    let last = path.rsplit('/').next().unwrap_or_default();
+    if u.query().is_some() || u.fragment().is_some() {
+        let directory = format!("{origin}{path}/");
+        return PayDirectory {
+            problem: Some((
+                Status::Fail,
+                format!("WXMALL_PUBLIC_URL {public} carries a query or fragment: {public}/ would not be a directory ending in /"),
+                format!("set WXMALL_PUBLIC_URL={origin}{path} and register {directory} as 支付授权目录"),
+            )),
+            directory,
+        };
+    }
+    if last.contains('.') {
+        let parent = &path[..path.len() - last.len()];
+        let directory = format!("{origin}{parent}");
+        return PayDirectory {
+            problem: Some((
+                Status::Fail,
+                format!("WXMALL_PUBLIC_URL {public} ends in a file name ({last}): {public}/ is no directory, and the pages are not under {directory}{last}/"),
+                format!(
+                    "set WXMALL_PUBLIC_URL={origin}{} (without the file name) and register {directory} as 支付授权目录",
+                    parent.trim_end_matches('/')
+                ),
+            )),
+            directory,
+        };
+    }
+    let directory = format!("{origin}{path}/");
+    // Upper-case letters of the path itself (not the hex digits of its %-escapes).
+    let mut rest = path;
+    let mut upper = false;
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.get(3..).filter(|_| c == '%') {
+            rest = after;
+            continue;
+        }
+        upper |= c.is_ascii_uppercase();
+        rest = &rest[c.len_utf8()..];
+    }
+    let problem = upper.then(|| {
+        (
+            Status::Warn,
+            format!(
+                "the path of {directory} has upper-case letters, and 支付授权目录 is case-sensitive: {} would not cover it",
+                directory.to_lowercase()
+            ),
+            format!("register exactly {directory} as 支付授权目录 (or serve the shop at a lower-case path)"),
+        )
+    });
+    PayDirectory { directory, problem }
+}
+
+/// The `pay_directory` check: the public URL makes a directory ([`pay_directory`]), and each of
+/// [`PAY_PAGES`] is served under it — the shop's own page, no redirect out of the directory.
+/// Redirects inside it are followed by hand; none is followed elsewhere.
+pub async fn pay_directory_check(http: &reqwest::Client, d: &PayDirectory) -> Check {
+    const NAME: &str = "pay_directory";
+    let dir = &d.directory;
+    if let Some((Status::Fail, detail, fix)) = &d.problem {
+        return fail(NAME, detail.clone(), fix.clone());
+    }
+    let mut covered = Vec::new();
+    for (page, shown, not_found_ok) in PAY_PAGES {
+        match probe_pay_page(http, dir, &format!("{dir}{page}"), not_found_ok).await {
+            Ok(()) => covered.push(format!("{dir}{shown}")),
+            Err((detail, fix)) => return fail(NAME, detail, fix),
+        }
+    }
+    let ios = "iOS checks the page the shopper landed on, Android the current one: a shopper who entered the shop at another address (a QR code or link to another domain or path) needs that directory registered too (up to 5, each ending in /)";
+    let served = format!(
+        "the pages that call wx.chooseWXPay are served under {dir} ({})",
+        covered.join(", ")
+    );
+    match &d.problem {
+        Some((_, detail, fix)) => warn(NAME, format!("{served}; {detail}. {ios}"), fix.clone()),
+        None => ok(
+            NAME,
+            format!("{served}: register {dir} as 支付授权目录. {ios}"),
+        ),
+    }
+}
+
+/// GETs `url` (a page of the shop) as a browser opening it would land: `Err((detail, fix))`
+/// unless the shop's page answers under `dir` (200, or its 404 page when `not_found_ok`).
+async fn probe_pay_page(
+    http: &reqwest::Client,
+    dir: &str,
+    url: &str,
+    not_found_ok: bool,
+) -> Result<(), (String, String)> {
+    let outside = |target: &str| {
+        (
+            format!("{url} redirects to {target}, outside the 支付授权目录 {dir}"),
+            format!(
+                "WeChat checks the page's own URL against 支付授权目录: a page that moves to {target} gets 「当前页面的URL未注册」. Serve it at {url} without a redirect (the proxy), or set WXMALL_PUBLIC_URL to where the shop really is and register that directory"
+            ),
+        )
+    };
+    let mut at = url.to_string();
+    for _ in 0..=MAX_PAGE_REDIRECTS {
+        let r = http
+            .get(&at)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| {
+                (
+                    format!("{at} cannot be reached: {}", error_chain(&e)),
+                    "start the shop, and check DNS and the reverse proxy for this URL".to_string(),
+                )
+            })?;
+        // A client that follows redirects itself has already been wherever they lead.
+        let landed = r.url().as_str().to_string();
+        if !landed.starts_with(dir) {
+            return Err(outside(&landed));
+        }
+        let status = r.status();
+        if status.is_redirection() {
+            let target = r
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| r.url().join(l).ok())
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            if !target.starts_with(dir) {
+                return Err(outside(&target));
+            }
+            at = target;
+            continue;
+        }
+        let html = r
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/html"));
+        let body = r.text().await.unwrap_or_default();
+        let shops = html && body.contains(SHOP_PAGE_MARKER);
+        return match status.as_u16() {
+            200 if shops => Ok(()),
+            // The order page of an order that does not exist: the shop's own 404 page.
+            404 if shops && not_found_ok => Ok(()),
+            200 => Err((
+                format!("{at} answers 200 but not with the shop's page"),
+                "the proxy must pass the shop's pages to it".to_string(),
+            )),
+            code => Err((
+                format!("{at} answered HTTP {code}"),
+                "the proxy must pass the shop's pages (/checkout, /orders/…) to it".to_string(),
+            )),
+        };
+    }
+    Err((
+        format!("{url} redirects more than {MAX_PAGE_REDIRECTS} times"),
+        "serve the page without redirects".to_string(),
+    ))
+}
+
+/// How long the doctor waits for each of its two questions to the database (the migrations
+/// applied, a write): a database that does not answer, or that another session holds locked,
+/// gets a verdict instead of a doctor that hangs.
+pub const DATABASE_WAIT: Duration = Duration::from_secs(5);
+
+/// The `database` check: the migrations this build has are applied, and a write (rolled back)
+/// goes through, each within [`DATABASE_WAIT`].
+pub async fn database_check(pool: &Db) -> Check {
+    const NAME: &str = "database";
+    let backend = pool.backend().name();
+    let wait = DATABASE_WAIT.as_secs();
+    let latest = pool
+        .backend()
+        .migrator()
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0);
+    let applied = tokio::time::timeout(DATABASE_WAIT, async {
+        crate::sql!(pool, e => sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(e).await)
+    })
+    .await;
+    let applied = match applied {
+        Err(_) => {
+            return fail(
+                NAME,
+                format!("{backend} did not answer within {wait} s"),
+                "check that the database server is up and reachable from here (DATABASE_URL), and that no stuck session holds it locked",
+            )
+        }
+        // No migrations table (PostgreSQL 42P01 undefined_table; SQLite "no such table").
+        Ok(Err(sqlx::Error::Database(d)))
+            if d.code().as_deref() == Some("42P01") || d.message().contains("no such table") =>
+        {
+            None
+        }
+        Ok(Err(e @ sqlx::Error::Database(_))) => {
+            return fail(
+                NAME,
+                format!("{backend} does not let the shop read its migrations (_sqlx_migrations): {e}"),
+                "DATABASE_URL's user must be the one the shop runs as, with its rights on the shop's tables",
+            )
+        }
+        Ok(Err(e)) => {
+            return fail(
+                NAME,
+                format!("{backend} cannot be reached: {e}"),
+                "check DATABASE_URL, that the database server is up, and that this machine may connect to it",
+            )
+        }
+        Ok(Ok(v)) => v,
+    };
+    let Some(applied) = applied else {
+        return fail(
+            NAME,
+            format!("{backend} has no migrations table (_sqlx_migrations): DATABASE_URL names a database the shop has not set up"),
+            "check that DATABASE_URL names the shop's database; start the shop once on it to create its tables",
+        );
+    };
+    let written = tokio::time::timeout(DATABASE_WAIT, async {
+        let mut tx = pool.begin().await?;
+        // PostgreSQL waits for a lock forever by default: give up before the doctor does, so
+        // the connection is free again and the error names the lock.
+        if let crate::db::Tx::Postgres(t) = &mut tx {
+            sqlx::query("SET LOCAL lock_timeout = '3s'")
+                .execute(&mut **t)
+                .await?;
+        }
+        crate::sql!(&mut tx, e => sqlx::query("INSERT INTO mp_messages (dedupe_key, received_at) VALUES ('doctor', 0)")
+            .execute(e).await.map(crate::db::Done::from))?;
+        tx.rollback().await
+    })
+    .await;
+    let locked_fix = "look for a long transaction or a stuck process holding the database (SQLite: another program writing the file; PostgreSQL: pg_stat_activity, state 'idle in transaction'), end it, and run the doctor again";
+    match written {
+        Err(_) => fail(
+            NAME,
+            format!("{backend}: a test write (rolled back) got no answer within {wait} s: another session holds the database locked, or it does not answer"),
+            locked_fix,
+        ),
+        Ok(Err(e)) => {
+            let (code, message) = match &e {
+                sqlx::Error::Database(d) => (
+                    d.code().map(|c| c.into_owned()).unwrap_or_default(),
+                    d.message().to_ascii_lowercase(),
+                ),
+                _ => (String::new(), String::new()),
+            };
+            // PostgreSQL 25006 read_only_sql_transaction; SQLite "attempt to write a readonly database".
+            if code == "25006" || message.contains("read-only") || message.contains("readonly") {
+                fail(
+                    NAME,
+                    format!("{backend} is read-only for the shop: {e}"),
+                    "DATABASE_URL must name the primary database (not a read replica) with a user that may write; a SQLite file and its directory must be writable by the shop's user",
+                )
+            } else if code == "55P03" || message.contains("locked") {
+                // PostgreSQL 55P03 lock_not_available; SQLite "database is locked".
+                fail(
+                    NAME,
+                    format!("{backend}: a test write (rolled back) waited for a lock: {e}"),
+                    locked_fix,
+                )
+            } else {
+                fail(
+                    NAME,
+                    format!("{backend} is not writable: {e}"),
+                    "check the database's permissions and free space",
+                )
+            }
+        }
+        Ok(Ok(())) if applied < latest => fail(
+            NAME,
+            format!("{backend}: migrations applied up to {applied}, this build has {latest}"),
+            "start the shop (this build) once: it applies its migrations",
+        ),
+        Ok(Ok(())) => ok(
+            NAME,
+            format!("{backend}, writable, migrations current ({applied})"),
+        ),
+    }
+}
+
 /// The HTTP client the doctor probes with: it keeps the server certificate of each TLS
-/// connection, which the `certificate` check reads.
+/// connection, which the `certificate` check reads, and follows no redirect — WeChat follows
+/// none to a notify URL or the official account's server, and a payment page that moves
+/// elsewhere leaves its 支付授权目录 — so each check sees the answer itself.
 pub fn probe_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .use_rustls_tls()
         .tls_info(true)
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(15))
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// ` (a redirect to …)` when `r` is one, else nothing.
+fn redirect_note(r: &reqwest::Response) -> String {
+    if !r.status().is_redirection() {
+        return String::new();
+    }
+    let to = r
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("nowhere");
+    format!(" (a redirect to {to})")
 }
 
 /// An error with its causes (rustls's reason sits below reqwest's "error sending request").
@@ -727,6 +1051,67 @@ mod tests {
         );
         // Public-key-only merchants get no certificates: fine.
         assert_eq!(pay_keys_check(&id, Err(&down), &[], now).status, Status::Ok);
+    }
+
+    #[test]
+    fn the_payment_directory_is_the_public_url_as_a_browser_writes_it() {
+        let d = pay_directory("https://shop.example.com");
+        assert_eq!(d.directory, "https://shop.example.com/");
+        assert_eq!(d.problem, None);
+        // A path: the directory under it; the host as browsers write it, no default port.
+        assert_eq!(
+            pay_directory("https://example.com/mall").directory,
+            "https://example.com/mall/"
+        );
+        assert_eq!(
+            pay_directory("https://Shop.Example.com:443").directory,
+            "https://shop.example.com/"
+        );
+        assert_eq!(
+            pay_directory("http://127.0.0.1:3000").directory,
+            "http://127.0.0.1:3000/"
+        );
+        // %-escapes are not upper case.
+        assert_eq!(pay_directory("https://example.com/%E5%95%86").problem, None);
+        // Upper case in the path: works when registered exactly so.
+        let d = pay_directory("https://example.com/Mall");
+        assert_eq!(d.directory, "https://example.com/Mall/");
+        let (status, detail, fix) = d.problem.unwrap();
+        assert_eq!(status, Status::Warn);
+        assert!(detail.contains("https://example.com/mall/"), "{detail}");
+        assert!(
+            fix.contains("register exactly https://example.com/Mall/"),
+            "{fix}"
+        );
+        // A file name: no directory; the one to register is its parent.
+        for (public, dir, fixed) in [
+            (
+                "https://example.com/shop/index.html",
+                "https://example.com/shop/",
+                "WXMALL_PUBLIC_URL=https://example.com/shop ",
+            ),
+            (
+                "https://example.com/index.php",
+                "https://example.com/",
+                "WXMALL_PUBLIC_URL=https://example.com ",
+            ),
+        ] {
+            let d = pay_directory(public);
+            assert_eq!(d.directory, dir);
+            let (status, detail, fix) = d.problem.unwrap();
+            assert_eq!(status, Status::Fail);
+            assert!(detail.contains("file name"), "{detail}");
+            assert!(
+                fix.contains(fixed) && fix.contains(&format!("register {dir}")),
+                "{fix}"
+            );
+        }
+        // A query: what would be pasted does not end the path with /.
+        let d = pay_directory("https://example.com/?from=menu");
+        assert_eq!(d.directory, "https://example.com/");
+        let (status, _, fix) = d.problem.unwrap();
+        assert_eq!(status, Status::Fail);
+        assert!(fix.contains("register https://example.com/ "), "{fix}");
     }
 
     #[test]

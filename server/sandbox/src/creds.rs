@@ -149,13 +149,31 @@ impl SandboxCredentials {
         )
     }
 
+    /// The same credentials with the platform certificate issued again — same key, same
+    /// serial — valid from now for `validity` instead of [`PLATFORM_CERTIFICATE_VALIDITY`]: a
+    /// certificate about to run out, as merchants meet it. A sandbox built with them serves it
+    /// from `GET /v3/certificates` as any other (`effective_time` and `expire_time` are the
+    /// certificate's own).
+    pub fn with_platform_certificate_validity(
+        mut self,
+        validity: Duration,
+    ) -> Result<Self, SandboxError> {
+        let key = parse_private(&self.platform_private_key_pem)?;
+        self.platform_certificate_pem = make_certificate(&key, &self.platform_serial, validity)?;
+        Ok(self)
+    }
+
     fn assemble(
         ids: Ids,
         merchant: &RsaPrivateKey,
         wechatpay: &RsaPrivateKey,
         platform: &RsaPrivateKey,
     ) -> Result<Self, SandboxError> {
-        let platform_certificate_pem = make_certificate(platform, &ids.platform_serial)?;
+        let platform_certificate_pem = make_certificate(
+            platform,
+            &ids.platform_serial,
+            PLATFORM_CERTIFICATE_VALIDITY,
+        )?;
         // Derived from the appsecret (no further draws: the keys of a seed stay what they were).
         let mp = {
             use sha2::Digest;
@@ -231,7 +249,15 @@ impl Ids {
     }
 }
 
-fn make_certificate(key: &RsaPrivateKey, serial_hex: &str) -> Result<String, SandboxError> {
+/// How long the platform certificate of new credentials is valid, from the moment they are made
+/// (five years; [`SandboxCredentials::with_platform_certificate_validity`] chooses another).
+pub const PLATFORM_CERTIFICATE_VALIDITY: Duration = Duration::from_secs(5 * 365 * 86_400);
+
+fn make_certificate(
+    key: &RsaPrivateKey,
+    serial_hex: &str,
+    validity: Duration,
+) -> Result<String, SandboxError> {
     let err = |e: &dyn fmt::Display| SandboxError::Certificate(e.to_string());
     let serial = hex::decode(serial_hex).map_err(|e| err(&e))?;
     let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone());
@@ -240,8 +266,7 @@ fn make_certificate(key: &RsaPrivateKey, serial_hex: &str) -> Result<String, San
         "CN=Tenpay.com Sandbox Platform,OU=Tenpay.com CA Center,O=Tenpay.com,L=Shenzhen,ST=Guangdong,C=CN",
     )
     .map_err(|e| err(&e))?;
-    let validity =
-        Validity::from_now(Duration::from_secs(5 * 365 * 86_400)).map_err(|e| err(&e))?;
+    let validity = Validity::from_now(validity).map_err(|e| err(&e))?;
     let builder = CertificateBuilder::new(
         Profile::Root,
         SerialNumber::new(&serial).map_err(|e| err(&e))?,

@@ -82,7 +82,7 @@ use axum::Router;
 pub use card::{
     CardPush, CardStatus, CardValidity, CodeStatus, SandboxCard, SandboxCardKind, WalletCode,
 };
-pub use creds::SandboxCredentials;
+pub use creds::{SandboxCredentials, PLATFORM_CERTIFICATE_VALIDITY};
 pub use crypto::V2SignType;
 pub use mp::{MpAction, MpAnswer, MpPush};
 pub use mp_api::TemplateMessage;

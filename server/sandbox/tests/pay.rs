@@ -733,6 +733,66 @@ async fn v3_certificates_and_platform_certificate_signing() {
     assert!(!verify_wechatpay(&h, &resp.body));
 }
 
+/// `expire_time` of the certificate `GET /v3/certificates` lists, less now.
+async fn platform_certificate_time_left(r: &Running) -> (time::Duration, String) {
+    let resp = v3(r, "GET", "/v3/certificates", None).await;
+    assert_eq!(resp.status, 200);
+    assert!(resp.signed());
+    let d = &resp.json()["data"][0];
+    let expire = time::OffsetDateTime::parse(
+        d["expire_time"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let e = &d["encrypt_certificate"];
+    let pem = aes_gcm_decrypt(
+        r.sandbox.credentials().apiv3_key.as_bytes(),
+        e["nonce"].as_str().unwrap(),
+        e["associated_data"].as_str().unwrap(),
+        e["ciphertext"].as_str().unwrap(),
+    );
+    assert_eq!(
+        d["serial_no"],
+        r.sandbox.credentials().platform_serial.as_str()
+    );
+    (
+        expire - time::OffsetDateTime::now_utc(),
+        String::from_utf8(pem).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_platform_certificate_with_a_chosen_validity_is_served_as_issued() {
+    let day = time::Duration::days(1);
+    // Default: five years.
+    let (left, _) = platform_certificate_time_left(&start().await).await;
+    assert!(
+        left > 5 * 365 * day - day && left <= 5 * 365 * day,
+        "{left}"
+    );
+
+    // Ten days: the same key and serial, another certificate, served as it is.
+    let c = creds()
+        .with_platform_certificate_validity(Duration::from_secs(10 * 86_400))
+        .unwrap();
+    assert_eq!(c.platform_serial, creds().platform_serial);
+    assert_eq!(c.platform_private_key_pem, creds().platform_private_key_pem);
+    assert_ne!(c.platform_certificate_pem, creds().platform_certificate_pem);
+    let r = start_with_credentials(c.clone(), fast_options()).await;
+    let (left, pem) = platform_certificate_time_left(&r).await;
+    assert_eq!(pem, c.platform_certificate_pem);
+    assert!(
+        left > 10 * day - time::Duration::minutes(1) && left <= 10 * day,
+        "{left}"
+    );
+    // It signs as the five-year one did.
+    r.sandbox
+        .update_options(|o| o.answer_signer = AnswerSigner::PlatformCertificate);
+    let resp = v3(&r, "GET", "/v3/certificates", None).await;
+    assert_eq!(resp.headers["Wechatpay-Serial"], c.platform_serial.as_str());
+    assert!(resp.signed());
+}
+
 // ---------------- the pay sheet and notifications ----------------
 
 async fn post_json(r: &Running, path: &str, body: &Value, cookie: Option<&str>) -> Value {

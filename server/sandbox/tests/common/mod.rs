@@ -81,7 +81,13 @@ pub async fn start() -> Running {
 }
 
 pub async fn start_with(opts: SandboxOptions) -> Running {
-    let sandbox = Sandbox::with_options(creds(), opts).unwrap();
+    start_with_credentials(creds(), opts).await
+}
+
+/// A sandbox with other credentials than [`creds`] (the same merchant key, so the helpers'
+/// signatures still hold).
+pub async fn start_with_credentials(c: SandboxCredentials, opts: SandboxOptions) -> Running {
+    let sandbox = Sandbox::with_options(c, opts).unwrap();
     let app = Router::new().nest("/sandbox", wechat_sandbox::router(sandbox.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
