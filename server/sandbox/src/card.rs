@@ -233,6 +233,8 @@ pub(crate) struct CardState {
     pub whitelist_usernames: HashSet<String>,
     /// QR tickets → (card_id, outer_str).
     pub qrcodes: HashMap<String, (String, Option<String>)>,
+    /// The URL a `QR_CARD` code holds → its ticket.
+    pub qr_urls: HashMap<String, String>,
     /// encrypt_code ↔ code.
     pub enc_to_code: HashMap<String, String>,
     pub code_to_enc: HashMap<String, String>,
@@ -564,11 +566,12 @@ pub(crate) async fn qrcode_create(
         Some(_) => {}
     }
     let ticket = format!("gQ{}", random_alnum(54));
+    let url = format!("http://weixin.qq.com/q/{}", random_alnum(22));
     st.card
         .qrcodes
         .insert(ticket.clone(), (card_id.to_string(), outer));
+    st.card.qr_urls.insert(url.clone(), ticket.clone());
     drop(st);
-    let url = format!("http://weixin.qq.com/q/{}", random_alnum(22));
     ok_json(json!({
         "ticket": ticket,
         "expire_seconds": 1_800,
@@ -925,6 +928,13 @@ impl Sandbox {
     /// The card and outer_str a `QR_CARD` ticket gives.
     pub fn card_qr(&self, ticket: &str) -> Option<(String, Option<String>)> {
         self.lock().card.qrcodes.get(ticket).cloned()
+    }
+
+    /// The card and outer_str the `QR_CARD` code holding `url` gives (what scanning it opens).
+    pub fn card_qr_by_url(&self, url: &str) -> Option<(String, Option<String>)> {
+        let st = self.lock();
+        let ticket = st.card.qr_urls.get(url)?;
+        st.card.qrcodes.get(ticket).cloned()
     }
 
     /// Card events pushed to the shop, oldest first (with what the shop answered).
