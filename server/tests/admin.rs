@@ -1423,6 +1423,19 @@ impl Console {
         (url, res.text().await.unwrap())
     }
 
+    /// A page's status, final path (after redirects) and body.
+    async fn get(&self, path: &str) -> (u16, String, String) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let url = res.url().path().to_string();
+        (status, url, res.text().await.unwrap())
+    }
+
     async fn page(&self, path: &str) -> (String, reqwest::header::HeaderMap, String) {
         let res = self
             .http
@@ -1814,6 +1827,127 @@ async fn a_products_qr_codes_and_the_setup_doctor_in_the_console() {
         checks.len(),
         "{page}"
     );
+}
+
+/// The text of the element marked `data-testid="{id}"` (up to its first child tag).
+fn testid_text(page: &str, id: &str) -> String {
+    let at = page
+        .find(&format!("data-testid=\"{id}\""))
+        .unwrap_or_else(|| panic!("no {id} in {page}"));
+    let rest = &page[at..];
+    let rest = &rest[rest.find('>').unwrap() + 1..];
+    rest[..rest.find('<').unwrap()].to_string()
+}
+
+#[tokio::test]
+async fn printable_qr_cards_carry_the_product_or_coupon_and_the_code_of_its_url() {
+    let shop = TestShop::spawn().await;
+    accounts(&shop).await;
+    let anon = Console::new(&shop);
+    for path in ["/admin/products/1/print", "/admin/coupons/1/print"] {
+        let (_, url, _) = anon.get(path).await;
+        assert_eq!(url, "/admin/login", "{path} signed out: the login page");
+    }
+
+    let boss = signed_in(&shop, "boss").await;
+    let (_, _, cat) = boss.post("save_category", json!({"name": "咖啡"})).await;
+    let (st, _, p) = boss
+        .post("save_product", two_sku_product(cat["id"].as_i64().unwrap()))
+        .await;
+    assert_eq!(st, 200, "{p}");
+    let pid = p["id"].as_i64().unwrap();
+
+    // Staff print too. The product's card: its name, its prices in yuan, the code of its page.
+    let clerk = signed_in(&shop, "clerk").await;
+    let path = format!("/admin/products/{pid}/print");
+    let (st, _, page) = clerk.get(&path).await;
+    assert_eq!(st, 200, "{page}");
+    assert_eq!(testid_text(&page, "print-title"), "云南小粒咖啡豆");
+    assert_eq!(testid_text(&page, "print-headline"), "¥59.00 – ¥99.00");
+    assert!(page.contains("微信扫一扫 购买"), "{page}");
+    assert!(page.contains("用浏览器打印 (Ctrl+P)"), "{page}");
+    assert!(
+        page.contains("console-print"),
+        "the print stylesheet's hook"
+    );
+    assert!(!page.contains("<script"), "no script");
+    let product_url = format!("{}/product/{pid}", shop.base);
+    assert_eq!(testid_text(&page, "print-url"), product_url);
+    let code = server::qr::svg(&product_url, 240).unwrap();
+    assert_ne!(
+        code,
+        server::qr::svg(&format!("{}/product/{}", shop.base, pid + 1), 240).unwrap(),
+        "another URL draws another code"
+    );
+    assert!(
+        page.contains(&code),
+        "the code holds the product page's URL"
+    );
+    // Prices come from the database as they are now.
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE skus SET price_fen = 6050 WHERE id = $1")
+        .bind(p["skus"][0]["id"].as_i64().unwrap())
+        .execute(e).await.map(server::db::Done::from))
+    .unwrap();
+    let (_, _, page) = clerk.get(&path).await;
+    assert_eq!(testid_text(&page, "print-headline"), "¥60.50 – ¥99.00");
+    // The product page links to it.
+    let (_, _, edit) = clerk.get(&format!("/admin/products/{pid}")).await;
+    assert!(edit.contains(&format!("href=\"{path}\"")), "{edit}");
+
+    // The follow-first code: WeChat's URL for the parametric code, not the product page's.
+    let (st, _, page) = clerk.get(&format!("{path}?follow=1")).await;
+    assert_eq!(st, 200, "{page}");
+    let url = testid_text(&page, "print-url");
+    assert!(url.starts_with("http://weixin.qq.com/q/"), "{url}");
+    assert!(page.contains(&server::qr::svg(&url, 240).unwrap()));
+    assert!(page.contains("微信扫一扫 关注后购买"), "{page}");
+
+    // Unknown ids: the console's 404.
+    for path in [
+        "/admin/products/99999/print",
+        "/admin/products/abc/print",
+        "/admin/coupons/99999/print",
+    ] {
+        let (st, _, page) = clerk.get(path).await;
+        assert_eq!(st, 404, "{path}");
+        assert!(page.contains("data-testid=\"not-found\""), "{page}");
+    }
+
+    // The coupon's card: title, rule, minimum spend, validity, and WeChat's QR_CARD code.
+    let (st, _, c) = boss
+        .post(
+            "save_coupon",
+            json!({"title": "新人券", "kind": "cash", "least_cost_fen": 5000,
+                   "reduce_cost_fen": 1000, "quantity": 100, "days": 7}),
+        )
+        .await;
+    assert_eq!(st, 200, "{c}");
+    let path = format!("/admin/coupons/{}/print", c["coupon_id"]);
+    let (st, _, page) = clerk.get(&path).await;
+    assert_eq!(st, 200, "{page}");
+    assert_eq!(testid_text(&page, "print-title"), "新人券");
+    assert_eq!(testid_text(&page, "print-headline"), "满50减10");
+    assert!(page.contains("满 ¥50.00 可用"), "{page}");
+    assert!(page.contains("领取后 7 天内有效"), "{page}");
+    assert!(page.contains("微信扫一扫 领取"), "{page}");
+    let url = testid_text(&page, "print-url");
+    assert_eq!(
+        shop.sandbox.card_qr_by_url(&url).map(|(card, _)| card),
+        Some(c["card_id"].as_str().unwrap().to_string()),
+        "scanning {url} opens the coupon's card"
+    );
+    assert!(page.contains(&server::qr::svg(&url, 240).unwrap()));
+    let (_, _, list) = clerk.get("/admin/coupons").await;
+    assert!(list.contains(&format!("href=\"{path}\"")), "{list}");
+
+    // A stopped coupon has no code to print.
+    let (st, _, _) = boss
+        .post("stop_coupon", json!({"coupon_id": c["coupon_id"]}))
+        .await;
+    assert_eq!(st, 200);
+    let (st, _, page) = clerk.get(&path).await;
+    assert_eq!(st, 409);
+    assert!(page.contains("优惠券已停发"), "{page}");
 }
 
 #[tokio::test]

@@ -36,6 +36,7 @@ use sha1::{Digest, Sha1};
 
 use crate::crypto::{ct_eq, random_alnum, random_digits};
 use crate::mp::MpPush;
+use crate::mp_page::{CardChat, ChatEntry};
 use crate::oauth::cookie_user;
 use crate::state::{Endpoint, Sandbox};
 use crate::token::validate_base_token;
@@ -233,6 +234,8 @@ pub(crate) struct CardState {
     pub whitelist_usernames: HashSet<String>,
     /// QR tickets → (card_id, outer_str).
     pub qrcodes: HashMap<String, (String, Option<String>)>,
+    /// The URL a `QR_CARD` code holds → its ticket.
+    pub qr_urls: HashMap<String, String>,
     /// encrypt_code ↔ code.
     pub enc_to_code: HashMap<String, String>,
     pub code_to_enc: HashMap<String, String>,
@@ -240,6 +243,8 @@ pub(crate) struct CardState {
     pub add_sessions: HashMap<String, AddSession>,
     pub choose_sessions: HashMap<String, ChooseSession>,
     pub pushes: Vec<CardPush>,
+    /// The last id given to a card event's chat line (its answer is filled in by that id).
+    pub chat_seq: u64,
 }
 
 pub(crate) struct AddSession {
@@ -564,11 +569,12 @@ pub(crate) async fn qrcode_create(
         Some(_) => {}
     }
     let ticket = format!("gQ{}", random_alnum(54));
+    let url = format!("http://weixin.qq.com/q/{}", random_alnum(22));
     st.card
         .qrcodes
         .insert(ticket.clone(), (card_id.to_string(), outer));
+    st.card.qr_urls.insert(url.clone(), ticket.clone());
     drop(st);
-    let url = format!("http://weixin.qq.com/q/{}", random_alnum(22));
     ok_json(json!({
         "ticket": ticket,
         "expire_seconds": 1_800,
@@ -927,6 +933,13 @@ impl Sandbox {
         self.lock().card.qrcodes.get(ticket).cloned()
     }
 
+    /// The card and outer_str the `QR_CARD` code holding `url` gives (what scanning it opens).
+    pub fn card_qr_by_url(&self, url: &str) -> Option<(String, Option<String>)> {
+        let st = self.lock();
+        let ticket = st.card.qr_urls.get(url)?;
+        st.card.qrcodes.get(ticket).cloned()
+    }
+
     /// Card events pushed to the shop, oldest first (with what the shop answered).
     pub fn card_pushes(&self) -> Vec<CardPush> {
         self.lock().card.pushes.clone()
@@ -1085,13 +1098,59 @@ impl Sandbox {
         Ok(code)
     }
 
+    /// What the user's `/mp` chat says of a card event: 领取了卡券《title》（code …）.
+    fn card_event_text(&self, event: &str, fields: &[(&str, &str)]) -> String {
+        let field = |k: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| *v)
+                .unwrap_or_default()
+        };
+        let card_id = field("CardId");
+        let title = self
+            .card(card_id)
+            .map(|c| c.title)
+            .unwrap_or_else(|| card_id.to_string());
+        let code = field("UserCardCode");
+        match event {
+            "user_get_card" => format!("领取了卡券《{title}》（code {code}）"),
+            "user_consume_card" => format!("卡券《{title}》已核销（code {code}）"),
+            "user_del_card" => format!("删除了卡券《{title}》（code {code}）"),
+            other => format!("卡券事件 {other}《{title}》（code {code}）"),
+        }
+    }
+
     /// Pushes a card event to the shop's official-account server, if one is set, in the
-    /// background (never failing the caller).
+    /// background (never failing the caller). The event goes into the user's `/mp` chat at
+    /// once, and the shop's answer (or why there is none) joins it when it comes.
     fn push_card_event(&self, openid: &str, event: &str, fields: &[(&str, &str)]) {
-        let Some(url) = self.lock().mp_server_url.clone() else {
+        let url = self.lock().mp_server_url.clone();
+        let user = self.user_by_openid(openid).unwrap_or(usize::MAX);
+        let chat_id = {
+            let text = self.card_event_text(event, fields);
+            let mut st = self.lock();
+            st.card.chat_seq += 1;
+            let id = st.card.chat_seq;
+            let answer = url
+                .is_none()
+                .then(|| Err("the shop set no official-account server URL".to_string()));
+            if user != usize::MAX {
+                st.mp_chat.push((
+                    user,
+                    ChatEntry::Card(CardChat {
+                        id,
+                        event: event.to_string(),
+                        text,
+                        answer,
+                    }),
+                ));
+            }
+            id
+        };
+        let Some(url) = url else {
             return;
         };
-        let user = self.user_by_openid(openid).unwrap_or(usize::MAX);
         let create_time = {
             let mut st = self.lock();
             let wall = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -1119,15 +1178,20 @@ impl Sandbox {
         let sb = self.clone();
         let event = event.to_string();
         tokio::spawn(async move {
-            let result = sb
-                .push_to_mp(&url, &push)
-                .await
-                .map(|a| a.status)
-                .map_err(|e| e.to_string());
-            if let Err(e) = &result {
+            let answer = sb.push_to_mp(&url, &push).await.map_err(|e| e.to_string());
+            if let Err(e) = &answer {
                 tracing::warn!(target: "wechat_sandbox", event = %event, error = %e, "card event push failed");
             }
+            let result = answer.as_ref().map(|a| a.status).map_err(Clone::clone);
             let mut st = sb.lock();
+            for (_, entry) in st.mp_chat.iter_mut().rev() {
+                if let ChatEntry::Card(c) = entry {
+                    if c.id == chat_id {
+                        c.answer = Some(answer);
+                        break;
+                    }
+                }
+            }
             if st.card.pushes.len() > 500 {
                 st.card.pushes.drain(..250);
             }

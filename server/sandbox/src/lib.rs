@@ -119,6 +119,7 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route("/", get(pages::index))
         .route("/dashboard", get(pages::dashboard))
         .route("/mp", get(mp_page::show).post(mp_page::act))
+        .route("/mp/card/delete", post(mp_page::delete_card))
         .route("/dashboard/pay", post(controls::pay))
         .route("/dashboard/notifications", post(controls::notifications))
         .route("/jweixin.js", get(jsapi::script))

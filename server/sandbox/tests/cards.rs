@@ -588,3 +588,247 @@ async fn card_shim_in_node() {
         json!(r.sandbox.encrypt_code(&wallet[0].code))
     );
 }
+
+// ------------------------------------------------------------------ card events in /mp
+
+/// A fake shop's official-account server: answers the pushes with `statuses` in turn (200 is
+/// `success`), then 200.
+async fn fake_shop(statuses: &[u16]) -> String {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    let queue = Arc::new(Mutex::new(
+        statuses.iter().copied().collect::<VecDeque<u16>>(),
+    ));
+    let app = axum::Router::new().route(
+        "/wechat/mp",
+        axum::routing::post(move || {
+            let queue = queue.clone();
+            async move {
+                let status = queue.lock().unwrap().pop_front().unwrap_or(200);
+                let body = if status == 200 { "success" } else { "busy" };
+                (axum::http::StatusCode::from_u16(status).unwrap(), body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/wechat/mp")
+}
+
+async fn mp_page(r: &Running, user_key: &str) -> String {
+    let res = r
+        .http
+        .get(format!("{}/mp?user={user_key}", r.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
+
+/// The chat's card-event lines (`<div class="msg ev…">…</div>`), oldest first.
+fn card_lines(page: &str) -> Vec<String> {
+    page.split("<div class=\"msg ev")
+        .skip(1)
+        .map(|s| s[..s.find("</div>").unwrap()].to_string())
+        .collect()
+}
+
+/// The wallet's entry for `code`.
+fn wallet_line(page: &str, code: &str) -> String {
+    let at = page
+        .find(&format!("<li id=\"mp-card-{code}\""))
+        .unwrap_or_else(|| panic!("{code} not in the wallet: {page}"));
+    page[at..at + page[at..].find("</li>").unwrap()].to_string()
+}
+
+async fn pushes_answered(r: &Running, n: usize) {
+    assert!(
+        wait_until(|| r.sandbox.card_pushes().len() >= n, 3000).await,
+        "{:?}",
+        r.sandbox.card_pushes()
+    );
+}
+
+#[tokio::test]
+async fn card_events_show_in_the_mp_chat_with_the_shops_answer_and_the_wallet_deletes() {
+    let r = start().await;
+    let t = tokens(&r).await;
+    // The shop takes the first push, fails the second (HTTP 500), takes the rest.
+    r.sandbox.set_mp_server_url(&fake_shop(&[200, 500]).await);
+    let user = r.sandbox.users()[0].clone();
+    // The merchant's title is escaped wherever it is shown.
+    let mut body = cash_card(10, 0);
+    body["card"]["cash"]["base_info"]["title"] = json!("<i>券&</i>");
+    let card_id = create(&r, &t, &body).await["card_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    r.sandbox.verify_card(&card_id);
+    let title = "《&lt;i&gt;券&amp;&lt;/i&gt;》";
+
+    let page = mp_page(&r, &user.key).await;
+    assert!(page.contains("id=\"mp-wallet\""), "{page}");
+    assert!(card_lines(&page).is_empty());
+
+    // 领取: the chat says so, with the shop's 200.
+    let code = r.sandbox.give_card(&user.openid, &card_id).unwrap();
+    pushes_answered(&r, 1).await;
+    let page = mp_page(&r, &user.key).await;
+    assert!(!page.contains("<i>券"), "escaped: {page}");
+    let lines = card_lines(&page);
+    assert_eq!(lines.len(), 1, "{page}");
+    assert!(
+        lines[0].contains(&format!("领取了卡券{title}（code {code}）")),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("商家服务器已接收（HTTP 200）"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("data-event=\"user_get_card\""));
+    let entry = wallet_line(&page, &code);
+    assert!(
+        entry.contains("&lt;i&gt;券&amp;&lt;/i&gt;") && entry.contains("可用"),
+        "{entry}"
+    );
+    assert!(entry.contains("满100.00元减10.00元"), "{entry}");
+    assert!(entry.contains(&format!("id=\"mp-del-{code}\"")), "{entry}");
+
+    // 核销 (the shop's own card/code/consume): the chat shows the shop's HTTP 500.
+    let consumed = post(
+        &r,
+        &format!("/api/card/code/consume?access_token={}", t.access),
+        &json!({"code": code, "card_id": card_id}),
+    )
+    .await;
+    assert_eq!(consumed["errcode"], 0, "{consumed}");
+    pushes_answered(&r, 2).await;
+    let page = mp_page(&r, &user.key).await;
+    let lines = card_lines(&page);
+    assert_eq!(lines.len(), 2, "{page}");
+    assert!(
+        lines[1].contains(&format!("卡券{title}已核销（code {code}）")),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].starts_with(" err") && lines[1].contains("商家服务器出错：HTTP 500"),
+        "{}",
+        lines[1]
+    );
+    let entry = wallet_line(&page, &code);
+    assert!(entry.contains("已核销"), "{entry}");
+    assert!(
+        !entry.contains("mp-del-"),
+        "a redeemed code cannot be deleted: {entry}"
+    );
+
+    // 删除 from the wallet on the page: the code goes, user_del_card is pushed.
+    let second = r.sandbox.give_card(&user.openid, &card_id).unwrap();
+    pushes_answered(&r, 3).await;
+    let res = r
+        .http
+        .post(format!("{}/mp/card/delete", r.base))
+        .form(&[("user", user.key.as_str()), ("code", second.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        format!("../../mp?user={}", user.key).as_str(),
+        "back to /mp from /mp/card/delete"
+    );
+    let deleted = r
+        .sandbox
+        .wallet(&user.openid)
+        .into_iter()
+        .find(|c| c.code == second)
+        .unwrap();
+    assert_eq!(deleted.status, CodeStatus::Deleted);
+    pushes_answered(&r, 4).await;
+    let push = r.sandbox.card_pushes().pop().unwrap();
+    assert_eq!(push.event, "user_del_card");
+    assert!(push.xml.contains(&format!(
+        "<UserCardCode><![CDATA[{second}]]></UserCardCode>"
+    )));
+    assert_eq!(push.result, Ok(200));
+    let page = mp_page(&r, &user.key).await;
+    let lines = card_lines(&page);
+    assert_eq!(lines.len(), 4, "{page}");
+    assert!(
+        lines[3].contains(&format!("删除了卡券{title}（code {second}）"))
+            && lines[3].contains("商家服务器已接收（HTTP 200）"),
+        "{}",
+        lines[3]
+    );
+    assert!(wallet_line(&page, &second).contains("已删除"));
+
+    // Bad deletions are refused with why, and push nothing.
+    let delete = |user: &str, code: &str| {
+        r.http
+            .post(format!("{}/mp/card/delete", r.base))
+            .form(&[("user", user), ("code", code)])
+            .send()
+    };
+    assert_eq!(delete(&user.key, &second).await.unwrap().status(), 409);
+    assert_eq!(
+        delete(&user.key, "123456789012").await.unwrap().status(),
+        404
+    );
+    let other = r.sandbox.users()[1].key.clone();
+    assert_eq!(
+        delete(&other, &code).await.unwrap().status(),
+        404,
+        "another user's code"
+    );
+    assert_eq!(delete("nobody", &code).await.unwrap().status(), 400);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(r.sandbox.card_pushes().len(), 4);
+    // Another user's chat shows none of it.
+    assert!(card_lines(&mp_page(&r, &other).await).is_empty());
+}
+
+#[tokio::test]
+async fn a_card_event_that_cannot_reach_the_shop_says_why_in_the_chat() {
+    let r = start().await;
+    let t = tokens(&r).await;
+    let user = r.sandbox.users()[2].clone();
+    let card_id = create(&r, &t, &cash_card(10, 0)).await["card_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    r.sandbox.verify_card(&card_id);
+
+    // No official-account server set: nothing is pushed, and the chat says so.
+    let code = r.sandbox.give_card(&user.openid, &card_id).unwrap();
+    let lines = card_lines(&mp_page(&r, &user.key).await);
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].contains(&format!("领取了卡券《满100减10》（code {code}）"))
+            && lines[0].contains("推送失败：the shop set no official-account server URL"),
+        "{}",
+        lines[0]
+    );
+
+    // A server that does not answer: the transport error.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/wechat/mp", closed.local_addr().unwrap());
+    drop(closed);
+    r.sandbox.set_mp_server_url(&url);
+    r.sandbox.give_card(&user.openid, &card_id).unwrap();
+    pushes_answered(&r, 1).await;
+    let lines = card_lines(&mp_page(&r, &user.key).await);
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[1].starts_with(" err")
+            && lines[1].contains("推送失败：")
+            && lines[1].contains(&format!("push to {url}")),
+        "{}",
+        lines[1]
+    );
+}

@@ -191,7 +191,7 @@ fn card_definition(c: &NewCoupon, public_url: &str) -> CardDefinition {
         validity: c.validity.clone(),
         quantity: c.quantity,
         get_limit: c.per_user,
-        brand_name: "wxmall".into(),
+        brand_name: super::SHOP_NAME.into(),
         logo_url: format!("{}/favicon.svg", public_url.trim_end_matches('/')),
         notice: "结算时在「使用优惠券」中选择".into(),
         description: format!(

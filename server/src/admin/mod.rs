@@ -41,6 +41,9 @@ use sha2::{Digest, Sha256};
 
 use accounts::Role;
 
+/// The shop's name as shoppers see it: the pages' titles, the coupons' brand, the printed QR cards.
+pub const SHOP_NAME: &str = "wxmall";
+
 /// The console cookie on http (a local shop) and on https.
 pub const COOKIE: &str = "wxmall_admin";
 pub const SECURE_COOKIE: &str = "__Host-wxmall_admin";

@@ -32,7 +32,9 @@ pub const CARRIERS: [&str; 10] = [
 ];
 
 /// `/admin`, `/admin/login`, `/admin/orders`, `/admin/orders/{id}`, `/admin/aftersales`,
-/// `/admin/products`, `/admin/products/{id|new}`, `/admin/audit`, and `/admin/form/{name}`; `api` is the console API's router (what the forms call).
+/// `/admin/products`, `/admin/products/{id|new}`, `/admin/products/{id}/print`, `/admin/audit`,
+/// `/admin/coupons`, `/admin/coupons/{id}/print`, and `/admin/form/{name}`; `api` is the console
+/// API's router (what the forms call).
 pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState, api: Router) -> Router<S> {
     Router::new()
         .route("/admin", axum::routing::get(dashboard))
@@ -42,11 +44,19 @@ pub fn router<S: Clone + Send + Sync + 'static>(st: AdminState, api: Router) -> 
         .route("/admin/aftersales", axum::routing::get(aftersales_page))
         .route("/admin/products", axum::routing::get(products_page))
         .route("/admin/products/{id}", axum::routing::get(product_page))
+        .route(
+            "/admin/products/{id}/print",
+            axum::routing::get(product_print),
+        )
         .route("/admin/audit", axum::routing::get(audit_page))
         .route("/admin/doctor", axum::routing::get(doctor_page))
         .route("/admin/categories", axum::routing::get(categories_page))
         .route("/admin/coupons", axum::routing::get(coupons_page))
         .route("/admin/accounts", axum::routing::get(accounts_page))
+        .route(
+            "/admin/coupons/{id}/print",
+            axum::routing::get(coupon_print),
+        )
         .route("/admin/form/upload_image", {
             let api = api.clone();
             axum::routing::post(move |req| upload_form(api.clone(), req))
@@ -67,6 +77,18 @@ async fn call(
     name: &str,
     body: Value,
 ) -> Result<Value, String> {
+    call_status(st, headers, name, body)
+        .await
+        .map_err(|(_, m)| m)
+}
+
+/// [`call`], keeping the API's HTTP status of a failure (a page answers 404 for the API's 404).
+async fn call_status(
+    st: &AdminState,
+    headers: &HeaderMap,
+    name: &str,
+    body: Value,
+) -> Result<Value, (StatusCode, String)> {
     let mut h = HeaderMap::new();
     if let Some(c) = headers.get(header::COOKIE) {
         h.insert(header::COOKIE, c.clone());
@@ -85,21 +107,41 @@ async fn call(
         "list_coupons" => super::coupons::list_coupons(State(st.clone()), h).await,
         "coupon_qrcode" => super::coupons::coupon_qrcode(State(st.clone()), h, bytes).await,
         "list_admins" => super::accounts::list_admins(State(st.clone()), h).await,
-        _ => return Err(format!("no page call {name}")),
+        _ => {
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("no page call {name}"),
+            ))
+        }
     };
-    let ok = res.status().is_success();
+    let status = res.status();
     let body = axum::body::to_bytes(res.into_body(), 16 << 20)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    if ok {
+    if status.is_success() {
         Ok(v)
     } else {
-        Err(v["message"].as_str().unwrap_or("出错了").to_string())
+        Err((
+            status,
+            v["message"].as_str().unwrap_or("出错了").to_string(),
+        ))
     }
 }
 
 fn html(
+    title: &str,
+    flash: Option<String>,
+    nav: &'static str,
+    body: impl IntoView + 'static,
+) -> Response {
+    html_page("console", title, flash, nav, body)
+}
+
+/// A console page whose `<body>` has `class` (`console console-print`: the print sheets, whose
+/// stylesheet drops the console's chrome on paper).
+fn html_page(
+    class: &'static str,
     title: &str,
     flash: Option<String>,
     nav: &'static str,
@@ -115,7 +157,7 @@ fn html(
                 <title>{format!("{title} · 商家后台")}</title>
                 <link rel="stylesheet" href=stylesheet />
             </head>
-            <body class="console">
+            <body class=class>
                 <header class="console-head">
                     <strong>"商家后台"</strong>
                     {(nav != "login").then(|| view! {
@@ -204,6 +246,30 @@ fn flash_of(headers: &HeaderMap) -> Option<String> {
 
 fn to_login() -> Response {
     Redirect::to("/admin/login").into_response()
+}
+
+/// `page` with another status than 200.
+fn with_status(status: StatusCode, mut page: Response) -> Response {
+    *page.status_mut() = status;
+    page
+}
+
+/// The console's 404: its own page (signed in, with the navigation), saying what was not found.
+fn not_found(nav: &'static str, what: &str) -> Response {
+    with_status(
+        StatusCode::NOT_FOUND,
+        html(
+            "找不到",
+            None,
+            nav,
+            view! {
+                <section class="panel" data-testid="not-found">
+                    <p>{what.to_string()}</p>
+                    <a href="/admin">"返回概览"</a>
+                </section>
+            },
+        ),
+    )
 }
 
 async fn signed_in(st: &AdminState, headers: &HeaderMap) -> Result<super::Admin, Response> {
@@ -833,94 +899,6 @@ async fn aftersales_page(
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn yuan_to_fen() {
-        assert_eq!(parse_yuan("12"), Some(1200));
-        assert_eq!(parse_yuan("12.5"), Some(1250));
-        assert_eq!(parse_yuan("0.05"), Some(5));
-        assert_eq!(parse_yuan("12.345"), None);
-        assert_eq!(parse_yuan("-1"), None);
-        assert_eq!(parse_yuan("1e3"), None);
-        assert_eq!(parse_yuan(".5"), None);
-        assert_eq!(parse_yuan(""), None);
-    }
-
-    #[test]
-    fn forms_become_the_apis_json() {
-        let f: BTreeMap<String, String> = [
-            ("order_id", "42"),
-            ("approve", "1"),
-            ("amount_yuan", "10.5"),
-            ("reason", " 少发 "),
-            ("next", "/admin"),
-            ("tracking_no", ""),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        assert_eq!(
-            form_json(&f).unwrap(),
-            json!({"order_id": 42, "approve": true, "amount_fen": 1050, "reason": "少发"})
-        );
-        let bad: BTreeMap<String, String> = [("order_id".to_string(), "x".to_string())].into();
-        assert!(form_json(&bad).is_err());
-    }
-
-    #[test]
-    fn the_coupon_form_becomes_fen_and_only_its_kinds_amount() {
-        let f = |pairs: &[(&str, &str)]| {
-            coupon_form_json(
-                &pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            )
-        };
-        assert_eq!(
-            f(&[
-                ("title", "新人券"),
-                ("kind", "cash"),
-                ("least_cost_yuan", "50"),
-                ("reduce_cost_yuan", "9.9"),
-                ("discount_percent", "30"),
-                ("quantity", "100"),
-                ("days", "7")
-            ])
-            .unwrap(),
-            json!({"title": "新人券", "kind": "cash", "least_cost_fen": 5000,
-                   "reduce_cost_fen": 990, "quantity": 100, "days": 7})
-        );
-        assert_eq!(
-            f(&[
-                ("title", "七折"),
-                ("kind", "discount"),
-                ("reduce_cost_yuan", "1"),
-                ("discount_percent", "30"),
-                ("quantity", "5"),
-                ("days", "7")
-            ])
-            .unwrap(),
-            json!({"title": "七折", "kind": "discount", "least_cost_fen": 0,
-                   "discount_percent": 30, "quantity": 5, "days": 7})
-        );
-        assert!(f(&[("least_cost_yuan", "5.001")]).is_err());
-    }
-
-    #[test]
-    fn forms_go_back_only_to_console_pages() {
-        let p = |s: &str| console_path(Some(&s.to_string()));
-        assert_eq!(p("/admin/orders/3"), Some("/admin/orders/3".into()));
-        assert_eq!(p("https://evil.example/admin"), None);
-        assert_eq!(p("//evil.example"), None);
-        assert_eq!(p("/admin/../api"), None);
-        assert_eq!(p("/orders"), None);
-    }
-}
-
 // ------------------------------------------------------------------ catalogue
 
 /// `save_product`'s JSON from its form: the SKU rows come as repeated `sku_id`, `sku_name`,
@@ -1286,13 +1264,15 @@ fn product_codes(codes: &Value, product_id: &str) -> impl IntoView {
             <div class="qr-pair">
                 <figure>
                     <div class="qr" inner_html=plain_svg></div>
-                    <figcaption>"扫码直接打开商品"<br /><span class="muted">{plain_url}</span></figcaption>
+                    <figcaption>"扫码直接打开商品"<br /><span class="muted">{plain_url}</span><br />
+                        <a href=format!("/admin/products/{product_id}/print") data-testid="print-qr">"打印二维码卡片"</a></figcaption>
                 </figure>
                 {match follow {
                     Some(f) => view! {
                         <figure data-testid="follow-qr">
                             <div class="qr" inner_html=s(&f["svg"])></div>
-                            <figcaption>"扫码关注公众号后打开商品"<br /><span class="muted">{format!("场景 {}", s(&f["scene"]))}</span></figcaption>
+                            <figcaption>"扫码关注公众号后打开商品"<br /><span class="muted">{format!("场景 {}", s(&f["scene"]))}</span><br />
+                                <a href=format!("/admin/products/{product_id}/print?follow=1") data-testid="print-follow-qr">"打印二维码卡片"</a></figcaption>
                         </figure>
                     }.into_any(),
                     None => view! {
@@ -1302,6 +1282,235 @@ fn product_codes(codes: &Value, product_id: &str) -> impl IntoView {
             </div>
         </section>
     }
+}
+
+// ------------------------------------------------------------------ printable QR cards
+
+/// `¥39.90`, or `¥39.90 – ¥59.90` when the SKUs differ; `None` without SKUs.
+fn price_range(skus: &[Value]) -> Option<String> {
+    let prices: Vec<i64> = skus
+        .iter()
+        .filter_map(|k| k["price_fen"].as_i64())
+        .collect();
+    let (min, max) = (prices.iter().min()?, prices.iter().max()?);
+    Some(if min == max {
+        format!("¥{}", format_fen(*min))
+    } else {
+        format!("¥{} – ¥{}", format_fen(*min), format_fen(*max))
+    })
+}
+
+/// What a printed card says.
+struct Sheet {
+    /// The product's name, or the coupon's title.
+    title: String,
+    /// The price range, or the coupon's rule (large).
+    headline: String,
+    /// Smaller lines under it (the coupon's minimum spend and validity).
+    details: Vec<String>,
+    /// The QR code (SVG with its quiet zone) and the URL it holds.
+    svg: String,
+    url: String,
+    /// 「微信扫一扫 购买」 / 「微信扫一扫 领取」.
+    prompt: &'static str,
+    /// Shown on screen only: where to go back to, and what to know before printing.
+    back: String,
+    warning: Option<String>,
+}
+
+/// A print page: on screen the card on the console's page with how to print it; on paper (the
+/// stylesheet's `@media print`) only the card, black on white, centred — no navigation.
+fn print_page(page_title: &str, nav: &'static str, sheet: Sheet) -> Response {
+    let Sheet {
+        title,
+        headline,
+        details,
+        svg,
+        url,
+        prompt,
+        back,
+        warning,
+    } = sheet;
+    html_page(
+        "console console-print",
+        page_title,
+        None,
+        nav,
+        view! {
+            <div class="panel print-hint" data-testid="print-hint">
+                <p>"用浏览器打印 (Ctrl+P)：纸上只有下面这张卡片，二维码边长 6 厘米。"</p>
+                {warning.map(|w| view! { <p class="notice notice-error" role="alert">{w}</p> })}
+                <a href=back>"返回"</a>
+            </div>
+            <article class="print-sheet" data-testid="print-sheet">
+                <p class="print-shop">{super::SHOP_NAME}</p>
+                <h2 class="print-title" data-testid="print-title">{title}</h2>
+                <p class="print-headline" data-testid="print-headline">{headline}</p>
+                {details.into_iter().map(|d| view! { <p class="print-detail">{d}</p> }).collect_view()}
+                <div class="print-qr" role="img" aria-label=format!("二维码：{url}") inner_html=svg></div>
+                <p class="print-prompt">{prompt}</p>
+                <p class="print-url" data-testid="print-url">{url}</p>
+            </article>
+        },
+    )
+}
+
+/// `GET /admin/products/{id}/print` (`?follow=1`: the follow-first parametric code): the
+/// product's card to stick on a shelf — the shop, the product, its price range in yuan (the
+/// SKUs on sale, from the database), the code and the URL it holds.
+async fn product_print(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if let Err(r) = signed_in(&st, &headers).await {
+        return r;
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found("products", "商品不存在");
+    };
+    let product = match call(&st, &headers, "list_products", json!({}))
+        .await
+        .map(|l| {
+            l.as_array()
+                .and_then(|l| l.iter().find(|p| p["id"].as_i64() == Some(id)).cloned())
+        }) {
+        Ok(Some(p)) => p,
+        Ok(None) => return not_found("products", "商品不存在"),
+        Err(m) => {
+            return with_status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                html("打印二维码", Some(m), "products", ()),
+            )
+        }
+    };
+    let follow = q.get("follow").is_some_and(|f| f == "1");
+    let back = format!("/admin/products/{id}#qrcodes");
+    let codes = match call_status(
+        &st,
+        &headers,
+        "product_qrcode",
+        json!({"product_id": id, "follow": follow}),
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err((StatusCode::NOT_FOUND, m)) => return not_found("products", &m),
+        Err((status, m)) => {
+            return with_status(
+                status,
+                html(
+                    "打印二维码",
+                    Some(m),
+                    "products",
+                    view! { <a href=back>"返回"</a> },
+                ),
+            )
+        }
+    };
+    let code = if follow {
+        &codes["follow"]
+    } else {
+        &codes["plain"]
+    };
+    let skus: Vec<Value> = product["skus"].as_array().cloned().unwrap_or_default();
+    let on_sale = product["on_sale"].as_bool().unwrap_or(false);
+    print_page(
+        &format!("打印：{}", s(&product["name"])),
+        "products",
+        Sheet {
+            title: s(&product["name"]),
+            headline: price_range(&skus).unwrap_or_else(|| "暂无价格".into()),
+            details: Vec::new(),
+            svg: s(&code["svg"]),
+            url: s(&code["url"]),
+            prompt: if follow {
+                "微信扫一扫 关注后购买"
+            } else {
+                "微信扫一扫 购买"
+            },
+            back,
+            warning: match (on_sale, skus.is_empty()) {
+                (false, _) => Some("这件商品已下架：顾客扫码能打开，但买不了。".into()),
+                (true, true) => Some("这件商品没有规格，顾客买不了。".into()),
+                _ => None,
+            },
+        },
+    )
+}
+
+/// `GET /admin/coupons/{id}/print`: the coupon's card for a counter — the shop, the coupon's
+/// title, its rule, minimum spend and validity, WeChat's `QR_CARD` code and the URL it holds.
+async fn coupon_print(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = signed_in(&st, &headers).await {
+        return r;
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found("coupons", "优惠券不存在");
+    };
+    let coupon = match call(&st, &headers, "list_coupons", json!({}))
+        .await
+        .map(|l| {
+            l.as_array().and_then(|l| {
+                l.iter()
+                    .find(|c| c["coupon_id"].as_i64() == Some(id))
+                    .cloned()
+            })
+        }) {
+        Ok(Some(c)) => c,
+        Ok(None) => return not_found("coupons", "优惠券不存在"),
+        Err(m) => {
+            return with_status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                html("打印二维码", Some(m), "coupons", ()),
+            )
+        }
+    };
+    let back = "/admin/coupons".to_string();
+    let qr = match call_status(&st, &headers, "coupon_qrcode", json!({"coupon_id": id})).await {
+        Ok(v) => v,
+        Err((StatusCode::NOT_FOUND, m)) => return not_found("coupons", &m),
+        Err((status, m)) => {
+            return with_status(
+                status,
+                html(
+                    "打印二维码",
+                    Some(m),
+                    "coupons",
+                    view! { <a href=back>"返回"</a> },
+                ),
+            )
+        }
+    };
+    let least = coupon["least_cost_fen"].as_i64().unwrap_or(0);
+    let mut details = vec![if least > 0 {
+        format!("满 ¥{} 可用", format_fen(least))
+    } else {
+        "无门槛".to_string()
+    }];
+    let validity = s(&coupon["validity"]);
+    if !validity.is_empty() {
+        details.push(format!("有效期：{validity}"));
+    }
+    print_page(
+        &format!("打印：{}", s(&coupon["title"])),
+        "coupons",
+        Sheet {
+            title: s(&coupon["title"]),
+            headline: s(&coupon["rule"]),
+            details,
+            svg: s(&qr["svg"]),
+            url: s(&qr["url"]),
+            prompt: "微信扫一扫 领取",
+            back,
+            warning: None,
+        },
+    )
 }
 
 async fn doctor_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {
@@ -1457,7 +1666,8 @@ async fn coupons_page(
                     <h2 class="section-title">"领券二维码"</h2>
                     <figure>
                         <div class="qr" inner_html=s(&c["svg"])></div>
-                        <figcaption>"微信扫码领取"<br /><span class="muted">{s(&c["card_id"])}</span></figcaption>
+                        <figcaption>"微信扫码领取"<br /><span class="muted">{s(&c["card_id"])}</span><br />
+                            <a href=format!("/admin/coupons/{}/print", s(&c["coupon_id"])) data-testid="print-coupon-qr">"打印二维码卡片"</a></figcaption>
                     </figure>
                 </section>
             })}
@@ -1480,6 +1690,8 @@ async fn coupons_page(
                                 <td>
                                     {active.then(|| view! {
                                         <a href=format!("/admin/coupons?qr={id}")>"二维码"</a>
+                                        " "
+                                        <a href=format!("/admin/coupons/{id}/print")>"打印"</a>
                                         <form method="post" action="/admin/form/stop_coupon" class="inline-form">
                                             <input type="hidden" name="coupon_id" value=id.clone() />
                                             <input type="hidden" name="next" value="/admin/coupons" />
@@ -1665,4 +1877,105 @@ async fn accounts_page(State(st): State<AdminState>, headers: HeaderMap) -> Resp
             </form>
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yuan_to_fen() {
+        assert_eq!(parse_yuan("12"), Some(1200));
+        assert_eq!(parse_yuan("12.5"), Some(1250));
+        assert_eq!(parse_yuan("0.05"), Some(5));
+        assert_eq!(parse_yuan("12.345"), None);
+        assert_eq!(parse_yuan("-1"), None);
+        assert_eq!(parse_yuan("1e3"), None);
+        assert_eq!(parse_yuan(".5"), None);
+        assert_eq!(parse_yuan(""), None);
+    }
+
+    #[test]
+    fn forms_become_the_apis_json() {
+        let f: BTreeMap<String, String> = [
+            ("order_id", "42"),
+            ("approve", "1"),
+            ("amount_yuan", "10.5"),
+            ("reason", " 少发 "),
+            ("next", "/admin"),
+            ("tracking_no", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            form_json(&f).unwrap(),
+            json!({"order_id": 42, "approve": true, "amount_fen": 1050, "reason": "少发"})
+        );
+        let bad: BTreeMap<String, String> = [("order_id".to_string(), "x".to_string())].into();
+        assert!(form_json(&bad).is_err());
+    }
+
+    #[test]
+    fn the_coupon_form_becomes_fen_and_only_its_kinds_amount() {
+        let f = |pairs: &[(&str, &str)]| {
+            coupon_form_json(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        assert_eq!(
+            f(&[
+                ("title", "新人券"),
+                ("kind", "cash"),
+                ("least_cost_yuan", "50"),
+                ("reduce_cost_yuan", "9.9"),
+                ("discount_percent", "30"),
+                ("quantity", "100"),
+                ("days", "7")
+            ])
+            .unwrap(),
+            json!({"title": "新人券", "kind": "cash", "least_cost_fen": 5000,
+                   "reduce_cost_fen": 990, "quantity": 100, "days": 7})
+        );
+        assert_eq!(
+            f(&[
+                ("title", "七折"),
+                ("kind", "discount"),
+                ("reduce_cost_yuan", "1"),
+                ("discount_percent", "30"),
+                ("quantity", "5"),
+                ("days", "7")
+            ])
+            .unwrap(),
+            json!({"title": "七折", "kind": "discount", "least_cost_fen": 0,
+                   "discount_percent": 30, "quantity": 5, "days": 7})
+        );
+        assert!(f(&[("least_cost_yuan", "5.001")]).is_err());
+    }
+
+    #[test]
+    fn a_price_range_is_in_yuan_with_two_decimals() {
+        let skus =
+            |p: &[i64]| -> Vec<Value> { p.iter().map(|f| json!({"price_fen": f})).collect() };
+        assert_eq!(price_range(&skus(&[3990])).as_deref(), Some("¥39.90"));
+        assert_eq!(
+            price_range(&skus(&[9900, 5, 3990])).as_deref(),
+            Some("¥0.05 – ¥99.00")
+        );
+        assert_eq!(price_range(&skus(&[1200, 1200])).as_deref(), Some("¥12.00"));
+        assert_eq!(price_range(&[]), None);
+    }
+
+    #[test]
+    fn forms_go_back_only_to_console_pages() {
+        let p = |s: &str| console_path(Some(&s.to_string()));
+        assert_eq!(p("/admin/orders/3"), Some("/admin/orders/3".into()));
+        assert_eq!(p("https://evil.example/admin"), None);
+        assert_eq!(p("//evil.example"), None);
+        assert_eq!(p("/admin/../api"), None);
+        assert_eq!(p("/orders"), None);
+    }
 }
