@@ -21,7 +21,9 @@ const baseURL = `http://127.0.0.1:${port}`;
 const root = path.resolve(__dirname, "..");
 const profile = process.env.WXMALL_E2E_PROFILE ?? "debug";
 const dataDir = process.env.WXMALL_E2E_DATA_DIR;
-const binary = path.join(root, "target", profile, "wxmall");
+// WXMALL_E2E_BIN: another copy of the binary (with its hash.txt beside it); .ci/test keeps the one
+// cargo-leptos built aside, since `cargo test` rewrites target/debug/wxmall without its settings.
+const binary = process.env.WXMALL_E2E_BIN ?? path.join(root, "target", profile, "wxmall");
 
 // A second shop configured for the real WeChat (made-up credentials; WeChat's hosts point at
 // a closed local port, and nothing here calls them): browsers outside WeChat get the

@@ -84,7 +84,10 @@ export function paymentTrail(orderId: number): {
 
 function wxmallBinary() {
   const root = path.resolve(__dirname, "..", "..");
-  return path.join(root, "target", process.env.WXMALL_E2E_PROFILE ?? "debug", "wxmall");
+  return (
+    process.env.WXMALL_E2E_BIN ??
+    path.join(root, "target", process.env.WXMALL_E2E_PROFILE ?? "debug", "wxmall")
+  );
 }
 
 /** The environment of the sandbox shop under test, as the merchant's command line needs it. */
