@@ -28,6 +28,9 @@ pub struct Settings {
     /// `WXMALL_DEMO_CATALOGUE`: load the demo catalogue into an empty database. Default: on in
     /// sandbox mode only.
     pub demo_catalogue: bool,
+    /// `WXMALL_PAGE_CACHE`: keep rendered home and product pages (`page_cache`). Default on;
+    /// `off` renders every page (to measure what the cache saves, or to rule it out).
+    pub page_cache: bool,
     /// `WXMALL_PUBLIC_URL`: the shop's public origin. Default `http://{addr}`.
     pub public_url: String,
     /// `WECHAT_*`: the official account and merchant, or the embedded sandbox.
@@ -224,6 +227,10 @@ impl Settings {
             Some(raw) => parse_bool("WXMALL_DEMO_CATALOGUE", &raw)?,
             None => sandbox,
         };
+        let page_cache = match var("WXMALL_PAGE_CACHE") {
+            Some(raw) => parse_bool("WXMALL_PAGE_CACHE", &raw)?,
+            None => true,
+        };
         let trusted_proxies = match var("WXMALL_TRUSTED_PROXIES") {
             Some(raw) => crate::guard::TrustedProxies::parse(&raw).map_err(|message| {
                 ConfigError::Invalid {
@@ -298,6 +305,7 @@ impl Settings {
             ),
             order_ttl,
             demo_catalogue,
+            page_cache,
             public_url,
             trusted_proxies,
             rate_limits,
@@ -315,6 +323,7 @@ impl Settings {
             site_root: PathBuf::from("target/site"),
             order_ttl: Duration::from_secs(30 * 60),
             demo_catalogue: true,
+            page_cache: true,
             public_url: "http://127.0.0.1:3000".into(),
             wechat: crate::wechat_config::WechatSettings::embedded(
                 crate::wechat_config::PayVersion::V3,

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod mp;
 pub mod mp_cli;
 pub mod oauth;
+pub mod page_cache;
 pub mod payments;
 pub mod qr;
 pub mod routes;
@@ -235,6 +236,10 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
         &settings.site_root,
         Some(wechat_routes),
         Some(admin),
+        settings.page_cache.then(|| page_cache::PageCache {
+            catalogue: shop.catalogue().clone(),
+            pool: pool.clone(),
+        }),
     );
     Ok(Built {
         router,

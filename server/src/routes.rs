@@ -93,6 +93,7 @@ pub fn router(
     site_root: &Path,
     wechat: Option<WechatRoutes>,
     admin: Option<crate::admin::AdminState>,
+    pages: Option<crate::page_cache::PageCache>,
 ) -> Router {
     let options = state.leptos.clone();
     let shop = state.shop.clone();
@@ -119,6 +120,14 @@ pub fn router(
 
     let mut pages_and_api =
         Router::new().leptos_routes_with_context(&state, route_list(), context, app_shell);
+    // Rendered pages everyone sees alike, kept while the catalogue stays as it was
+    // (`page_cache`); inside the OAuth entry and the session layers added below.
+    if let Some(pages) = pages {
+        pages_and_api = pages_and_api.layer(axum::middleware::from_fn_with_state(
+            pages,
+            crate::page_cache::serve,
+        ));
+    }
     let mut wechat_only: Router<AppState> = Router::new();
     if let Some(w) = wechat {
         let oauth_state = crate::oauth::OAuthState {

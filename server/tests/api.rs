@@ -716,3 +716,106 @@ async fn the_catalogue_is_read_once_and_dropped_when_the_database_changes() {
     );
     pool.close().await;
 }
+
+/// The nonce of a page's `Content-Security-Policy`, and that of its scripts.
+fn nonces(csp: &str, html: &str) -> (String, Vec<String>) {
+    let start = csp.find("'nonce-").expect("a nonce in the policy") + 7;
+    let header = csp[start..].split('\'').next().unwrap().to_string();
+    let in_page = html
+        .split("nonce=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_string())
+        .collect();
+    (header, in_page)
+}
+
+#[tokio::test]
+async fn the_home_page_is_rendered_once_per_catalogue_and_each_answer_has_its_own_nonce() {
+    let shop = TestShop::spawn().await;
+    let kept = || shop.catalogue.pages_kept();
+    let page = |path: &'static str| {
+        let http = reqwest::Client::new();
+        let url = format!("{}{path}", shop.base);
+        async move {
+            let res = http
+                .get(url)
+                .header("accept", "text/html")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let csp = res
+                .headers()
+                .get("content-security-policy")
+                .expect("a policy")
+                .to_str()
+                .unwrap()
+                .to_string();
+            (csp, res.text().await.unwrap())
+        }
+    };
+    // (PostgreSQL keeps nothing until its catalogue listener listens.)
+    assert!(
+        common::wait_for(|| async {
+            page("/").await;
+            kept() > 0
+        })
+        .await,
+        "the home page is kept"
+    );
+    let before = kept();
+    let (csp, first) = page("/").await;
+    let (nonce, in_page) = nonces(&csp, &first);
+    assert!(
+        !in_page.is_empty() && in_page.iter().all(|n| *n == nonce),
+        "{in_page:?} vs {nonce}"
+    );
+    assert!(first.contains("39.90") && !first.contains("35.00"));
+    let mut seen = std::collections::HashSet::from([nonce.clone()]);
+    for _ in 0..10 {
+        let (csp, html) = page("/").await;
+        let (n, in_page) = nonces(&csp, &html);
+        assert!(
+            in_page.iter().all(|x| *x == n),
+            "the page's scripts carry the policy's nonce"
+        );
+        assert!(seen.insert(n.clone()), "a fresh nonce for every answer");
+        assert_eq!(html.replace(&n, &nonce), first, "the same page otherwise");
+    }
+    assert_eq!(kept(), before, "eleven answers, no render");
+
+    // A change to the catalogue, from anywhere: the next page shows it, rendered again.
+    server::sql!(&shop.pool, e => sqlx::query("UPDATE skus SET price_fen = 3500 WHERE id = $1")
+        .bind(ORANGE_SMALL).execute(e).await.map(server::db::Done::from))
+    .unwrap();
+    assert!(
+        common::wait_for(|| async { page("/").await.1.contains("35.00") }).await,
+        "the new price is shown"
+    );
+    assert!(kept() > before);
+
+    // A product page likewise; a page with a query string is rendered each time.
+    let (_, product) = page("/product/1").await;
+    let after = kept();
+    page("/product/1").await;
+    assert_eq!(kept(), after, "the product page is kept");
+    assert!(product.contains("35.00"));
+    page("/?from=qr").await;
+    page("/?from=qr").await;
+    assert_eq!(kept(), after, "a query string is never kept");
+}
+
+#[tokio::test]
+async fn with_the_page_cache_off_every_page_is_rendered() {
+    let shop = TestShop::spawn_with(server::wechat_config::PayVersion::V3, |s| {
+        s.page_cache = false
+    })
+    .await;
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let res = http.get(format!("{}/", shop.base)).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.text().await.unwrap().contains("39.90"));
+    }
+    assert_eq!(shop.catalogue.pages_kept(), 0);
+}

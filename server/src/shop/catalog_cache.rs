@@ -46,7 +46,24 @@ struct Copy {
     details: Mutex<HashMap<i64, Arc<ProductDetail>>>,
     /// Active coupons; whether one is on offer depends on the clock, so that is decided per read.
     coupons: OnceCell<Arc<Vec<coupons::CouponRow>>>,
+    /// Pages rendered from this version (`crate::page_cache`), by path.
+    pages: Mutex<HashMap<String, Arc<CachedPage>>>,
 }
+
+/// A page as the app rendered it from one version of the catalogue (`crate::page_cache`).
+#[derive(Debug)]
+pub struct CachedPage {
+    pub made: std::time::Instant,
+    /// The response's headers (no `Set-Cookie`).
+    pub headers: axum::http::HeaderMap,
+    pub html: String,
+    /// The render's CSP nonce, replaced by a fresh one each time the page is served.
+    pub nonce: String,
+}
+
+/// Where a page rendered now is kept: with the copy that was current *before* it rendered, so
+/// a change landing meanwhile leaves it with an outdated copy, never served again.
+pub struct PageSlot(Option<Arc<Copy>>);
 
 impl Copy {
     fn new(version: u64) -> Self {
@@ -56,6 +73,7 @@ impl Copy {
             products: OnceCell::new(),
             details: Mutex::new(HashMap::new()),
             coupons: OnceCell::new(),
+            pages: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -75,6 +93,8 @@ pub struct CatalogueCache {
     listener: Arc<Listener>,
     /// How many times a part was loaded from the database (tests and benchmarks look).
     loads: Arc<AtomicU64>,
+    /// How many rendered pages were kept.
+    pages_kept: Arc<AtomicU64>,
 }
 
 impl CatalogueCache {
@@ -85,6 +105,37 @@ impl CatalogueCache {
     /// How many times a part of the catalogue was read from the database.
     pub fn loads(&self) -> u64 {
         self.loads.load(Ordering::Relaxed)
+    }
+
+    /// How many rendered pages were kept (each one a render the next readers are spared).
+    pub fn pages_kept(&self) -> u64 {
+        self.pages_kept.load(Ordering::Relaxed)
+    }
+
+    /// The page kept for `path` from the current version, if not older than `max_age`, and
+    /// where to keep one rendered now.
+    pub async fn page(
+        &self,
+        pool: &Db,
+        path: &str,
+        max_age: std::time::Duration,
+    ) -> Result<(Option<Arc<CachedPage>>, PageSlot)> {
+        let copy = self.copy(pool).await?;
+        let hit = copy.as_ref().and_then(|c| {
+            lock(&c.pages)
+                .get(path)
+                .filter(|p| p.made.elapsed() < max_age)
+                .cloned()
+        });
+        Ok((hit, PageSlot(copy)))
+    }
+
+    /// Keeps a page rendered after [`Self::page`] gave `slot`.
+    pub fn keep_page(&self, slot: PageSlot, path: &str, page: CachedPage) {
+        if let Some(copy) = slot.0 {
+            self.pages_kept.fetch_add(1, Ordering::Relaxed);
+            lock(&copy.pages).insert(path.to_string(), Arc::new(page));
+        }
     }
 
     pub async fn categories(&self, pool: &Db) -> Result<Vec<Category>> {

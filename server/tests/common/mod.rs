@@ -121,6 +121,9 @@ pub struct TestShop {
     pub wechat: Arc<server::wx::Wechat>,
     pub sweeper: server::payments::sweeper::Sweeper,
     pub payments: server::payments::Payments,
+    /// The shop's catalogue cache (and the pages kept with it).
+    #[allow(dead_code)]
+    pub catalogue: server::shop::catalog_cache::CatalogueCache,
     server: tokio::task::JoinHandle<()>,
     // Dropped after the server (fields drop in order): the database, then the directory.
     _db: TestDb,
@@ -191,6 +194,7 @@ impl TestShop {
             auto_complete: built.sweeper.auto_complete,
         };
         let wechat = built.wechat.clone();
+        let catalogue = built.shop.catalogue().clone();
         let server = tokio::spawn(async move {
             server::serve::serve(
                 listener,
@@ -208,6 +212,7 @@ impl TestShop {
             wechat,
             sweeper,
             payments,
+            catalogue,
             server,
             _db: db,
             _dir: dir,
