@@ -265,6 +265,16 @@ async fn owner(st: &AdminState, headers: &HeaderMap) -> Result<super::Admin, Res
     Ok(admin)
 }
 
+/// The signed-in owner and the call's body, or the answer to send instead.
+async fn owner_call(
+    st: &AdminState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(super::Admin, AccountBody), Response> {
+    let admin = owner(st, headers).await?;
+    Ok((admin, parse(body)?))
+}
+
 /// An [`AccountError`] as the API answers it.
 fn refused(e: AccountError) -> Response {
     match e {
@@ -302,12 +312,8 @@ pub(super) async fn save_admin(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let admin = match owner(&st, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let b: AccountBody = match parse(&body) {
-        Ok(b) => b,
+    let (admin, b) = match owner_call(&st, &headers, &body).await {
+        Ok(call) => call,
         Err(r) => return r,
     };
     let username = b.username.trim();
@@ -353,12 +359,8 @@ pub(super) async fn set_admin_password(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let admin = match owner(&st, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let b: AccountBody = match parse(&body) {
-        Ok(b) => b,
+    let (admin, b) = match owner_call(&st, &headers, &body).await {
+        Ok(call) => call,
         Err(r) => return r,
     };
     let username = b.username.trim();
@@ -400,12 +402,8 @@ async fn enable_or_disable(
     body: axum::body::Bytes,
     what: Change,
 ) -> Response {
-    let admin = match owner(&st, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let b: AccountBody = match parse(&body) {
-        Ok(b) => b,
+    let (admin, b) = match owner_call(&st, &headers, &body).await {
+        Ok(call) => call,
         Err(r) => return r,
     };
     let username = b.username.trim();
