@@ -94,6 +94,11 @@ pub fn parse_time_of_day(raw: &str) -> Option<Option<time::Time>> {
     time::Time::from_hms(h, m, 0).ok().map(Some)
 }
 
+/// `LEPTOS_SITE_ROOT`, else `target/site` (what `cargo leptos build` writes).
+pub fn site_root_from_env() -> PathBuf {
+    PathBuf::from(var("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into()))
+}
+
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -300,9 +305,7 @@ impl Settings {
             addr,
             database_url,
             data_dir,
-            site_root: PathBuf::from(
-                var("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into()),
-            ),
+            site_root: site_root_from_env(),
             order_ttl,
             demo_catalogue,
             page_cache,

@@ -63,10 +63,10 @@ struct PrecompressArgs {
 }
 
 fn precompress(args: &PrecompressArgs) -> Result<(), String> {
-    let dir = args.site_dir.clone().unwrap_or_else(|| {
-        std::env::var_os("LEPTOS_SITE_ROOT")
-            .map_or_else(|| "target/site".into(), std::path::PathBuf::from)
-    });
+    let dir = args
+        .site_dir
+        .clone()
+        .unwrap_or_else(server::config::site_root_from_env);
     if !dir.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }

@@ -20,13 +20,15 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::time::{Duration, Instant};
 
 /// The longest a rendered page is served (coupons start and stop by the clock).
 pub const MAX_AGE: Duration = Duration::from_secs(5);
-/// A page larger than this is not kept (the home page is ≈17 KB).
+/// A page larger than this is not kept (the home page is ≈17 KB)…
 const MAX_PAGE_BYTES: usize = 1 << 20;
+/// …and one larger than this is not even read into memory to decide (served as it streams).
+const MAX_READ_BYTES: usize = 16 << 20;
 
 #[derive(Clone)]
 pub struct PageCache {
@@ -38,7 +40,12 @@ pub struct PageCache {
 fn shared_page(path: &str) -> bool {
     path == "/"
         || path.strip_prefix("/product/").is_some_and(|id| {
-            !id.is_empty() && id.len() <= 18 && id.bytes().all(|b| b.is_ascii_digit())
+            // The canonical form only (`/product/01` is rendered, never kept): at most one kept
+            // page per product.
+            !id.is_empty()
+                && id.len() <= 18
+                && !id.starts_with('0')
+                && id.bytes().all(|b| b.is_ascii_digit())
         })
 }
 
@@ -85,12 +92,24 @@ pub async fn serve(State(cache): State<PageCache>, req: Request, next: Next) -> 
     let (Some(nonce), true) = (nonce, keep) else {
         return res;
     };
+    // Rendering streams; a page with a known length above the limit is passed on as it is.
+    let declared = axum::body::HttpBody::size_hint(res.body()).upper();
+    if declared.is_some_and(|n| n > MAX_READ_BYTES as u64) {
+        return res;
+    }
     let (parts, body) = res.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_PAGE_BYTES).await {
+    let bytes = match axum::body::to_bytes(body, MAX_READ_BYTES).await {
         Ok(b) => b,
-        // Too large to keep, or the render failed midway: nothing sensible to send either.
-        Err(_) => return Response::from_parts(parts, Body::empty()),
+        Err(e) => {
+            // The render failed midway (or grew past any sensible page): the headers said 200,
+            // but a cut page must not pass for a whole one.
+            tracing::error!(error = %e, path, "a page's render failed while it was read");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
     };
+    if bytes.len() > MAX_PAGE_BYTES {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
     let Ok(html) = String::from_utf8(bytes.to_vec()) else {
         return Response::from_parts(parts, Body::from(bytes));
     };
@@ -143,6 +162,8 @@ mod tests {
             "/product/",
             "/product/1/x",
             "/product/abc",
+            "/product/01",
+            "/product/0",
             "/api/list_products",
         ] {
             assert!(!shared_page(p), "{p}");

@@ -186,12 +186,12 @@ pub async fn change(pool: &Db, username: &str, change: Change) -> Result<Account
         "SELECT username FROM admins WHERE role = 'owner' AND disabled_at IS NULL ORDER BY id{lock}"
     ))
     .fetch_all(e).await)?;
-    let row: Option<(i64, String, Option<i64>)> = crate::sql!(&mut tx, e => sqlx::query_as(&format!(
-        "SELECT id, role, disabled_at FROM admins WHERE username = $1{lock}"
+    let id: Option<i64> = crate::sql!(&mut tx, e => sqlx::query_scalar(&format!(
+        "SELECT id FROM admins WHERE username = $1{lock}"
     ))
     .bind(username)
     .fetch_optional(e).await)?;
-    let (id, _role, _disabled) = row.ok_or_else(|| AccountError::Unknown(username.to_string()))?;
+    let id = id.ok_or_else(|| AccountError::Unknown(username.to_string()))?;
     let loses_owner = matches!(change, Change::Role(Role::Staff) | Change::Disable);
     if loses_owner && owners.len() == 1 && owners[0] == username {
         return Err(AccountError::LastOwner);
