@@ -255,6 +255,11 @@ pub fn router(
         .fallback_service(
             Router::new()
                 .fallback_service(static_files)
+                // Files read once, then answered from memory (`assets::memory`).
+                .layer(axum::middleware::from_fn_with_state(
+                    assets::memory::MemorySite::new(site_root),
+                    assets::memory::serve,
+                ))
                 .layer(axum::middleware::from_fn(assets::cache_headers)),
         )
         .layer(SetResponseHeaderLayer::if_not_present(
