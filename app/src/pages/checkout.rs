@@ -234,7 +234,7 @@ fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
     let pending = submit.pending();
     let err = Signal::derive(move || error.get());
 
-    view! {
+    let view = view! {
         <form class="checkout" method="post" action="/api/form/checkout" prop:noValidate=true
             on:submit=on_submit>
             {buy_now.as_ref().map(|b| view! {
@@ -366,5 +366,11 @@ fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
                 </button>
             </div>
         </form>
-    }
+    };
+    // On the server the island's full view type is too deep for rustc's (release) layout
+    // queries: erased there. Not in the wasm, where an AnyView brings its rendering code along.
+    #[cfg(feature = "ssr")]
+    #[allow(clippy::let_and_return)]
+    let view = view.into_any();
+    view
 }
