@@ -1,9 +1,13 @@
-//! wxmall's UI: the mall and checkout pages, rendered on the server and hydrated to wasm.
+//! wxmall's UI: the mall and checkout pages, rendered on the server; only the interactive parts
+//! (`#[island]`s) are hydrated to wasm (Leptos's islands mode).
 //!
 //! - `model` / `error`: types that cross the wire (the JSON API's shapes).
 //! - `api`: the `#[server]` functions (the JSON API and the plain-form endpoints).
 //! - `port` (server only): the trait the server implements behind `api`.
-//! - `pages` / `components`: the views.
+//! - `pages` / `components`: the views. `#[component]`s run on the server only; `#[island]`s
+//!   (the SKU form, the cart, checkout, the order's pay controls, coupon 领取, share cards) are
+//!   rendered there too, with their props serialised into the page, and hydrated in the browser.
+//!   Navigation is plain page loads.
 
 #![recursion_limit = "256"]
 
@@ -44,7 +48,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <HashedStylesheet options=options.clone() id="leptos" />
                 // The JS-SDK (WeChat's, or the sandbox's shim): its URL comes from the server.
                 {(!jssdk.is_empty()).then(|| view! { <script src=jssdk defer></script> })}
-                <HydrationScripts options />
+                <HydrationScripts options islands=true />
                 <MetaTags />
             </head>
             <body>
@@ -92,7 +96,6 @@ pub fn App() -> impl IntoView {
         <Title formatter=|t: String| if t.is_empty() { "wxmall".to_string() } else { format!("{t} · wxmall") } />
         <Router>
             <components::SandboxBanner />
-            <components::WxSdk />
             <main class="page">
                 <Routes fallback=pages::not_found::NotFound>
                     <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async />
@@ -109,18 +112,26 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// The wasm's entry, called by Leptos's island script before it hydrates the page's islands:
+/// the reactive root they share (with [`components::WxReady`] in its context), then `wx.config`.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     // iOS WeChat signs wx.config against this URL for the page's whole life.
     wx::remember_landing_url();
-    leptos::mount::hydrate_body(App);
-    // Controls that only work with JavaScript (`.js-only`) are shown from now on.
-    if let Some(root) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.document_element())
-    {
-        let _ = root.class_list().add_1("hydrated");
-    }
+    leptos::mount::hydrate_islands();
+    components::configure_wx();
+    // Controls that only work with JavaScript (`.js-only`) are shown from now on. The islands
+    // are hydrated right after this function returns, within the same task (microtasks only):
+    // a zero timeout runs after the last of them.
+    leptos::task::spawn_local(async {
+        wx::sleep_ms(0).await;
+        if let Some(root) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.document_element())
+        {
+            let _ = root.class_list().add_1("hydrated");
+        }
+    });
 }

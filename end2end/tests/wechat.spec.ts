@@ -64,30 +64,31 @@ for (const platform of ["android", "ios"] as const) {
       await expect(page.getByTestId("order-status")).toHaveText("已支付", { timeout: 20_000 });
     });
 
-    test("wx.config stays valid after client-side navigation", async ({ page }) => {
+    test("wx.config is signed afresh for the next page", async ({ page }) => {
       await gotoSignedIn(page, "/");
       await hydrated(page);
       const configured = () => page.evaluate(() => (window as any).__wxSandbox?.configured === true);
       await expect.poll(configured, { timeout: 15_000 }).toBe(true);
-      const landing = await page.evaluate(() => (window as any).__wxSandbox.landingUrl);
       await page.getByRole("link", { name: /购物车/ }).last().click();
       await expect(page).toHaveURL(/\/cart$/);
+      await hydrated(page);
+      // Every navigation is a page load (islands, no client-side router): the page lands on /cart,
+      // which is the URL both Android (current URL) and iOS (landing URL) sign.
       const signed = () => page.evaluate(() => (window as any).__wxSandbox.lastConfigUrl);
-      // Android signs the current URL: a fresh wx.config for /cart. iOS keeps the landing URL.
-      if (platform === "android") await expect.poll(signed, { timeout: 15_000 }).toMatch(/\/cart$/);
+      await expect.poll(signed, { timeout: 15_000 }).toMatch(/\/cart$/);
       await expect.poll(configured, { timeout: 15_000 }).toBe(true);
-      if (platform === "ios") expect(await signed()).toBe(landing);
+      expect(await signed()).toBe(await page.evaluate(() => (window as any).__wxSandbox.landingUrl));
       expect(await page.evaluate(() => (window as any).__wxSandbox.lastError)).toBeNull();
     });
 
-    test("home and product pages set their share cards, also after client-side navigation", async ({ page }) => {
+    test("home and product pages set their share cards", async ({ page }) => {
       await gotoSignedIn(page, "/");
       await hydrated(page);
       const card = (name: string) =>
         page.evaluate((n) => (window as any).__wxSandbox?.share?.[n] ?? null, name);
       await expect.poll(async () => (await card("updateAppMessageShareData"))?.title, { timeout: 15_000 })
         .toBe("wxmall 精选好物");
-      // Client-side navigation to a product: its own card (on iOS still under the landing URL's config).
+      // On to a product (a page load): its own card.
       await page.locator('a[href="/product/3"]').first().click();
       await expect(page).toHaveURL(/\/product\/3$/);
       const title = (await page.locator("h1").first().textContent())?.trim();

@@ -405,6 +405,41 @@ async fn pages_answer_with_real_status_codes() {
     }
 }
 
+/// Islands (issue 13): a page hydrates only its interactive parts. The product page's SKU form is
+/// an island whose props travel in the page; everything else is plain server HTML, so no
+/// resource's data is written into the page for the wasm, and the script loads the wasm to
+/// hydrate islands, not the whole body.
+#[tokio::test]
+async fn pages_hydrate_only_their_islands() {
+    let shop = TestShop::spawn().await;
+    let s = shop.shopper();
+    for (path, island) in [
+        ("/product/1", "ProductBuy_"),
+        ("/", "ShareCard_"),
+        ("/cart", "CartEditor_"),
+    ] {
+        let (status, page) = s.get(path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            page.contains(&format!("<leptos-island data-component=\"{island}")),
+            "{path}: the island {island}"
+        );
+        assert!(page.contains("hydrateIslands"), "{path}: the island script");
+        assert!(
+            !page.contains("__RESOLVED_RESOURCES["),
+            "{path}: no resource data for the wasm"
+        );
+    }
+    let (_, page) = s.get("/product/1").await;
+    let props = page
+        .split("data-component=\"ProductBuy_")
+        .nth(1)
+        .and_then(|rest| rest.split("data-props=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("the island's props");
+    assert!(props.contains("&quot;price_fen&quot;:3990"), "{props}");
+}
+
 #[tokio::test]
 async fn the_session_cookie_is_signed_httponly_and_lax() {
     let shop = TestShop::spawn().await;

@@ -5,7 +5,7 @@ use crate::api::{card_ext, coupon_offers};
 use crate::model::CouponOffer;
 use leptos::prelude::*;
 
-/// A strip of coupon cards; nothing at all when the shop offers none.
+/// A strip of coupon cards; nothing at all when the shop offers none. Rendered on the server.
 #[component]
 pub fn CouponStrip() -> impl IntoView {
     let offers = Resource::new(|| (), |_| coupon_offers());
@@ -23,7 +23,8 @@ pub fn CouponStrip() -> impl IntoView {
     }
 }
 
-#[component]
+/// One coupon and its 领取 button: an island (the only part of the strip that runs in the browser).
+#[island]
 fn CouponCard(offer: CouponOffer) -> impl IntoView {
     // None: not tapped yet; Some(Ok(msg)) taken; Some(Err(msg)) failed.
     let state: RwSignal<Option<Result<String, String>>> = RwSignal::new(None);

@@ -16,7 +16,9 @@ pub use sandbox_banner::{wx_env, SandboxBanner};
 pub use share::ShareCard;
 pub use status::{ErrorView, FieldMessage, PageSkeleton, ServerFormError};
 pub use tab_bar::TabBar;
-pub use wx_sdk::{WxReady, WxSdk};
+#[cfg(feature = "hydrate")]
+pub use wx_sdk::configure_wx;
+pub use wx_sdk::{wx_ready, WxReady};
 
 /// `2026-11-22 14:05` in China time (UTC+8) from unix seconds. Written by hand so the wasm
 /// bundle carries no date library.
@@ -39,6 +41,16 @@ pub fn format_time(unix: i64) -> String {
         rem / 3600,
         rem % 3600 / 60
     )
+}
+
+/// Opens `path` (a page of this shop) as a full page load: islands have no client-side router.
+pub fn go_to(path: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(w) = web_sys::window() {
+        let _ = w.location().set_href(path);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = path;
 }
 
 #[cfg(test)]

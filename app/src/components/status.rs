@@ -65,28 +65,28 @@ pub fn FieldMessage(
 /// The error a plain (JavaScript-free) form post came back with. Leptos would put it in
 /// `?__err=` on the redirect back to the form's page, where anyone could write any text into the
 /// shop's error box; the server moves it into a signed cookie bound to the session and the page
-/// (`server::session::form_errors`) and hands it to the page render as [`crate::port::FormError`]. The value
-/// travels to the hydrating browser inside the page, so both render the same error.
+/// (`server::session::form_errors`) and hands it to the page render as [`crate::port::FormError`].
+/// Pages read it on the server and pass it to their island as a prop, so the browser starts from
+/// the same error.
 pub struct ServerFormError;
 
 impl ServerFormError {
-    /// The error the form at `endpoint` came back with, if this page render is that return.
+    /// The error the form at `endpoint` came back with, if this page render is that return
+    /// (always `None` outside a server render).
     pub fn take(endpoint: &str) -> Option<ApiError> {
-        let encoded = SharedValue::new(|| {
-            #[cfg(feature = "ssr")]
-            {
-                use_context::<http::request::Parts>()
-                    .and_then(|parts| parts.extensions.get::<crate::port::FormError>().cloned())
-                    .filter(|f| f.endpoint == endpoint)
-                    .map(|f| f.encoded)
-            }
-            #[cfg(not(feature = "ssr"))]
-            {
-                let _ = endpoint;
-                None::<String>
-            }
-        })
-        .into_inner();
-        encoded.map(|e| leptos::server_fn::error::ServerFnUrlError::<ApiError>::decode_err(&e))
+        #[cfg(feature = "ssr")]
+        {
+            use_context::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<crate::port::FormError>().cloned())
+                .filter(|f| f.endpoint == endpoint)
+                .map(|f| {
+                    leptos::server_fn::error::ServerFnUrlError::<ApiError>::decode_err(&f.encoded)
+                })
+        }
+        #[cfg(not(feature = "ssr"))]
+        {
+            let _ = endpoint;
+            None
+        }
     }
 }

@@ -14,10 +14,32 @@ enum Edit {
 
 /// 购物车: lines with quantity edit, selection and removal; the selected total; 去结算.
 /// Every control is a small form, so the cart works without JavaScript; with it, the same
-/// controls call the JSON API and the page updates in place.
+/// controls call the JSON API and the cart ([`CartEditor`], an island) updates in place.
 #[component]
 pub fn CartPage() -> impl IntoView {
-    let initial = Resource::new(|| (), |_| get_cart());
+    let cart = Resource::new(|| (), |_| get_cart());
+    let error = ServerFormError::take("/api/form/update_cart")
+        .or_else(|| ServerFormError::take("/api/form/select_cart_line"));
+    view! {
+        <Title text="购物车" />
+        <h1 class="page-title">"购物车"</h1>
+        <Suspense fallback=PageSkeleton>
+            {move || {
+                let error = error.clone();
+                Suspend::new(async move {
+                    match cart.await {
+                        Err(e) => view! { <ErrorView error=e /> }.into_any(),
+                        Ok(cart) => view! { <CartEditor cart error /> }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+/// The cart as the server last answered: from the page's render at first, then from each change.
+#[island]
+fn CartEditor(cart: Cart, error: Option<ApiError>) -> impl IntoView {
     let edit = Action::new(|e: &Edit| {
         let e = *e;
         async move {
@@ -27,41 +49,23 @@ pub fn CartPage() -> impl IntoView {
             }
         }
     });
-    // The latest cart the server answered with, once the shopper changed something.
-    let latest = RwSignal::new(None::<Cart>);
-    let error = RwSignal::new(
-        ServerFormError::take("/api/form/update_cart")
-            .or_else(|| ServerFormError::take("/api/form/select_cart_line")),
-    );
+    let current = RwSignal::new(cart);
+    let error = RwSignal::new(error);
     Effect::new(move |_| match edit.value().get() {
         Some(Ok(cart)) => {
-            latest.set(Some(cart));
+            current.set(cart);
             error.set(None);
         }
         Some(Err(e)) => error.set(Some(e)),
         None => {}
     });
-
-    view! {
-        <Title text="购物车" />
-        <h1 class="page-title">"购物车"</h1>
-        <Suspense fallback=PageSkeleton>
-            {move || Suspend::new(async move {
-                let first = initial.await;
-                let view = move || {
-                    let cart: Result<Cart, ApiError> = match latest.get() {
-                        Some(c) => Ok(c),
-                        None => first.clone(),
-                    };
-                    match cart {
-                        Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                        Ok(cart) if cart.lines.is_empty() => view! { <EmptyCart /> }.into_any(),
-                        Ok(cart) => view! { <CartView cart edit error /> }.into_any(),
-                    }
-                };
-                view
-            })}
-        </Suspense>
+    move || {
+        let cart = current.get();
+        if cart.lines.is_empty() {
+            view! { <EmptyCart /> }.into_any()
+        } else {
+            view! { <CartView cart edit error /> }.into_any()
+        }
     }
 }
 

@@ -2,12 +2,12 @@ use crate::api::{
     choose_card_params, create_order, get_cart, join_region, list_addresses, quote_order,
     selected_items,
 };
-use crate::components::{ErrorView, FieldMessage, PageSkeleton, Price, ServerFormError};
+use crate::components::{go_to, ErrorView, FieldMessage, PageSkeleton, Price, ServerFormError};
 use crate::error::ApiError;
 use crate::model::*;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,9 +37,10 @@ async fn load(buy: Option<(i64, i64)>) -> Result<CheckoutData, ApiError> {
 }
 
 /// 确认订单: shipping address (saved or new), 备注, items and total; 提交订单 creates an unpaid
-/// order and opens it.
+/// order and opens it. The page renders on the server; its form is an island ([`CheckoutForm`]).
 #[component]
 pub fn CheckoutPage() -> impl IntoView {
+    let error = ServerFormError::take("/api/form/checkout");
     let query = use_query_map();
     let data = Resource::new(
         move || {
@@ -58,7 +59,9 @@ pub fn CheckoutPage() -> impl IntoView {
         <Title text="确认订单" />
         <h1 class="page-title">"确认订单"</h1>
         <Suspense fallback=PageSkeleton>
-            {move || Suspend::new(async move {
+            {move || {
+                let error = error.clone();
+                Suspend::new(async move {
                 match data.await {
                     Err(e) => view! { <ErrorView error=e /> }.into_any(),
                     Ok(d) if d.quote.lines.is_empty() => view! {
@@ -67,15 +70,19 @@ pub fn CheckoutPage() -> impl IntoView {
                             <a class="btn btn-primary" href="/cart">"返回购物车"</a>
                         </section>
                     }.into_any(),
-                    Ok(d) => view! { <CheckoutForm data=d /> }.into_any(),
+                    Ok(d) => view! { <CheckoutForm data=d error /> }.into_any(),
                 }
-            })}
+            })
+            }}
         </Suspense>
     }
 }
 
-#[component]
-fn CheckoutForm(data: CheckoutData) -> impl IntoView {
+/// The checkout form: a plain form (`/api/form/checkout`) that, once the wasm runs, checks the
+/// address in the browser, offers 使用微信收货地址 and 使用优惠券, and posts to `create_order`.
+/// `error`: the plain form's error, when this render is its return.
+#[island]
+fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
     let CheckoutData {
         quote,
         addresses,
@@ -95,7 +102,7 @@ fn CheckoutForm(data: CheckoutData) -> impl IntoView {
     let city = RwSignal::new(String::new());
     let detail = RwSignal::new(String::new());
     let remark = RwSignal::new(String::new());
-    let error = RwSignal::new(ServerFormError::take("/api/form/checkout"));
+    let error = RwSignal::new(error);
 
     let items: Vec<OrderItemInput> = quote
         .lines
@@ -149,9 +156,8 @@ fn CheckoutForm(data: CheckoutData) -> impl IntoView {
             .await
         }
     });
-    let navigate = use_navigate();
     Effect::new(move |_| match submit.value().get() {
-        Some(Ok(created)) => navigate(&format!("/orders/{}", created.order_id), Default::default()),
+        Some(Ok(created)) => go_to(&format!("/orders/{}", created.order_id)),
         Some(Err(e)) => error.set(Some(e)),
         None => {}
     });
@@ -228,7 +234,7 @@ fn CheckoutForm(data: CheckoutData) -> impl IntoView {
     let pending = submit.pending();
     let err = Signal::derive(move || error.get());
 
-    view! {
+    let view = view! {
         <form class="checkout" method="post" action="/api/form/checkout" prop:noValidate=true
             on:submit=on_submit>
             {buy_now.as_ref().map(|b| view! {
@@ -360,5 +366,11 @@ fn CheckoutForm(data: CheckoutData) -> impl IntoView {
                 </button>
             </div>
         </form>
-    }
+    };
+    // On the server the island's full view type is too deep for rustc's (release) layout
+    // queries: erased there. Not in the wasm, where an AnyView brings its rendering code along.
+    #[cfg(feature = "ssr")]
+    #[allow(clippy::let_and_return)]
+    let view = view.into_any();
+    view
 }

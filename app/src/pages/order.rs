@@ -1,4 +1,4 @@
-use crate::api::{cancel_order, confirm_receipt, get_order, request_aftersale};
+use crate::api::get_order;
 use crate::components::{
     format_time, ErrorView, FieldMessage, PageSkeleton, Price, ServerFormError,
 };
@@ -8,29 +8,16 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-/// 订单详情: status, items, amounts, address, times; 去支付 and 取消订单 while unpaid.
+/// 订单详情: status, items, amounts, address, times; 去支付 and 取消订单 while unpaid, 确认收货
+/// once shipped, 申请售后 once paid. Rendered on the server; the controls are plain forms that
+/// answer with this page again, and 去支付 (which needs WeChat's JS-SDK) is an island
+/// ([`OrderActions`]).
 #[component]
 pub fn OrderPage() -> impl IntoView {
     let params = use_params_map();
-    let cancel = Action::new(|id: &i64| cancel_order(*id));
-    let confirm = Action::new(|id: &i64| confirm_receipt(*id));
-    let aftersale = Action::new(|r: &AftersaleInput| {
-        let r = r.clone();
-        async move { request_aftersale(r.order_id, r.kind, r.reason, r.note).await }
-    });
-    // Bumped when a payment is confirmed, to reload the order.
-    let refresh = RwSignal::new(0u32);
     let order = Resource::new(
-        move || {
-            (
-                params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok())),
-                cancel.version().get(),
-                confirm.version().get(),
-                aftersale.version().get(),
-                refresh.get(),
-            )
-        },
-        |(id, _, _, _, _)| async move {
+        move || params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok())),
+        |id| async move {
             match id {
                 Some(id) => get_order(id).await,
                 None => Err(ApiError::not_found("订单")),
@@ -43,7 +30,7 @@ pub fn OrderPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match order.await {
                     Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(o) => view! { <OrderView order=o cancel confirm aftersale refresh /> }.into_any(),
+                    Ok(o) => view! { <OrderView order=o /> }.into_any(),
                 }
             })}
         </Transition>
@@ -52,7 +39,7 @@ pub fn OrderPage() -> impl IntoView {
 
 /// Where a payment started on this page stands.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PayState {
     Idle,
     /// Asking the server for the pay parameters / the pay sheet is open.
@@ -61,19 +48,17 @@ enum PayState {
     Confirming,
 }
 
-/// 去支付: pay_order → chooseWXPay (or getBrandWCPayRequest) → poll order_status until paid.
+/// 去支付: pay_order → chooseWXPay (or getBrandWCPayRequest, without `wx.config`) → poll
+/// order_status until paid, then load the page again (it shows the paid order).
 #[cfg(feature = "hydrate")]
 fn start_payment(
     id: i64,
+    configured: bool,
     state: RwSignal<PayState>,
     notice: RwSignal<Option<String>>,
     error: RwSignal<Option<String>>,
-    refresh: RwSignal<u32>,
 ) {
     use crate::wx::PayOutcome;
-    let configured = use_context::<crate::components::WxReady>()
-        .map(|r| r.0.get_untracked())
-        .unwrap_or(false);
     state.set(PayState::Paying);
     error.set(None);
     notice.set(None);
@@ -94,8 +79,9 @@ fn start_payment(
                 for attempt in 0..40 {
                     if let Ok(st) = crate::api::get_order_status(id).await {
                         if st.status != OrderStatus::Unpaid {
-                            notice.set(None);
-                            refresh.update(|n| *n += 1);
+                            if let Some(w) = web_sys::window() {
+                                let _ = w.location().reload();
+                            }
                             return;
                         }
                     }
@@ -119,27 +105,6 @@ fn start_payment(
         }
     });
 }
-
-#[cfg(not(feature = "hydrate"))]
-fn start_payment(
-    _id: i64,
-    _state: RwSignal<PayState>,
-    _notice: RwSignal<Option<String>>,
-    _error: RwSignal<Option<String>>,
-    _refresh: RwSignal<u32>,
-) {
-}
-
-/// What the 申请售后 form sends.
-#[derive(Clone, Debug)]
-struct AftersaleInput {
-    order_id: i64,
-    kind: AftersaleKind,
-    reason: String,
-    note: String,
-}
-
-type AftersaleAction = Action<AftersaleInput, Result<AftersaleView, ApiError>>;
 
 /// The order's latest after-sales request: what was asked, where it stands, the merchant's word.
 #[component]
@@ -166,51 +131,33 @@ fn AftersaleStatus(a: AftersaleView) -> impl IntoView {
     }
 }
 
-/// 申请售后: a `<details>` that opens without JavaScript; the form posts to
-/// `/api/form/request_aftersale`, or with JavaScript calls `request_aftersale`.
+/// 申请售后: a `<details>` that opens without JavaScript, with a plain form to
+/// `/api/form/request_aftersale`, which answers with this page again (open, with the error, when
+/// the request was refused).
 #[component]
-fn AftersaleForm(order_id: i64, shipped: bool, action: AftersaleAction) -> impl IntoView {
-    let server_error = ServerFormError::take("/api/form/request_aftersale");
-    let open = server_error.is_some();
-    let error = RwSignal::new(server_error);
-    let kind = RwSignal::new(AftersaleKind::RefundOnly.as_str().to_string());
-    let reason = RwSignal::new(String::new());
-    let note = RwSignal::new(String::new());
-    Effect::new(move |_| {
-        if let Some(Err(e)) = action.value().get() {
-            error.set(Some(e));
-        }
-    });
-    let err = Signal::derive(move || error.get());
-    let on_submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        let input = AftersaleInput {
-            order_id,
-            kind: AftersaleKind::parse(&kind.get_untracked()).unwrap_or(AftersaleKind::RefundOnly),
-            reason: reason.get_untracked(),
-            note: note.get_untracked(),
-        };
-        error.set(None);
-        action.dispatch(input);
-    };
+fn AftersaleForm(order_id: i64, shipped: bool) -> impl IntoView {
+    let error = ServerFormError::take("/api/form/request_aftersale");
+    let open = error.is_some();
+    let general = error
+        .as_ref()
+        .filter(|e| e.fields.is_empty())
+        .map(|e| e.message.clone());
+    let err = Signal::derive(move || error.clone());
     view! {
         <details class="panel aftersale-form" open=open>
             <summary class="section-title" data-testid="aftersale-open">"申请售后"</summary>
-            <form method="post" action="/api/form/request_aftersale" on:submit=on_submit>
+            <form method="post" action="/api/form/request_aftersale">
                 <input type="hidden" name="order_id" value=order_id />
                 <fieldset class="field kind-choice">
                     <legend>"售后类型"</legend>
                     <label>
-                        <input type="radio" name="kind" value="refund_only"
-                            checked=move || kind.get() == "refund_only"
-                            on:change=move |_| kind.set("refund_only".into()) />
+                        <input type="radio" name="kind" value=AftersaleKind::RefundOnly.as_str()
+                            checked=true />
                         " 仅退款"
                     </label>
                     {shipped.then(|| view! {
                         <label>
-                            <input type="radio" name="kind" value="return_refund"
-                                checked=move || kind.get() == "return_refund"
-                                on:change=move |_| kind.set("return_refund".into()) />
+                            <input type="radio" name="kind" value=AftersaleKind::ReturnRefund.as_str() />
                             " 退货退款"
                         </label>
                     })}
@@ -218,7 +165,7 @@ fn AftersaleForm(order_id: i64, shipped: bool, action: AftersaleAction) -> impl 
                 <FieldMessage error=err field="kind" />
                 <label class="field">
                     <span>"原因"</span>
-                    <select name="reason" required=true bind:value=reason data-testid="aftersale-reason">
+                    <select name="reason" required=true data-testid="aftersale-reason">
                         <option value="">"请选择"</option>
                         {AFTERSALE_REASONS.iter().map(|r| view! { <option value=*r>{*r}</option> }).collect_view()}
                     </select>
@@ -226,15 +173,12 @@ fn AftersaleForm(order_id: i64, shipped: bool, action: AftersaleAction) -> impl 
                 <FieldMessage error=err field="reason" />
                 <label class="field">
                     <span>"补充说明"</span>
-                    <textarea name="note" rows="2" maxlength="200" placeholder="选填：具体情况"
-                        bind:value=note></textarea>
+                    <textarea name="note" rows="2" maxlength="200" placeholder="选填：具体情况"></textarea>
                 </label>
                 <FieldMessage error=err field="note" />
-                {move || error.get().filter(|e| e.fields.is_empty())
-                    .map(|e| view! { <div class="notice notice-error" role="alert">{e.message}</div> })}
-                <button type="submit" class="btn btn-primary" data-testid="aftersale-submit"
-                    disabled=move || action.pending().get()>
-                    {move || if action.pending().get() { "提交中…" } else { "提交申请" }}
+                {general.map(|m| view! { <div class="notice notice-error" role="alert">{m}</div> })}
+                <button type="submit" class="btn btn-primary" data-testid="aftersale-submit">
+                    "提交申请"
                 </button>
             </form>
         </details>
@@ -242,13 +186,7 @@ fn AftersaleForm(order_id: i64, shipped: bool, action: AftersaleAction) -> impl 
 }
 
 #[component]
-fn OrderView(
-    order: Order,
-    cancel: Action<i64, Result<crate::model::OrderStatusView, ApiError>>,
-    confirm: Action<i64, Result<crate::model::OrderStatusView, ApiError>>,
-    aftersale: AftersaleAction,
-    refresh: RwSignal<u32>,
-) -> impl IntoView {
+fn OrderView(order: Order) -> impl IntoView {
     let id = order.order_id;
     // A paid or shipped order without a request in progress may ask for one.
     let may_ask = matches!(order.status, OrderStatus::Paid | OrderStatus::Shipped)
@@ -260,21 +198,9 @@ fn OrderView(
         .iter()
         .map(|l| l.unit_price_fen * l.quantity)
         .sum();
-    let pay_notice = RwSignal::new(None::<String>);
-    let pay_state = RwSignal::new(PayState::Idle);
-    let cancel_error = ServerFormError::take("/api/form/cancel_order");
-    let confirm_error = ServerFormError::take("/api/form/confirm_receipt");
-    let error = RwSignal::new(cancel_error.or(confirm_error).map(|e| e.message));
-    Effect::new(move |_| {
-        if let Some(Err(e)) = confirm.value().get() {
-            error.set(Some(e.message));
-        }
-    });
-    Effect::new(move |_| {
-        if let Some(Err(e)) = cancel.value().get() {
-            error.set(Some(e.message));
-        }
-    });
+    let error = ServerFormError::take("/api/form/cancel_order")
+        .or_else(|| ServerFormError::take("/api/form/confirm_receipt"))
+        .map(|e| e.message);
     view! {
         <section class=format!("status-banner status-{}", order.status.as_str())>
             <div class="status-label" data-testid="order-status">{order.status.label()}</div>
@@ -355,35 +281,71 @@ fn OrderView(
             </section>
         })}
         {order.aftersale.clone().map(|a| view! { <AftersaleStatus a /> })}
-        {may_ask.then(|| view! { <AftersaleForm order_id=id shipped action=aftersale /> })}
+        {may_ask.then(|| view! { <AftersaleForm order_id=id shipped /> })}
+        <OrderActions order_id=id unpaid shipped error />
+    }
+}
+
+/// The order's messages and its action bar: 确认收货 (shipped), 取消订单 and 去支付 (unpaid).
+/// 确认收货 and 取消订单 are plain forms, with or without the wasm; 去支付 needs it (`.js-only`)
+/// and keeps 取消订单 disabled while a payment is under way.
+#[island]
+fn OrderActions(
+    order_id: i64,
+    unpaid: bool,
+    shipped: bool,
+    /// The plain forms' error, when this render is their return.
+    error: Option<String>,
+) -> impl IntoView {
+    let id = order_id;
+    let error = RwSignal::new(error);
+    let pay_notice = RwSignal::new(None::<String>);
+    let pay_state = RwSignal::new(PayState::Idle);
+    // A form that was sent: its button says so until the next page arrives.
+    let confirming = RwSignal::new(false);
+    let cancelling = RwSignal::new(false);
+    let wx_ready = use_context::<crate::components::WxReady>();
+    let pay = move |_: leptos::ev::MouseEvent| {
+        #[cfg(feature = "hydrate")]
+        start_payment(
+            id,
+            wx_ready.is_some_and(|r| r.0.get_untracked()),
+            pay_state,
+            pay_notice,
+            error,
+        );
+        #[cfg(not(feature = "hydrate"))]
+        let _ = wx_ready;
+    };
+    view! {
         {move || error.get().map(|m| view! { <div class="notice notice-error" role="alert">{m}</div> })}
         {move || pay_notice.get().map(|m| view! { <div class="notice" role="status">{m}</div> })}
         {shipped.then(|| view! {
             <div class="action-bar">
-                <form method="post" action="/api/form/confirm_receipt">
+                <form method="post" action="/api/form/confirm_receipt"
+                    on:submit=move |_| confirming.set(true)>
                     <input type="hidden" name="order_id" value=id />
                     <button type="submit" class="btn btn-primary" data-testid="confirm-receipt"
-                        disabled=move || confirm.pending().get()
-                        on:click=move |ev| { ev.prevent_default(); confirm.dispatch(id); }>
-                        {move || if confirm.pending().get() { "确认中…" } else { "确认收货" }}
+                        disabled=move || confirming.get()>
+                        {move || if confirming.get() { "确认中…" } else { "确认收货" }}
                     </button>
                 </form>
             </div>
         })}
         {unpaid.then(|| view! {
             <div class="action-bar">
-                <form method="post" action="/api/form/cancel_order">
+                <form method="post" action="/api/form/cancel_order"
+                    on:submit=move |_| cancelling.set(true)>
                     <input type="hidden" name="order_id" value=id />
                     // Not while a payment is being confirmed: the money may already be at WeChat.
                     <button type="submit" class="btn btn-secondary" data-testid="cancel"
-                        disabled=move || cancel.pending().get() || pay_state.get() != PayState::Idle
-                        on:click=move |ev| { ev.prevent_default(); cancel.dispatch(id); }>
-                        {move || if cancel.pending().get() { "取消中…" } else { "取消订单" }}
+                        disabled=move || cancelling.get() || pay_state.get() != PayState::Idle>
+                        {move || if cancelling.get() { "取消中…" } else { "取消订单" }}
                     </button>
                 </form>
                 <button type="button" class="btn btn-primary js-only" data-testid="pay"
                     disabled=move || pay_state.get() != PayState::Idle
-                    on:click=move |_| start_payment(id, pay_state, pay_notice, error, refresh)>
+                    on:click=pay>
                     {move || match pay_state.get() {
                         PayState::Idle => "去支付",
                         PayState::Paying => "支付中…",

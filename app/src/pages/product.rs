@@ -1,10 +1,12 @@
 use crate::api::{add_to_cart, get_product};
-use crate::components::{CouponStrip, ErrorView, PageSkeleton, Price, ServerFormError, ShareCard};
+use crate::components::{
+    go_to, CouponStrip, ErrorView, PageSkeleton, Price, ServerFormError, ShareCard,
+};
 use crate::error::ApiError;
-use crate::model::{ProductDetail, MAX_LINE_QUANTITY};
+use crate::model::{ProductDetail, Sku, MAX_LINE_QUANTITY};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_navigate, use_params_map};
+use leptos_router::hooks::use_params_map;
 
 /// 商品详情: images, description, SKU choice, quantity stepper, 加入购物车 / 立即购买.
 #[component]
@@ -33,66 +35,13 @@ pub fn ProductPage() -> impl IntoView {
 
 #[component]
 fn ProductView(product: ProductDetail) -> impl IntoView {
-    let skus = StoredValue::new(product.skus.clone());
-    let first_available = product
-        .skus
-        .iter()
-        .find(|s| s.stock > 0)
-        .or(product.skus.first())
-        .map(|s| s.id);
-    let selected = RwSignal::new(first_available);
-    let quantity = RwSignal::new(1i64);
-    let sku = move || {
-        let id = selected.get();
-        skus.with_value(|all| all.iter().find(|s| Some(s.id) == id).cloned())
-    };
-    let stock = move || sku().map(|s| s.stock).unwrap_or(0);
-    let max_qty = move || stock().clamp(1, MAX_LINE_QUANTITY);
-    let price = Signal::derive(move || sku().map(|s| s.price_fen).unwrap_or(0));
-    let sold_out = move || stock() <= 0;
-
-    let notice =
-        RwSignal::new(ServerFormError::take("/api/form/add_to_cart").map(|e| (false, e.message)));
-    let add = Action::new(move |(sku_id, qty): &(i64, i64)| add_to_cart(*sku_id, *qty));
-    Effect::new(move |_| {
-        if let Some(result) = add.value().get() {
-            notice.set(Some(match result {
-                Ok(_) => (true, "已加入购物车".to_string()),
-                Err(e) => (false, e.message),
-            }));
-        }
-    });
-    let navigate = use_navigate();
-
-    let on_add = move |ev: leptos::ev::MouseEvent| {
-        ev.prevent_default();
-        if let Some(id) = selected.get_untracked() {
-            add.dispatch((id, quantity.get_untracked()));
-        }
-    };
-    let on_buy = move |ev: leptos::ev::MouseEvent| {
-        ev.prevent_default();
-        if let Some(id) = selected.get_untracked() {
-            navigate(
-                &format!("/checkout?sku={id}&qty={}", quantity.get_untracked()),
-                Default::default(),
-            );
-        }
-    };
     let name = product.name.clone();
-    let max_stock_any = product
-        .skus
-        .iter()
-        .map(|s| s.stock)
-        .max()
-        .unwrap_or(0)
-        .clamp(1, MAX_LINE_QUANTITY);
-
     let share_desc = {
         let price = product.skus.iter().map(|s| s.price_fen).min().unwrap_or(0);
         let text: String = product.description.chars().take(40).collect();
         format!("¥{} 起 · {text}", crate::model::format_fen(price))
     };
+    let notice = ServerFormError::take("/api/form/add_to_cart").map(|e| e.message);
     view! {
         <Title text=name.clone() />
         <ShareCard
@@ -108,16 +57,90 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
                     loading=if i == 0 { "eager" } else { "lazy" } decoding="async" />
             }).collect_view()}
         </div>
+        <ProductBuy skus=product.skus.clone() name=product.name.clone()
+            category=product.category.clone() notice>
+            <CouponStrip />
+        </ProductBuy>
+        <section class="panel">
+            <h2 class="section-title">"商品详情"</h2>
+            <p class="description">{product.description.clone()}</p>
+        </section>
+    }
+}
+
+/// The price (of the chosen SKU), the SKU choice, the quantity stepper and 加入购物车 / 立即购买:
+/// the product page's island. A plain form underneath (`/api/form/add_to_cart`), so it works
+/// before and without the wasm; with it, 加入购物车 stays on the page and 立即购买 goes straight
+/// to checkout. `children`: what sits between the price and the form (the coupons).
+#[island]
+fn ProductBuy(
+    skus: Vec<Sku>,
+    name: String,
+    category: String,
+    /// The plain form's error, when this render is its return.
+    notice: Option<String>,
+    children: Children,
+) -> impl IntoView {
+    let first_available = skus
+        .iter()
+        .find(|s| s.stock > 0)
+        .or(skus.first())
+        .map(|s| s.id);
+    let max_stock_any = skus
+        .iter()
+        .map(|s| s.stock)
+        .max()
+        .unwrap_or(0)
+        .clamp(1, MAX_LINE_QUANTITY);
+    let all = StoredValue::new(skus.clone());
+    let selected = RwSignal::new(first_available);
+    let quantity = RwSignal::new(1i64);
+    let sku = move || {
+        let id = selected.get();
+        all.with_value(|all| all.iter().find(|s| Some(s.id) == id).cloned())
+    };
+    let stock = move || sku().map(|s| s.stock).unwrap_or(0);
+    let max_qty = move || stock().clamp(1, MAX_LINE_QUANTITY);
+    let price = Signal::derive(move || sku().map(|s| s.price_fen).unwrap_or(0));
+    let sold_out = move || stock() <= 0;
+
+    let notice = RwSignal::new(notice.map(|m| (false, m)));
+    let add = Action::new(move |(sku_id, qty): &(i64, i64)| add_to_cart(*sku_id, *qty));
+    Effect::new(move |_| {
+        if let Some(result) = add.value().get() {
+            notice.set(Some(match result {
+                Ok(_) => (true, "已加入购物车".to_string()),
+                Err(e) => (false, e.message),
+            }));
+        }
+    });
+
+    let on_add = move |ev: leptos::ev::MouseEvent| {
+        ev.prevent_default();
+        if let Some(id) = selected.get_untracked() {
+            add.dispatch((id, quantity.get_untracked()));
+        }
+    };
+    let on_buy = move |ev: leptos::ev::MouseEvent| {
+        ev.prevent_default();
+        if let Some(id) = selected.get_untracked() {
+            go_to(&format!(
+                "/checkout?sku={id}&qty={}",
+                quantity.get_untracked()
+            ));
+        }
+    };
+    view! {
         <section class="panel product-head">
             <Price fen=price large=true />
-            <h1 class="product-name">{product.name.clone()}</h1>
-            <p class="muted">{product.category.clone()}</p>
+            <h1 class="product-name">{name}</h1>
+            <p class="muted">{category}</p>
         </section>
-        <CouponStrip />
+        {children()}
         <form class="panel" method="post" action="/api/form/add_to_cart">
             <fieldset class="sku-choice">
                 <legend>"规格"</legend>
-                {product.skus.iter().map(|s| {
+                {skus.into_iter().map(|s| {
                     let id = s.id;
                     let out = s.stock <= 0;
                     view! {
@@ -125,7 +148,7 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
                             <input type="radio" name="sku_id" value=id disabled=out
                                 checked=first_available == Some(id)
                                 on:change=move |_| { selected.set(Some(id)); quantity.update(|q| *q = (*q).min(max_qty())); } />
-                            <span class="sku-name">{s.name.clone()}</span>
+                            <span class="sku-name">{s.name}</span>
                             <span class="sku-meta">
                                 "¥" {crate::model::format_fen(s.price_fen)}
                                 {if out { " · 无货".to_string() } else { format!(" · 库存 {}", s.stock) }}
@@ -159,10 +182,6 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
                     {ok.then(|| view! { <a href="/cart">" 去购物车 ›"</a> })}
                 </div>
             })}
-            <section class="panel-inner">
-                <h2 class="section-title">"商品详情"</h2>
-                <p class="description">{product.description.clone()}</p>
-            </section>
             <div class="action-bar">
                 <button type="submit" name="intent" value="cart" class="btn btn-secondary"
                     disabled=move || { sold_out() || add.pending().get() }
