@@ -16,8 +16,10 @@ pub fn ShareCard(
     #[prop(into)] image: String,
 ) -> impl IntoView {
     #[cfg(feature = "hydrate")]
+    let ready = super::wx_ready();
+    #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
-        if !super::wx_ready() {
+        if !ready.get() {
             return;
         }
         let Some(origin) = web_sys::window().and_then(|w| w.location().origin().ok()) else {

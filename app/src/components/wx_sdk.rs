@@ -5,9 +5,12 @@ use leptos::prelude::*;
 #[derive(Clone, Copy)]
 pub struct WxReady(pub RwSignal<bool>);
 
-/// Whether `wx.config` succeeded (`false` on the server and until it has).
-pub fn wx_ready() -> bool {
-    use_context::<WxReady>().is_some_and(|r| r.0.get())
+/// Whether `wx.config` succeeded (`false` on the server and until it has). Call it where an
+/// island is created, where its context is: inside an event handler there is none, and the
+/// answer would always be `false`.
+pub fn wx_ready() -> Signal<bool> {
+    let ready = use_context::<WxReady>();
+    Signal::derive(move || ready.is_some_and(|r| r.0.get()))
 }
 
 /// Configures the JS-SDK for this page once the wasm runs, and puts [`WxReady`] into the context

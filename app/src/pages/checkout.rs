@@ -197,7 +197,7 @@ fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
 
     // 使用微信收货地址: fills the new-address form from the shopper's WeChat addresses
     // (`wx.openAddress`); cancel leaves the form as it was. Shown once wx.config is ready.
-    let wx_ready = use_context::<crate::components::WxReady>();
+    let wx_ready = crate::components::wx_ready();
     let use_wechat_address = move |_: leptos::ev::MouseEvent| {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
@@ -243,7 +243,7 @@ fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
             })}
             <section class="panel">
                 <h2 class="section-title">"收货地址"</h2>
-                {move || wx_ready.is_some_and(|r| r.0.get()).then(|| view! {
+                {move || wx_ready.get().then(|| view! {
                     <button type="button" class="wx-address" data-testid="wx-address"
                         on:click=use_wechat_address>"使用微信收货地址"</button>
                 })}
@@ -331,7 +331,7 @@ fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
                 </label>
                 <FieldMessage error=err field="remark" />
             </section>
-            {move || wx_ready.is_some_and(|r| r.0.get()).then(|| view! {
+            {move || wx_ready.get().then(|| view! {
                 <section class="panel coupon-panel" data-testid="coupon-panel">
                     <h2 class="section-title">"优惠券"</h2>
                     {move || match coupon.get() {

@@ -304,16 +304,10 @@ fn OrderActions(
     // A form that was sent: its button says so until the next page arrives.
     let confirming = RwSignal::new(false);
     let cancelling = RwSignal::new(false);
-    let wx_ready = use_context::<crate::components::WxReady>();
+    let wx_ready = crate::components::wx_ready();
     let pay = move |_: leptos::ev::MouseEvent| {
         #[cfg(feature = "hydrate")]
-        start_payment(
-            id,
-            wx_ready.is_some_and(|r| r.0.get_untracked()),
-            pay_state,
-            pay_notice,
-            error,
-        );
+        start_payment(id, wx_ready.get_untracked(), pay_state, pay_notice, error);
         #[cfg(not(feature = "hydrate"))]
         let _ = wx_ready;
     };
