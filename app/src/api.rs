@@ -1,11 +1,14 @@
-//! The JSON API: every `#[server]` function of the shop, at a fixed endpoint under `/api/`.
+//! The shop's API: every `#[server]` function, at a fixed endpoint under `/api/`.
 //!
-//! Two kinds live here:
-//! - `/api/<name>`: JSON in (`input = Json`), JSON out, errors as [`ApiError`] JSON with a real
-//!   HTTP status. This is the public API (see the README) and what the hydrated pages call.
-//! - `/api/form/<name>`: URL-encoded form posts, used by the plain HTML forms so the shop works
-//!   with JavaScript off. They answer with a redirect (303/302) to the next page; on error,
-//!   Leptos redirects back to the form's page with the error, which the server moves from
+//! - Reads (`list_products`, `get_order`, …) take JSON (`input = Json`) and answer JSON, errors as
+//!   [`ApiError`] JSON with a real HTTP status. This is the public API (see the README).
+//! - Actions a page offers as a button (加入购物车, 立即购买, the cart's edits, 提交订单, 取消订单,
+//!   确认收货, 申请售后) are one function each, wired once: the page's plain
+//!   `<form method="post" action="/api/<name>">` posts to it, and once the page's island runs,
+//!   the same button calls the same function. Their input is [`FormOrJson`]: a URL-encoded form
+//!   from a browser, JSON from the island and from other programs. A form post (a browser,
+//!   `Accept: text/html`) is answered with a redirect to the next page ([`ssr::next_page`]); on
+//!   error, Leptos redirects back to the form's page with the error, which the server moves from
 //!   `?__err=` into a signed cookie for that session and page (see `ServerFormError`).
 //!
 //! Each body is a few lines: take the server's port from context and call it.
@@ -14,6 +17,82 @@ use crate::error::ApiError;
 use crate::model::*;
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
+
+pub use form_or_json::FormOrJson;
+
+/// The input encoding of the shop's actions: JSON or a URL-encoded form, by `Content-Type`.
+pub mod form_or_json {
+    use http::Method;
+    use leptos::server_fn::codec::{Encoding, FromReq, IntoReq, Json, PostUrl};
+    use leptos::server_fn::error::FromServerFnError;
+    use leptos::server_fn::request::{ClientReq, Req};
+    use leptos::server_fn::ContentType;
+
+    /// Decodes a request as a URL-encoded form (a page's plain `<form>`, with or without
+    /// JavaScript) when its `Content-Type` says so, as JSON otherwise; the shop's own client (an
+    /// island) sends JSON. The server's guard admits only these two types under `/api/`.
+    pub struct FormOrJson;
+
+    impl ContentType for FormOrJson {
+        const CONTENT_TYPE: &'static str = "application/json";
+    }
+
+    impl Encoding for FormOrJson {
+        const METHOD: Method = Method::POST;
+    }
+
+    /// Whether a `Content-Type` is a URL-encoded form.
+    pub fn is_form(content_type: Option<&str>) -> bool {
+        content_type
+            .and_then(|t| t.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case(PostUrl::CONTENT_TYPE))
+    }
+
+    /// `FormOrJson` for server-function argument types (a blanket impl over every type is not
+    /// allowed outside server_fn: the orphan rule), and [`FORM_ENDPOINTS`], their paths.
+    macro_rules! form_or_json {
+        ($($t:ty),* $(,)?) => {
+            /// The endpoints that take a URL-encoded form besides JSON; every other `/api/`
+            /// write takes JSON only (the server's guard).
+            pub const FORM_ENDPOINTS: &[&str] = &[$(<$t as leptos::server_fn::ServerFn>::PATH),*];
+            $(
+            impl<E, Request> IntoReq<FormOrJson, Request, E> for $t
+            where
+                Request: ClientReq<E>,
+                E: FromServerFnError,
+            {
+                fn into_req(self, path: &str, accepts: &str) -> Result<Request, E> {
+                    <Self as IntoReq<Json, Request, E>>::into_req(self, path, accepts)
+                }
+            }
+
+            impl<E, Request> FromReq<FormOrJson, Request, E> for $t
+            where
+                Request: Req<E> + Send + 'static,
+                E: FromServerFnError,
+            {
+                async fn from_req(req: Request) -> Result<Self, E> {
+                    if is_form(req.to_content_type().as_deref()) {
+                        <Self as FromReq<PostUrl, Request, E>>::from_req(req).await
+                    } else {
+                        <Self as FromReq<Json, Request, E>>::from_req(req).await
+                    }
+                }
+            }
+        )*};
+    }
+
+    form_or_json!(
+        super::AddToCart,
+        super::BuyNow,
+        super::UpdateCart,
+        super::SelectCartLine,
+        super::Checkout,
+        super::ConfirmReceipt,
+        super::RequestAftersale,
+        super::CancelOrder,
+    );
+}
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
@@ -44,6 +123,25 @@ pub(crate) mod ssr {
             .and_then(|parts| parts.extensions.get::<crate::port::ClientIp>().cloned())
             .map(|ip| ip.0.to_string())
             .unwrap_or_else(|| "127.0.0.1".to_string())
+    }
+
+    /// A plain form post (a browser that accepts HTML, as Leptos tells them apart) is answered
+    /// with a redirect (`302 Found`, as Leptos answers forms) to `path`; the island's and other programs' JSON calls get the
+    /// function's JSON answer, nothing else.
+    pub fn next_page(path: &str) {
+        let parts = use_context::<http::request::Parts>();
+        let res = use_context::<leptos_axum::ResponseOptions>();
+        if let (Some(parts), Some(res)) = (parts, res) {
+            let html = parts
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"));
+            if let (true, Ok(location)) = (html, http::HeaderValue::from_str(path)) {
+                res.insert_header(http::header::LOCATION, location);
+                res.set_status(http::StatusCode::FOUND);
+            }
+        }
     }
 
     /// Runs a port call with the shop and the session. (The server maps an error's `code`
@@ -81,22 +179,53 @@ pub async fn get_cart() -> Result<Cart, ApiError> {
     ssr::with_session(|shop, s| async move { shop.cart(&s).await }).await
 }
 
-#[server(prefix = "/api", endpoint = "add_to_cart", input = Json)]
+/// 加入购物车. A form post goes on to the cart; the island stays on the product page.
+#[server(prefix = "/api", endpoint = "add_to_cart", input = FormOrJson)]
 pub async fn add_to_cart(sku_id: i64, quantity: i64) -> Result<Cart, ApiError> {
-    ssr::with_session(|shop, s| async move { shop.add_to_cart(&s, sku_id, quantity).await }).await
+    let cart =
+        ssr::with_session(|shop, s| async move { shop.add_to_cart(&s, sku_id, quantity).await })
+            .await?;
+    ssr::next_page("/cart");
+    Ok(cart)
+}
+
+/// 立即购买: checks the item can be bought (a quote) and goes on to checkout with it alone; the
+/// cart is not touched.
+#[server(prefix = "/api", endpoint = "buy_now", input = FormOrJson)]
+pub async fn buy_now(sku_id: i64, quantity: i64) -> Result<Quote, ApiError> {
+    let item = OrderItemInput { sku_id, quantity };
+    let quote =
+        ssr::with_session(|shop, s| async move { shop.quote(&s, &[item], None).await }).await?;
+    ssr::next_page(&checkout_path(sku_id, quantity));
+    Ok(quote)
+}
+
+/// The checkout page for 立即购买 of one item.
+pub fn checkout_path(sku_id: i64, quantity: i64) -> String {
+    format!("/checkout?sku={sku_id}&qty={quantity}")
 }
 
 /// Sets a cart line's quantity (0 removes it).
-#[server(prefix = "/api", endpoint = "update_cart", input = Json)]
+#[server(prefix = "/api", endpoint = "update_cart", input = FormOrJson)]
 pub async fn update_cart(sku_id: i64, quantity: i64) -> Result<Cart, ApiError> {
-    ssr::with_session(|shop, s| async move { shop.set_cart_quantity(&s, sku_id, quantity).await })
-        .await
+    let cart =
+        ssr::with_session(
+            |shop, s| async move { shop.set_cart_quantity(&s, sku_id, quantity).await },
+        )
+        .await?;
+    ssr::next_page("/cart");
+    Ok(cart)
 }
 
-#[server(prefix = "/api", endpoint = "select_cart_line", input = Json)]
+#[server(prefix = "/api", endpoint = "select_cart_line", input = FormOrJson)]
 pub async fn select_cart_line(sku_id: i64, selected: bool) -> Result<Cart, ApiError> {
-    ssr::with_session(|shop, s| async move { shop.set_cart_selected(&s, sku_id, selected).await })
-        .await
+    let cart =
+        ssr::with_session(
+            |shop, s| async move { shop.set_cart_selected(&s, sku_id, selected).await },
+        )
+        .await?;
+    ssr::next_page("/cart");
+    Ok(cart)
 }
 
 /// Prices a would-be order (checkout's summary) from the database.
@@ -173,29 +302,39 @@ pub async fn get_profile() -> Result<Profile, ApiError> {
     ssr::with_session(|shop, s| async move { shop.profile(&s).await }).await
 }
 
-#[server(prefix = "/api", endpoint = "confirm_receipt", input = Json)]
+/// 确认收货.
+#[server(prefix = "/api", endpoint = "confirm_receipt", input = FormOrJson)]
 pub async fn confirm_receipt(order_id: i64) -> Result<OrderStatusView, ApiError> {
-    ssr::with_session(|shop, s| async move { shop.confirm_receipt(&s, order_id).await }).await
+    let view = ssr::with_session(|shop, s| async move { shop.confirm_receipt(&s, order_id).await })
+        .await?;
+    ssr::next_page(&format!("/orders/{order_id}"));
+    Ok(view)
 }
 
 /// 申请售后: `{"order_id","kind":"refund_only|return_refund","reason","note"?}`.
-#[server(prefix = "/api", endpoint = "request_aftersale", input = Json)]
+#[server(prefix = "/api", endpoint = "request_aftersale", input = FormOrJson)]
 pub async fn request_aftersale(
     order_id: i64,
     kind: AftersaleKind,
     reason: String,
     #[server(default)] note: String,
 ) -> Result<AftersaleView, ApiError> {
-    ssr::with_session(|shop, s| async move {
+    let view = ssr::with_session(|shop, s| async move {
         shop.request_aftersale(&s, order_id, kind, &reason, &note)
             .await
     })
-    .await
+    .await?;
+    ssr::next_page(&format!("/orders/{order_id}"));
+    Ok(view)
 }
 
-#[server(prefix = "/api", endpoint = "cancel_order", input = Json)]
+/// 取消订单 (an unpaid order; one WeChat was paid for is not cancelled, see the README).
+#[server(prefix = "/api", endpoint = "cancel_order", input = FormOrJson)]
 pub async fn cancel_order(order_id: i64) -> Result<OrderStatusView, ApiError> {
-    ssr::with_session(|shop, s| async move { shop.cancel_order(&s, order_id).await }).await
+    let view =
+        ssr::with_session(|shop, s| async move { shop.cancel_order(&s, order_id).await }).await?;
+    ssr::next_page(&format!("/orders/{order_id}"));
+    Ok(view)
 }
 
 /// Signs `wx.config` for `url` (the page's URL without `#…`; it must be one of the shop's pages).
@@ -212,54 +351,12 @@ pub async fn pay_order(order_id: i64) -> Result<ChooseWxPay, ApiError> {
     ssr::with_session(|shop, s| async move { shop.pay_order(&s, order_id, &ip).await }).await
 }
 
-// ------------------------------------------------- plain HTML forms (no JavaScript needed)
-
-#[cfg(feature = "ssr")]
-fn go(path: &str) {
-    leptos_axum::redirect(path);
-}
-
-/// 加入购物车 / 立即购买 from the product page.
-#[server(prefix = "/api", endpoint = "form/add_to_cart")]
-pub async fn form_add_to_cart(
-    sku_id: i64,
-    quantity: i64,
-    #[server(default)] intent: String,
-) -> Result<(), ApiError> {
-    if intent == "buy" {
-        // Buying now does not touch the cart: checkout carries the single item.
-        let item = OrderItemInput { sku_id, quantity };
-        ssr::with_session(|shop, s| async move { shop.quote(&s, &[item], None).await }).await?;
-        go(&format!("/checkout?sku={sku_id}&qty={quantity}"));
-        return Ok(());
-    }
-    ssr::with_session(|shop, s| async move { shop.add_to_cart(&s, sku_id, quantity).await })
-        .await?;
-    go("/cart");
-    Ok(())
-}
-
-/// Quantity change or removal (`quantity = 0`) of a cart line.
-#[server(prefix = "/api", endpoint = "form/update_cart")]
-pub async fn form_update_cart(sku_id: i64, quantity: i64) -> Result<(), ApiError> {
-    ssr::with_session(|shop, s| async move { shop.set_cart_quantity(&s, sku_id, quantity).await })
-        .await?;
-    go("/cart");
-    Ok(())
-}
-
-#[server(prefix = "/api", endpoint = "form/select_cart_line")]
-pub async fn form_select_cart_line(sku_id: i64, selected: bool) -> Result<(), ApiError> {
-    ssr::with_session(|shop, s| async move { shop.set_cart_selected(&s, sku_id, selected).await })
-        .await?;
-    go("/cart");
-    Ok(())
-}
-
-/// 提交订单 from the checkout page. Either `address_id` (a saved address) or the typed fields.
-/// With `buy_sku`, the order is that single item (立即购买); otherwise the cart's selected lines.
-#[server(prefix = "/api", endpoint = "form/checkout")]
-pub async fn form_checkout(
+/// 提交订单 from the checkout page, as its form has it: either `address_id` (a saved address) or
+/// the typed fields; with `buy_sku`, the order is that single item (立即购买), otherwise the
+/// cart's selected lines, which then leave the cart; `coupon` (the island's 使用优惠券). Other
+/// programs that know their items call [`create_order`].
+#[server(prefix = "/api", endpoint = "checkout", input = FormOrJson)]
+pub async fn checkout(
     #[server(default)] address_id: String,
     #[server(default)] name: String,
     #[server(default)] phone: String,
@@ -269,7 +366,8 @@ pub async fn form_checkout(
     #[server(default)] remark: String,
     #[server(default)] buy_sku: Option<i64>,
     #[server(default)] buy_qty: Option<i64>,
-) -> Result<(), ApiError> {
+    #[server(default)] coupon: Option<CouponInput>,
+) -> Result<CreatedOrder, ApiError> {
     let created = ssr::with_session(|shop, s| async move {
         let address = match address_id.parse::<i64>().ok() {
             Some(id) => {
@@ -302,43 +400,13 @@ pub async fn form_checkout(
             items,
             address,
             remark,
-            coupon: None,
+            coupon,
         };
         shop.create_order(&s, order, from_cart).await
     })
     .await?;
-    go(&format!("/orders/{}", created.order_id));
-    Ok(())
-}
-
-#[server(prefix = "/api", endpoint = "form/confirm_receipt")]
-pub async fn form_confirm_receipt(order_id: i64) -> Result<(), ApiError> {
-    ssr::with_session(|shop, s| async move { shop.confirm_receipt(&s, order_id).await }).await?;
-    go(&format!("/orders/{order_id}"));
-    Ok(())
-}
-
-#[server(prefix = "/api", endpoint = "form/request_aftersale")]
-pub async fn form_request_aftersale(
-    order_id: i64,
-    kind: AftersaleKind,
-    reason: String,
-    #[server(default)] note: String,
-) -> Result<(), ApiError> {
-    ssr::with_session(|shop, s| async move {
-        shop.request_aftersale(&s, order_id, kind, &reason, &note)
-            .await
-    })
-    .await?;
-    go(&format!("/orders/{order_id}"));
-    Ok(())
-}
-
-#[server(prefix = "/api", endpoint = "form/cancel_order")]
-pub async fn form_cancel_order(order_id: i64) -> Result<(), ApiError> {
-    ssr::with_session(|shop, s| async move { shop.cancel_order(&s, order_id).await }).await?;
-    go(&format!("/orders/{order_id}"));
-    Ok(())
+    ssr::next_page(&format!("/orders/{}", created.order_id));
+    Ok(created)
 }
 
 /// The `region` string stored with an address: province and the city/district part.

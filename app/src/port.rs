@@ -24,7 +24,7 @@ pub struct ClientIp(pub std::net::IpAddr);
 /// (never from the URL, where anyone could write one) and puts it in the page request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FormError {
-    /// The form's endpoint, `/api/form/<name>`.
+    /// The endpoint the form posted to, `/api/<name>`.
     pub endpoint: String,
     /// The error as Leptos encodes it (URL-safe base64 of the error's JSON).
     pub encoded: String,

@@ -84,7 +84,7 @@ test.describe("the console", () => {
     expect(after.today.paid_orders).toBe(before.today.paid_orders + 1);
     expect(after.today.refunds_fen).toBe(before.today.refunds_fen + mine.total_fee);
 
-    // Without JavaScript the same form posts to /api/form/request_aftersale.
+    // Without JavaScript the same form posts to /api/request_aftersale.
     const second = await orderOne(page, 5, 3);
     await page.getByTestId("pay").click();
     await page.locator("#wx-pay-confirm").click();

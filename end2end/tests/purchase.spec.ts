@@ -90,6 +90,16 @@ test.describe("with JavaScript (hydrated)", () => {
     // The cart no longer holds what was ordered.
     await page.goto("/cart");
     await expect(page.getByText("购物车还是空的")).toBeVisible();
+
+    // 立即购买 (buy_now, the function its plain form posts to) goes to checkout with that one
+    // item; the cart stays empty.
+    await page.goto("/product/9");
+    await hydrated(page);
+    await page.getByRole("button", { name: "立即购买" }).click();
+    await expect(page).toHaveURL(/\/checkout\?sku=\d+&qty=1$/);
+    await expect(page.locator(".order-line")).toHaveCount(1);
+    await page.goto("/cart");
+    await expect(page.getByText("购物车还是空的")).toBeVisible();
   });
 
   test("unknown pages answer 404 with a way back", async ({ page }) => {
@@ -146,5 +156,12 @@ test.describe("without JavaScript (old in-app browsers)", () => {
     await shareProfile(page, "deny");
     await page.getByTestId("all-orders").click();
     await expect(page.getByTestId("order-card").filter({ hasText: "帆布托特包" })).toContainText("待支付");
+
+    // 立即购买: the same form, posted to buy_now: checkout with that one item.
+    await page.goto("/");
+    await page.getByTestId("product-card").filter({ hasText: "帆布托特包" }).click();
+    await page.getByRole("button", { name: "立即购买" }).click();
+    await expect(page).toHaveURL(/\/checkout\?sku=\d+&qty=1$/);
+    await expect(page.locator(".order-line")).toHaveCount(1);
   });
 });

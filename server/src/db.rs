@@ -125,8 +125,9 @@ const WRITER_WAIT: Duration = Duration::from_secs(10);
 /// A transaction on a [`Db`]; rolled back when dropped without [`Tx::commit`].
 #[derive(Debug)]
 pub enum Tx<'c> {
-    /// The transaction, and the writer's place it holds until it ends.
-    Sqlite(Transaction<'c, Sqlite>, OwnedSemaphorePermit),
+    /// The transaction, and the writer's place it holds until it ends (none for a
+    /// [`Db::snapshot`], which only reads).
+    Sqlite(Transaction<'c, Sqlite>, Option<OwnedSemaphorePermit>),
     Postgres(Transaction<'c, Postgres>),
 }
 
@@ -232,9 +233,24 @@ impl Db {
                     .await
                     .map_err(|_| sqlx::Error::PoolTimedOut)?
                     .map_err(|_| sqlx::Error::PoolClosed)?;
-                Tx::Sqlite(p.pool.begin_with("BEGIN IMMEDIATE").await?, place)
+                Tx::Sqlite(p.pool.begin_with("BEGIN IMMEDIATE").await?, Some(place))
             }
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// A transaction that only reads: all its queries see the database at one moment, so a page
+    /// built from several of them never shows half of a write (an order still 退款中 beside its
+    /// refund already 退款成功). SQLite: a deferred transaction, whose snapshot is taken at its
+    /// first read, without the writer's place; PostgreSQL: `REPEATABLE READ READ ONLY`. End it
+    /// with [`Tx::rollback`] (or drop it).
+    pub async fn snapshot(&self) -> Result<Tx<'static>, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.pool.begin_with("BEGIN DEFERRED").await?, None),
+            Db::Postgres(p) => Tx::Postgres(
+                p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            ),
         })
     }
 

@@ -135,7 +135,7 @@ impl Class {
     /// The limit that applies to a request path, if any.
     pub fn of_path(path: &str) -> Option<Class> {
         match path {
-            "/api/create_order" | "/api/form/checkout" => Some(Class::Order),
+            "/api/create_order" | "/api/checkout" => Some(Class::Order),
             "/api/pay_order" => Some(Class::Pay),
             "/api/order_status" => Some(Class::Status),
             "/api/jssdk_config" => Some(Class::Jssdk),
@@ -483,21 +483,21 @@ pub async fn api_writes(State(gate): State<Gate>, req: Request, next: Next) -> R
             tracing::warn!(path, "cross-site API write refused");
             return refuse(ErrorCode::Forbidden, "请求来源不被允许");
         }
-        if !path.starts_with("/api/form/") {
-            let json = h
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|t| {
-                    t.split(';')
-                        .next()
-                        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-                });
-            if !json {
-                return refuse(
-                    ErrorCode::UnsupportedMediaType,
-                    "请求须为 JSON（Content-Type: application/json）",
-                );
-            }
+        // JSON (a type no cross-site page can send without asking first), or, on the endpoints
+        // of the pages' plain forms, a URL-encoded form (the Origin checks above cover those).
+        let content_type = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let json = content_type.is_some_and(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+        let form = app::api::form_or_json::is_form(content_type)
+            && app::api::form_or_json::FORM_ENDPOINTS.contains(&path);
+        if !json && !form {
+            return refuse(
+                ErrorCode::UnsupportedMediaType,
+                "请求须为 JSON（Content-Type: application/json）",
+            );
         }
     }
     next.run(req).await

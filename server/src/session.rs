@@ -223,7 +223,7 @@ fn take_form_error(location: &str) -> Option<(String, String, String)> {
 
 /// Form errors never travel in the URL (finding: `?__err=` let anyone write any text into the
 /// shop's red error box, on the shop's own domain). Inside the session layer:
-/// - the redirect a plain form post (`POST /api/form/…`) answers with an error loses `__path`
+/// - the redirect a plain form post (`POST /api/…`) answers with an error loses `__path`
 ///   and `__err`; the error goes into a signed, HttpOnly cookie for this session and the page it
 ///   returns to, valid 60 s;
 /// - the request for that page (same session, same path, in time) gets the error as
@@ -261,7 +261,7 @@ pub async fn form_errors(
             _ => remove = true,
         }
     }
-    let is_form = req.method() == axum::http::Method::POST && path.starts_with("/api/form/");
+    let is_form = req.method() == axum::http::Method::POST && path.starts_with("/api/");
     let mut res = next.run(req).await;
     let jar = SignedCookieJar::new(config.key.clone());
     if is_form && res.status().is_redirection() {
@@ -312,7 +312,7 @@ mod tests {
     #[test]
     fn a_form_error_comes_out_of_the_redirect_target() {
         let (target, page, err) = take_form_error(
-            "http://127.0.0.1:3000/checkout?a=1&__path=%2Fapi%2Fform%2Fcheckout&__err=eyJ9",
+            "http://127.0.0.1:3000/checkout?a=1&__path=%2Fapi%2Fcheckout&__err=eyJ9",
         )
         .unwrap();
         assert_eq!(target, "http://127.0.0.1:3000/checkout?a=1");

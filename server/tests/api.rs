@@ -308,7 +308,7 @@ async fn plain_forms_work_without_javascript() {
     let (status, location) = s
         .form(
             "add_to_cart",
-            &[("sku_id", "1"), ("quantity", "2"), ("intent", "cart")],
+            &[("sku_id", "1"), ("quantity", "2")],
             "/product/1",
         )
         .await;
@@ -323,8 +323,8 @@ async fn plain_forms_work_without_javascript() {
     // 立即购买 goes to checkout with the item and leaves the cart alone.
     let (_, location) = s
         .form(
-            "add_to_cart",
-            &[("sku_id", "2"), ("quantity", "1"), ("intent", "buy")],
+            "buy_now",
+            &[("sku_id", "2"), ("quantity", "1")],
             "/product/1",
         )
         .await;
@@ -381,6 +381,104 @@ async fn plain_forms_work_without_javascript() {
     assert!(page.contains("待支付"));
     let (_, cart) = s.api("get_cart", json!({})).await;
     assert_eq!(cart["lines"], json!([]), "checked-out lines leave the cart");
+}
+
+/// Issue 13: each button is wired once. The page's plain form posts to the same endpoint the
+/// island calls with JSON (and other programs too): a browser's form post is answered with the
+/// next page, a JSON call with JSON. No page carries a second, form-only endpoint.
+#[tokio::test]
+async fn each_action_is_one_endpoint_for_its_form_and_its_json() {
+    let shop = TestShop::spawn().await;
+    let s = shop.shopper();
+    let (_, product) = s.get("/product/1").await;
+    assert!(
+        product.contains(r#"action="/api/add_to_cart""#),
+        "加入购物车 posts to add_to_cart"
+    );
+    assert!(
+        product.contains(r#"formaction="/api/buy_now""#),
+        "立即购买 posts to buy_now"
+    );
+
+    // The form: the next page.
+    let (status, location) = s
+        .form(
+            "add_to_cart",
+            &[("sku_id", "1"), ("quantity", "1")],
+            "/product/1",
+        )
+        .await;
+    assert_eq!((status, location.as_str()), (302, "/cart"));
+    // JSON, at the same endpoint: the cart.
+    let (status, cart) = s
+        .api("add_to_cart", json!({"sku_id": 1, "quantity": 1}))
+        .await;
+    assert_eq!(status, 200, "{cart}");
+    assert_eq!(cart["lines"][0]["quantity"], 2);
+    let (status, cart) = s
+        .api("update_cart", json!({"sku_id": 1, "quantity": 3}))
+        .await;
+    assert_eq!(
+        (status, cart["lines"][0]["quantity"].clone()),
+        (200, json!(3))
+    );
+    let (status, location) = s
+        .form(
+            "select_cart_line",
+            &[("sku_id", "1"), ("selected", "false")],
+            "/cart",
+        )
+        .await;
+    assert_eq!((status, location.as_str()), (302, "/cart"));
+    let (_, cart) = s.api("get_cart", json!({})).await;
+    assert_eq!(cart["lines"][0]["selected"], false);
+    let (status, quote) = s.api("buy_now", json!({"sku_id": 2, "quantity": 1})).await;
+    assert_eq!(status, 200, "{quote}");
+    assert_eq!(quote["lines"][0]["sku_id"], 2);
+
+    let (_, cart_page) = s.get("/cart").await;
+    assert!(cart_page.contains(r#"action="/api/update_cart""#));
+    assert!(cart_page.contains(r#"action="/api/select_cart_line""#));
+    let (_, checkout_page) = s.get("/checkout?sku=2&qty=1").await;
+    assert!(checkout_page.contains(r#"action="/api/checkout""#));
+    // 提交订单 as JSON, the way the island sends it: the order.
+    let (status, created) = s
+        .api(
+            "checkout",
+            json!({"address_id": "new", "name": "李四", "phone": "13912345678",
+                   "province": "浙江省", "city": "杭州市 西湖区", "detail": "文三路 100 号",
+                   "buy_sku": 2, "buy_qty": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["order_id"].as_i64().expect("order_id");
+    let (_, order_page) = s.get(&format!("/orders/{id}")).await;
+    assert!(order_page.contains(r#"action="/api/cancel_order""#));
+    let (status, location) = s
+        .form(
+            "cancel_order",
+            &[("order_id", &id.to_string())],
+            &format!("/orders/{id}"),
+        )
+        .await;
+    assert_eq!((status, location), (302, format!("/orders/{id}")));
+    let (_, st) = s.api("order_status", json!({"order_id": id})).await;
+    assert_eq!(st["status"], "closed");
+    for page in [&product, &cart_page, &checkout_page, &order_page] {
+        assert!(
+            !page.contains("/api/form/"),
+            "no form-only endpoint is left"
+        );
+    }
+
+    // A form is taken only where a page posts one: the JSON-only endpoints still refuse it.
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/create_order", shop.base))
+        .form(&[("remark", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 415);
 }
 
 #[tokio::test]
@@ -545,7 +643,7 @@ async fn form_errors_cannot_be_written_by_a_link_or_another_session() {
     let shop = TestShop::spawn().await;
     let lure = "订单异常，请加客服微信 fake123 办理退款";
     let forged = ServerFnUrlError::new(
-        "/api/form/checkout",
+        "/api/checkout",
         app::error::ApiError::new(app::error::ErrorCode::BadRequest, lure),
     )
     .to_url(&format!("{}/checkout", shop.base))
@@ -576,17 +674,17 @@ async fn form_errors_cannot_be_written_by_a_link_or_another_session() {
     // A puts something in the cart (so the checkout page shows its form), then sends a
     // wrong phone number.
     let res = plain
-        .post(format!("{}/api/form/add_to_cart", shop.base))
+        .post(format!("{}/api/add_to_cart", shop.base))
         .header("accept", "text/html")
         .header("referer", format!("{}/product/1", shop.base))
-        .form(&[("sku_id", "1"), ("quantity", "1"), ("intent", "cart")])
+        .form(&[("sku_id", "1"), ("quantity", "1")])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 302);
     let a_session = cookies(&res, "wxmall_sid");
     let res = plain
-        .post(format!("{}/api/form/checkout", shop.base))
+        .post(format!("{}/api/checkout", shop.base))
         .header("accept", "text/html")
         .header("referer", format!("{}/checkout", shop.base))
         .header("cookie", a_session.clone())

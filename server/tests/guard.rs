@@ -180,7 +180,7 @@ async fn json_endpoints_take_json_only_and_no_cross_site_writes() {
     // The plain forms refuse a foreign Origin too.
     let (st, _, _) = post_raw(
         &shop,
-        "/api/form/add_to_cart",
+        "/api/add_to_cart",
         &[
             ("content-type", "application/x-www-form-urlencoded"),
             ("origin", "https://evil.example"),
@@ -709,7 +709,7 @@ async fn an_oversized_body_is_refused_before_it_is_read() {
     assert_eq!(st, 413);
     let (st, _, _) = post_raw(
         &shop,
-        "/api/form/checkout",
+        "/api/checkout",
         &[("content-type", "application/x-www-form-urlencoded")],
         &format!("remark={}", "x".repeat(200 * 1024)),
     )

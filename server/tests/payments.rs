@@ -775,3 +775,28 @@ async fn sandbox_payments_are_marked_and_never_refunded_by_a_real_wechat_shop() 
         .await
         .unwrap();
 }
+
+/// The order page reads the order, its lines, refunds and after-sale request in one snapshot
+/// (`Db::snapshot`): a CI run showed an order still 退款中 beside its refund already 退款成功,
+/// the refund's notification having landed between two of the page's reads. A write committed
+/// while a snapshot is open is not seen by it, on either database; the next read sees it.
+#[tokio::test]
+async fn a_snapshot_does_not_see_a_write_committed_while_it_is_open() {
+    let shop = TestShop::spawn().await;
+    let name_of = "SELECT name FROM products WHERE id = 1";
+    let mut snap = shop.pool.snapshot().await.unwrap();
+    let before: String =
+        server::sql!(&mut snap, e => sqlx::query_scalar(name_of).fetch_one(e).await).unwrap();
+    let mut tx = shop.pool.begin().await.unwrap();
+    server::sql!(&mut tx, e => sqlx::query("UPDATE products SET name = name || '（新）' WHERE id = 1")
+        .execute(e).await.map(|_| ()))
+    .unwrap();
+    tx.commit().await.unwrap();
+    let during: String =
+        server::sql!(&mut snap, e => sqlx::query_scalar(name_of).fetch_one(e).await).unwrap();
+    assert_eq!(during, before, "the snapshot still sees the page's moment");
+    snap.rollback().await.unwrap();
+    let after: String =
+        server::sql!(&shop.pool, e => sqlx::query_scalar(name_of).fetch_one(e).await).unwrap();
+    assert_eq!(after, format!("{before}（新）"));
+}

@@ -1,8 +1,9 @@
-use crate::api::{get_cart, select_cart_line, update_cart};
+use crate::api::{get_cart, select_cart_line, update_cart, SelectCartLine, UpdateCart};
 use crate::components::{ErrorView, PageSkeleton, Price, ServerFormError};
 use crate::error::ApiError;
 use crate::model::{Cart, CartLine, MAX_LINE_QUANTITY};
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
 /// A change the shopper makes to one cart line.
@@ -13,13 +14,14 @@ enum Edit {
 }
 
 /// 购物车: lines with quantity edit, selection and removal; the selected total; 去结算.
-/// Every control is a small form, so the cart works without JavaScript; with it, the same
-/// controls call the JSON API and the cart ([`CartEditor`], an island) updates in place.
+/// Every control is a small form to `update_cart` or `select_cart_line`, so the cart works
+/// without JavaScript; with it, the same controls call the same functions and the cart
+/// ([`CartEditor`], an island) updates in place.
 #[component]
 pub fn CartPage() -> impl IntoView {
     let cart = Resource::new(|| (), |_| get_cart());
-    let error = ServerFormError::take("/api/form/update_cart")
-        .or_else(|| ServerFormError::take("/api/form/select_cart_line"));
+    let error = ServerFormError::take(UpdateCart::PATH)
+        .or_else(|| ServerFormError::take(SelectCartLine::PATH));
     view! {
         <Title text="购物车" />
         <h1 class="page-title">"购物车"</h1>
@@ -125,7 +127,7 @@ fn CartLineView(line: CartLine, edit: Action<Edit, Result<Cart, ApiError>>) -> i
     let busy = edit.pending();
     view! {
         <li class="cart-line" data-testid="cart-line" data-sku=sku>
-            <form method="post" action="/api/form/select_cart_line" class="line-select">
+            <form method="post" action=SelectCartLine::PATH class="line-select">
                 <input type="hidden" name="sku_id" value=sku />
                 <input type="hidden" name="selected" value=(!selected).to_string() />
                 <button type="submit" class="checkbox" class:checked=selected
@@ -146,14 +148,14 @@ fn CartLineView(line: CartLine, edit: Action<Edit, Result<Cart, ApiError>>) -> i
                 <div class="line-foot">
                     <Price fen=line.price_fen />
                     <div class="stepper">
-                        <form method="post" action="/api/form/update_cart">
+                        <form method="post" action=UpdateCart::PATH>
                             <input type="hidden" name="sku_id" value=sku />
                             <input type="hidden" name="quantity" value=q - 1 />
                             <button type="submit" aria-label="减少" disabled=move || at_min || busy.get()
                                 on:click=on(Edit::Quantity(sku, q - 1))>"−"</button>
                         </form>
                         <span class="qty" data-testid="line-qty">{q}</span>
-                        <form method="post" action="/api/form/update_cart">
+                        <form method="post" action=UpdateCart::PATH>
                             <input type="hidden" name="sku_id" value=sku />
                             <input type="hidden" name="quantity" value=q + 1 />
                             <button type="submit" aria-label="增加" disabled=move || at_max || busy.get()
@@ -163,7 +165,7 @@ fn CartLineView(line: CartLine, edit: Action<Edit, Result<Cart, ApiError>>) -> i
                 </div>
                 <div class="line-subtotal muted">"小计 ¥" {crate::model::format_fen(subtotal)}</div>
             </div>
-            <form method="post" action="/api/form/update_cart" class="line-remove">
+            <form method="post" action=UpdateCart::PATH class="line-remove">
                 <input type="hidden" name="sku_id" value=sku />
                 <input type="hidden" name="quantity" value="0" />
                 <button type="submit" class="link-button" disabled=move || busy.get()

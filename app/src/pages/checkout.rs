@@ -1,11 +1,12 @@
 use crate::api::{
-    choose_card_params, create_order, get_cart, join_region, list_addresses, quote_order,
-    selected_items,
+    checkout, choose_card_params, get_cart, join_region, list_addresses, quote_order,
+    selected_items, Checkout,
 };
 use crate::components::{go_to, ErrorView, FieldMessage, PageSkeleton, Price, ServerFormError};
 use crate::error::ApiError;
 use crate::model::*;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
@@ -40,7 +41,7 @@ async fn load(buy: Option<(i64, i64)>) -> Result<CheckoutData, ApiError> {
 /// order and opens it. The page renders on the server; its form is an island ([`CheckoutForm`]).
 #[component]
 pub fn CheckoutPage() -> impl IntoView {
-    let error = ServerFormError::take("/api/form/checkout");
+    let error = ServerFormError::take(Checkout::PATH);
     let query = use_query_map();
     let data = Resource::new(
         move || {
@@ -78,8 +79,9 @@ pub fn CheckoutPage() -> impl IntoView {
     }
 }
 
-/// The checkout form: a plain form (`/api/form/checkout`) that, once the wasm runs, checks the
-/// address in the browser, offers 使用微信收货地址 and 使用优惠券, and posts to `create_order`.
+/// The checkout form: a plain form to `checkout` that, once the wasm runs, checks the address in
+/// the browser, offers 使用微信收货地址 and 使用优惠券, and calls `checkout` itself (with the
+/// coupon).
 /// `error`: the plain form's error, when this render is its return.
 #[island]
 fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
@@ -116,7 +118,7 @@ fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
     // priced by the server (`quote_order` with the coupon); sent with the order.
     let coupon: RwSignal<Option<(CouponInput, AppliedCoupon)>> = RwSignal::new(None);
     let coupon_error: RwSignal<Option<String>> = RwSignal::new(None);
-    let coupon_items = StoredValue::new(items.clone());
+    let coupon_items = StoredValue::new(items);
     let choose_coupon = move |_: leptos::ev::MouseEvent| {
         #[cfg(not(feature = "hydrate"))]
         let _ = (coupon_items, choose_card_params);
@@ -142,16 +144,21 @@ fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
             }
         });
     };
-    let from_cart = buy_now.is_none();
-    let submit = Action::new(move |order: &NewOrder| {
-        let order = order.clone();
+    let buy = buy_now.as_ref().map(|b| (b.sku_id, b.quantity));
+    let submit = Action::new(move |input: &Checkout| {
+        let input = input.clone();
         async move {
-            create_order(
-                order.items,
-                order.address,
-                order.remark,
-                from_cart,
-                order.coupon,
+            checkout(
+                input.address_id,
+                input.name,
+                input.phone,
+                input.province,
+                input.city,
+                input.detail,
+                input.remark,
+                input.buy_sku,
+                input.buy_qty,
+                input.coupon,
             )
             .await
         }
@@ -187,10 +194,16 @@ fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
             return;
         }
         error.set(None);
-        submit.dispatch(NewOrder {
-            items: items.clone(),
-            address,
+        submit.dispatch(Checkout {
+            address_id: choice.get_untracked(),
+            name: name.get_untracked(),
+            phone: phone.get_untracked(),
+            province: province.get_untracked(),
+            city: city.get_untracked(),
+            detail: detail.get_untracked(),
             remark: remark.get_untracked(),
+            buy_sku: buy.map(|(sku, _)| sku),
+            buy_qty: buy.map(|(_, qty)| qty),
             coupon: coupon.get_untracked().map(|(input, _)| input),
         });
     };
@@ -235,7 +248,7 @@ fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
     let err = Signal::derive(move || error.get());
 
     let view = view! {
-        <form class="checkout" method="post" action="/api/form/checkout" prop:noValidate=true
+        <form class="checkout" method="post" action=Checkout::PATH prop:noValidate=true
             on:submit=on_submit>
             {buy_now.as_ref().map(|b| view! {
                 <input type="hidden" name="buy_sku" value=b.sku_id />

@@ -1,10 +1,11 @@
-use crate::api::get_order;
+use crate::api::{get_order, CancelOrder, ConfirmReceipt, RequestAftersale};
 use crate::components::{
     format_time, ErrorView, FieldMessage, PageSkeleton, Price, ServerFormError,
 };
 use crate::error::ApiError;
 use crate::model::{AftersaleKind, AftersaleView, Order, OrderStatus, AFTERSALE_REASONS};
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
@@ -132,11 +133,11 @@ fn AftersaleStatus(a: AftersaleView) -> impl IntoView {
 }
 
 /// 申请售后: a `<details>` that opens without JavaScript, with a plain form to
-/// `/api/form/request_aftersale`, which answers with this page again (open, with the error, when
+/// `request_aftersale`, which answers with this page again (open, with the error, when
 /// the request was refused).
 #[component]
 fn AftersaleForm(order_id: i64, shipped: bool) -> impl IntoView {
-    let error = ServerFormError::take("/api/form/request_aftersale");
+    let error = ServerFormError::take(RequestAftersale::PATH);
     let open = error.is_some();
     let general = error
         .as_ref()
@@ -146,7 +147,7 @@ fn AftersaleForm(order_id: i64, shipped: bool) -> impl IntoView {
     view! {
         <details class="panel aftersale-form" open=open>
             <summary class="section-title" data-testid="aftersale-open">"申请售后"</summary>
-            <form method="post" action="/api/form/request_aftersale">
+            <form method="post" action=RequestAftersale::PATH>
                 <input type="hidden" name="order_id" value=order_id />
                 <fieldset class="field kind-choice">
                     <legend>"售后类型"</legend>
@@ -198,8 +199,8 @@ fn OrderView(order: Order) -> impl IntoView {
         .iter()
         .map(|l| l.unit_price_fen * l.quantity)
         .sum();
-    let error = ServerFormError::take("/api/form/cancel_order")
-        .or_else(|| ServerFormError::take("/api/form/confirm_receipt"))
+    let error = ServerFormError::take(CancelOrder::PATH)
+        .or_else(|| ServerFormError::take(ConfirmReceipt::PATH))
         .map(|e| e.message);
     view! {
         <section class=format!("status-banner status-{}", order.status.as_str())>
@@ -316,7 +317,7 @@ fn OrderActions(
         {move || pay_notice.get().map(|m| view! { <div class="notice" role="status">{m}</div> })}
         {shipped.then(|| view! {
             <div class="action-bar">
-                <form method="post" action="/api/form/confirm_receipt"
+                <form method="post" action=ConfirmReceipt::PATH
                     on:submit=move |_| confirming.set(true)>
                     <input type="hidden" name="order_id" value=id />
                     <button type="submit" class="btn btn-primary" data-testid="confirm-receipt"
@@ -328,7 +329,7 @@ fn OrderActions(
         })}
         {unpaid.then(|| view! {
             <div class="action-bar">
-                <form method="post" action="/api/form/cancel_order"
+                <form method="post" action=CancelOrder::PATH
                     on:submit=move |_| cancelling.set(true)>
                     <input type="hidden" name="order_id" value=id />
                     // Not while a payment is being confirmed: the money may already be at WeChat.

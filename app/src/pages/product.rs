@@ -1,10 +1,11 @@
-use crate::api::{add_to_cart, get_product};
+use crate::api::{add_to_cart, buy_now, checkout_path, get_product, AddToCart, BuyNow};
 use crate::components::{
     go_to, CouponStrip, ErrorView, PageSkeleton, Price, ServerFormError, ShareCard,
 };
 use crate::error::ApiError;
 use crate::model::{ProductDetail, Sku, MAX_LINE_QUANTITY};
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
@@ -41,7 +42,9 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
         let text: String = product.description.chars().take(40).collect();
         format!("¥{} 起 · {text}", crate::model::format_fen(price))
     };
-    let notice = ServerFormError::take("/api/form/add_to_cart").map(|e| e.message);
+    let notice = ServerFormError::take(AddToCart::PATH)
+        .or_else(|| ServerFormError::take(BuyNow::PATH))
+        .map(|e| e.message);
     view! {
         <Title text=name.clone() />
         <ShareCard
@@ -69,9 +72,10 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
 }
 
 /// The price (of the chosen SKU), the SKU choice, the quantity stepper and 加入购物车 / 立即购买:
-/// the product page's island. A plain form underneath (`/api/form/add_to_cart`), so it works
-/// before and without the wasm; with it, 加入购物车 stays on the page and 立即购买 goes straight
-/// to checkout. `children`: what sits between the price and the form (the coupons).
+/// the product page's island. A plain form underneath (`add_to_cart`, and `buy_now` for
+/// 立即购买), so it works before and without the wasm; with it, the same buttons call the same two
+/// functions, 加入购物车 staying on the page. `children`: what sits between the price and the
+/// form (the coupons).
 #[island]
 fn ProductBuy(
     skus: Vec<Sku>,
@@ -121,13 +125,19 @@ fn ProductBuy(
             add.dispatch((id, quantity.get_untracked()));
         }
     };
+    let buy = Action::new(move |(sku_id, qty): &(i64, i64)| {
+        let (sku_id, qty) = (*sku_id, *qty);
+        async move { buy_now(sku_id, qty).await.map(|_| (sku_id, qty)) }
+    });
+    Effect::new(move |_| match buy.value().get() {
+        Some(Ok((sku_id, qty))) => go_to(&checkout_path(sku_id, qty)),
+        Some(Err(e)) => notice.set(Some((false, e.message))),
+        None => {}
+    });
     let on_buy = move |ev: leptos::ev::MouseEvent| {
         ev.prevent_default();
         if let Some(id) = selected.get_untracked() {
-            go_to(&format!(
-                "/checkout?sku={id}&qty={}",
-                quantity.get_untracked()
-            ));
+            buy.dispatch((id, quantity.get_untracked()));
         }
     };
     view! {
@@ -137,7 +147,7 @@ fn ProductBuy(
             <p class="muted">{category}</p>
         </section>
         {children()}
-        <form class="panel" method="post" action="/api/form/add_to_cart">
+        <form class="panel" method="post" action=AddToCart::PATH>
             <fieldset class="sku-choice">
                 <legend>"规格"</legend>
                 {skus.into_iter().map(|s| {
@@ -163,7 +173,8 @@ fn ProductBuy(
                     <button type="button" class="js-only" aria-label="减少"
                         disabled=move || { quantity.get() <= 1 }
                         on:click=move |_| quantity.update(|q| *q = (*q - 1).max(1))>"−"</button>
-                    <input type="number" name="quantity" inputmode="numeric" min="1" aria-label="购买数量"
+                    // `value`: what a page without JavaScript posts; `prop:value` follows the stepper.
+                    <input type="number" name="quantity" inputmode="numeric" min="1" value="1" aria-label="购买数量"
                         max=move || if selected.get().is_some() { max_qty() } else { max_stock_any }
                         prop:value=move || quantity.get().to_string()
                         on:input=move |ev| {
@@ -183,13 +194,13 @@ fn ProductBuy(
                 </div>
             })}
             <div class="action-bar">
-                <button type="submit" name="intent" value="cart" class="btn btn-secondary"
+                <button type="submit" class="btn btn-secondary"
                     disabled=move || { sold_out() || add.pending().get() }
                     on:click=on_add>
                     {move || if add.pending().get() { "加入中…" } else { "加入购物车" }}
                 </button>
-                <button type="submit" name="intent" value="buy" class="btn btn-primary"
-                    disabled=sold_out on:click=on_buy>
+                <button type="submit" formaction=BuyNow::PATH class="btn btn-primary"
+                    disabled=move || { sold_out() || buy.pending().get() } on:click=on_buy>
                     {move || if sold_out() { "已售罄" } else { "立即购买" }}
                 </button>
             </div>

@@ -661,10 +661,11 @@ impl Payments {
 }
 
 /// Every refund of an order, oldest first.
-pub async fn refunds_of(
-    pool: &crate::db::Db,
+pub async fn refunds_of<'a>(
+    pool: impl Into<crate::db::Exec<'a>>,
     order_id: i64,
 ) -> std::result::Result<Vec<RefundRecord>, sqlx::Error> {
+    let pool: crate::db::Exec<'a> = pool.into();
     crate::sql!(pool, e => sqlx::query_as(&format!(
         "SELECT {RECORD_COLUMNS} FROM refunds WHERE order_id = $1 ORDER BY id"
     ))
@@ -673,8 +674,8 @@ pub async fn refunds_of(
 }
 
 /// The refunds the shopper sees on the order page.
-pub async fn views_of(
-    pool: &crate::db::Db,
+pub async fn views_of<'a>(
+    pool: impl Into<crate::db::Exec<'a>>,
     order_id: i64,
 ) -> std::result::Result<Vec<RefundView>, sqlx::Error> {
     Ok(refunds_of(pool, order_id)

@@ -52,10 +52,11 @@ impl Row {
 }
 
 /// The order's latest request.
-pub async fn latest(
-    pool: &Db,
+pub async fn latest<'a>(
+    pool: impl Into<crate::db::Exec<'a>>,
     order_id: i64,
 ) -> std::result::Result<Option<AftersaleView>, sqlx::Error> {
+    let pool: crate::db::Exec<'a> = pool.into();
     let row: Option<Row> = crate::sql!(pool, e => sqlx::query_as(
         "SELECT id, kind, status, reason, note, refund_fen, decision_reason, created_at, \
          decided_at, received_at FROM aftersales WHERE order_id = $1 ORDER BY id DESC LIMIT 1",

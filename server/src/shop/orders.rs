@@ -366,7 +366,12 @@ fn parse_status(s: &str) -> OrderStatus {
 
 /// An order of `user`'s; anybody else's order is "not found", never "forbidden",
 /// so order ids cannot be probed.
-async fn order_row(pool: &Db, user: Option<i64>, order_id: i64) -> Result<OrderRow> {
+async fn order_row<'a>(
+    pool: impl Into<crate::db::Exec<'a>>,
+    user: Option<i64>,
+    order_id: i64,
+) -> Result<OrderRow> {
+    let pool: crate::db::Exec<'a> = pool.into();
     let Some(user) = user else {
         return Err(ApiError::not_found("订单"));
     };
@@ -383,22 +388,27 @@ async fn order_row(pool: &Db, user: Option<i64>, order_id: i64) -> Result<OrderR
     .ok_or_else(|| ApiError::not_found("订单"))
 }
 
+/// The order page's order: its row, lines, refunds and latest after-sale request, read in one
+/// snapshot ([`Db::snapshot`]): a refund settled while the page is read shows on both the order
+/// and the refund, or on neither.
 pub async fn load(pool: &Db, user: Option<i64>, order_id: i64) -> Result<Order> {
-    let row = order_row(pool, user, order_id).await?;
+    let mut tx = pool.snapshot().await.map_err(db_error)?;
+    let row = order_row(&mut tx, user, order_id).await?;
     let lines: Vec<(i64, i64, String, String, String, i64, i64)> =
-        crate::sql!(pool, e => sqlx::query_as(
+        crate::sql!(&mut tx, e => sqlx::query_as(
         "SELECT sku_id, product_id, product_name, sku_name, image, unit_price_fen, quantity \
          FROM order_lines WHERE order_id = $1 ORDER BY line_no",
     )
     .bind(order_id)
     .fetch_all(e).await)
         .map_err(db_error)?;
-    let refunds = crate::payments::refunds::views_of(pool, order_id)
+    let refunds = crate::payments::refunds::views_of(&mut tx, order_id)
         .await
         .map_err(db_error)?;
-    let aftersale = super::aftersales::latest(pool, order_id)
+    let aftersale = super::aftersales::latest(&mut tx, order_id)
         .await
         .map_err(db_error)?;
+    tx.rollback().await.map_err(db_error)?;
     Ok(Order {
         order_id: row.id,
         order_no: row.order_no,

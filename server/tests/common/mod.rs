@@ -405,7 +405,7 @@ impl Shopper {
     ) -> (u16, String) {
         let res = self
             .http
-            .post(format!("{}/api/form/{endpoint}", self.base))
+            .post(format!("{}/api/{endpoint}", self.base))
             .header("accept", "text/html,application/xhtml+xml")
             .header("referer", format!("{}{referer}", self.base))
             .form(fields)
