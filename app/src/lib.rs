@@ -92,6 +92,8 @@ fn set_content_security_policy(jssdk_url: &str) {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    #[cfg(feature = "ssr")]
+    components::lazy_island::provide();
     view! {
         <Title formatter=|t: String| if t.is_empty() { "wxmall".to_string() } else { format!("{t} · wxmall") } />
         <Router>
@@ -122,16 +124,8 @@ pub fn hydrate() {
     wx::remember_landing_url();
     leptos::mount::hydrate_islands();
     components::configure_wx();
-    // Controls that only work with JavaScript (`.js-only`) are shown from now on. The islands
-    // are hydrated right after this function returns, within the same task (microtasks only):
-    // a zero timeout runs after the last of them.
-    leptos::task::spawn_local(async {
-        wx::sleep_ms(0).await;
-        if let Some(root) = web_sys::window()
-            .and_then(|w| w.document())
-            .and_then(|d| d.document_element())
-        {
-            let _ = root.class_list().add_1("hydrated");
-        }
-    });
+    // Controls that only work with JavaScript (`.js-only`) are shown once every island of the
+    // page is hydrated (`components::lazy_island`: each is a wasm file of its own, fetched and
+    // hydrated after this function returns); a page without islands is hydrated now.
+    components::lazy_island::main_started();
 }

@@ -731,6 +731,62 @@ async fn form_errors_cannot_be_written_by_a_link_or_another_session() {
     );
 }
 
+/// The catalogue cache on SQLite (issue 13): reads arriving together share one lookup of
+/// `catalogue_version`, yet every read still sees each change committed before it started.
+#[tokio::test]
+async fn reads_arriving_together_share_a_version_lookup_and_still_see_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::TestDb::create(dir.path()).await;
+    let pool = server::db::connect(&db.url).await.unwrap();
+    if pool.backend() != server::db::Backend::Sqlite {
+        return; // PostgreSQL is told of changes (NOTIFY), it never looks the version up
+    }
+    server::shop::demo::seed_if_empty(&pool).await.unwrap();
+    let shop = server::shop::SqlShop::new(pool.clone(), Default::default());
+    let cache = shop.catalogue().clone();
+    let stock_of = |list: &[app::model::ProductSummary]| {
+        list.iter()
+            .flat_map(|p| &p.skus)
+            .find(|s| s.id == ORANGE_SMALL)
+            .map(|s| s.stock)
+            .unwrap()
+    };
+    cache.list_products(&pool).await.unwrap();
+
+    let before = cache.version_lookups();
+    let reads: Vec<_> = (0..64)
+        .map(|_| {
+            let (cache, pool) = (cache.clone(), pool.clone());
+            tokio::spawn(async move { cache.list_products(&pool).await.unwrap() })
+        })
+        .collect();
+    for r in reads {
+        assert_eq!(stock_of(&r.await.unwrap()), 120);
+    }
+    let lookups = cache.version_lookups() - before;
+    assert!(
+        (1..=4).contains(&lookups),
+        "64 reads at once: {lookups} lookups"
+    );
+
+    // Each change is seen by every read that starts after its commit, however many wait.
+    for stock in 1..=10 {
+        server::sql!(&pool, e => sqlx::query("UPDATE skus SET stock = $1 WHERE id = $2")
+            .bind(stock).bind(ORANGE_SMALL).execute(e).await.map(server::db::Done::from))
+        .unwrap();
+        let reads: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, pool) = (cache.clone(), pool.clone());
+                tokio::spawn(async move { cache.list_products(&pool).await.unwrap() })
+            })
+            .collect();
+        for r in reads {
+            assert_eq!(stock_of(&r.await.unwrap()), stock, "read after the commit");
+        }
+    }
+    pool.close().await;
+}
+
 /// The catalogue cache (issue 13): the catalogue is read from the database once per change,
 /// and any change — whoever makes it, here a hand-written `UPDATE` beside the shop — is what
 /// the next page shows (SQLite: at once; PostgreSQL: as soon as the NOTIFY arrives). A

@@ -24,8 +24,9 @@ pub fn CouponStrip() -> impl IntoView {
 }
 
 /// One coupon and its 领取 button: an island (the only part of the strip that runs in the browser).
-#[island]
+#[island(lazy)]
 fn CouponCard(offer: CouponOffer) -> impl IntoView {
+    crate::components::island_started("coupon_card_loader");
     // None: not tapped yet; Some(Ok(msg)) taken; Some(Err(msg)) failed.
     let state: RwSignal<Option<Result<String, String>>> = RwSignal::new(None);
     let busy = RwSignal::new(false);
@@ -54,9 +55,12 @@ fn CouponCard(offer: CouponOffer) -> impl IntoView {
                 <div class="coupon-rule">{offer.rule.clone()}</div>
                 <div>{offer.title.clone()}</div>
                 <div class="coupon-meta">{offer.validity.clone()}</div>
-                {move || state.get().map(|s| match s {
-                    Ok(m) => view! { <div class="coupon-meta" role="status">{m}</div> }.into_any(),
-                    Err(m) => view! { <div class="coupon-meta" role="alert">{m}</div> }.into_any(),
+                {move || state.get().map(|s| {
+                    let (role, m) = match s {
+                        Ok(m) => ("status", m),
+                        Err(m) => ("alert", m),
+                    };
+                    view! { <div class="coupon-meta" role=role>{m}</div> }
                 })}
             </div>
             <button type="button" class="btn btn-primary" data-testid="take-coupon"

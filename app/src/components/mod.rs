@@ -1,6 +1,7 @@
 //! View pieces used by several pages.
 
 mod coupons;
+pub mod lazy_island;
 mod price;
 mod product_card;
 mod sandbox_banner;
@@ -10,6 +11,7 @@ mod tab_bar;
 mod wx_sdk;
 
 pub use coupons::CouponStrip;
+pub use lazy_island::island_started;
 pub use price::Price;
 pub use product_card::ProductCard;
 pub use sandbox_banner::{wx_env, SandboxBanner};

@@ -8,13 +8,14 @@ use leptos::prelude::*;
 /// A share card: the title and description WeChat shows, the page it opens (a path of this
 /// shop) and its picture (a path or an absolute URL). An island that renders nothing: its props
 /// travel in the page, its effect runs in the browser.
-#[island]
+#[island(lazy)]
 pub fn ShareCard(
     #[prop(into)] title: String,
     #[prop(into)] desc: String,
     #[prop(into)] path: String,
     #[prop(into)] image: String,
 ) -> impl IntoView {
+    crate::components::island_started("share_card_loader");
     #[cfg(feature = "hydrate")]
     let ready = super::wx_ready();
     #[cfg(feature = "hydrate")]

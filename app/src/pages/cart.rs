@@ -2,6 +2,7 @@ use crate::api::{get_cart, select_cart_line, update_cart, SelectCartLine, Update
 use crate::components::{ErrorView, PageSkeleton, Price, ServerFormError};
 use crate::error::ApiError;
 use crate::model::{Cart, CartLine, MAX_LINE_QUANTITY};
+use leptos::either::Either;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
@@ -40,8 +41,9 @@ pub fn CartPage() -> impl IntoView {
 }
 
 /// The cart as the server last answered: from the page's render at first, then from each change.
-#[island]
+#[island(lazy)]
 fn CartEditor(cart: Cart, error: Option<ApiError>) -> impl IntoView {
+    crate::components::island_started("cart_editor_loader");
     let edit = Action::new(|e: &Edit| {
         let e = *e;
         async move {
@@ -63,10 +65,11 @@ fn CartEditor(cart: Cart, error: Option<ApiError>) -> impl IntoView {
     });
     move || {
         let cart = current.get();
+        // `Either`, not `into_any`: an AnyView brings all of its rendering code into the wasm.
         if cart.lines.is_empty() {
-            view! { <EmptyCart /> }.into_any()
+            Either::Left(view! { <EmptyCart /> })
         } else {
-            view! { <CartView cart edit error /> }.into_any()
+            Either::Right(view! { <CartView cart edit error /> })
         }
     }
 }
@@ -102,9 +105,9 @@ fn CartView(
                 <span class="muted">{format!(" 共 {count} 件")}</span>
             </div>
             {if count > 0 {
-                view! { <a class="btn btn-primary" href="/checkout" data-testid="go-checkout">"去结算"</a> }.into_any()
+                Either::Left(view! { <a class="btn btn-primary" href="/checkout" data-testid="go-checkout">"去结算"</a> })
             } else {
-                view! { <span class="btn btn-primary btn-disabled" aria-disabled="true">"去结算"</span> }.into_any()
+                Either::Right(view! { <span class="btn btn-primary btn-disabled" aria-disabled="true">"去结算"</span> })
             }}
         </div>
     }

@@ -5,6 +5,7 @@ use crate::api::{
 use crate::components::{go_to, ErrorView, FieldMessage, PageSkeleton, Price, ServerFormError};
 use crate::error::ApiError;
 use crate::model::*;
+use leptos::either::Either;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
@@ -83,8 +84,9 @@ pub fn CheckoutPage() -> impl IntoView {
 /// the browser, offers 使用微信收货地址 and 使用优惠券, and calls `checkout` itself (with the
 /// coupon).
 /// `error`: the plain form's error, when this render is its return.
-#[island]
+#[island(lazy)]
 fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
+    crate::components::island_started("checkout_form_loader");
     let CheckoutData {
         quote,
         addresses,
@@ -348,7 +350,7 @@ fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
                 <section class="panel coupon-panel" data-testid="coupon-panel">
                     <h2 class="section-title">"优惠券"</h2>
                     {move || match coupon.get() {
-                        Some((_, applied)) => view! {
+                        Some((_, applied)) => Either::Left(view! {
                             <p class="coupon-applied" data-testid="coupon-applied">
                                 {format!("{}（{}）", applied.title, applied.rule)}
                                 " " <span class="coupon-off">"−" <Price fen=applied.discount_fen /></span>
@@ -356,11 +358,11 @@ fn CheckoutForm(data: CheckoutData, error: Option<ApiError>) -> impl IntoView {
                             <button type="button" class="link-button" on:click=move |_| coupon.set(None)>
                                 "不使用优惠券"
                             </button>
-                        }.into_any(),
-                        None => view! {
+                        }),
+                        None => Either::Right(view! {
                             <button type="button" class="btn btn-secondary" data-testid="use-coupon"
                                 on:click=choose_coupon>"使用优惠券"</button>
-                        }.into_any(),
+                        }),
                     }}
                     {move || coupon_error.get().map(|m| view! {
                         <p class="notice notice-error" role="alert" data-testid="coupon-error">{m}</p>

@@ -290,7 +290,7 @@ fn OrderView(order: Order) -> impl IntoView {
 /// The order's messages and its action bar: 确认收货 (shipped), 取消订单 and 去支付 (unpaid).
 /// 确认收货 and 取消订单 are plain forms, with or without the wasm; 去支付 needs it (`.js-only`)
 /// and keeps 取消订单 disabled while a payment is under way.
-#[island]
+#[island(lazy)]
 fn OrderActions(
     order_id: i64,
     unpaid: bool,
@@ -298,6 +298,7 @@ fn OrderActions(
     /// The plain forms' error, when this render is their return.
     error: Option<String>,
 ) -> impl IntoView {
+    crate::components::island_started("order_actions_loader");
     let id = order_id;
     let error = RwSignal::new(error);
     let pay_notice = RwSignal::new(None::<String>);

@@ -76,7 +76,7 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
 /// 立即购买), so it works before and without the wasm; with it, the same buttons call the same two
 /// functions, 加入购物车 staying on the page. `children`: what sits between the price and the
 /// form (the coupons).
-#[island]
+#[island(lazy)]
 fn ProductBuy(
     skus: Vec<Sku>,
     name: String,
@@ -85,6 +85,7 @@ fn ProductBuy(
     notice: Option<String>,
     children: Children,
 ) -> impl IntoView {
+    crate::components::island_started("product_buy_loader");
     let first_available = skus
         .iter()
         .find(|s| s.stock > 0)

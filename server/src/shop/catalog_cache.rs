@@ -8,7 +8,12 @@
 //!
 //! - **SQLite**: triggers on `categories`, `products`, `skus` and `coupons` bump the one row
 //!   of `catalogue_version`. A read asks for that integer (one indexed lookup instead of the
-//!   catalogue's joins) and uses the copy made at that version, or loads a new one.
+//!   catalogue's joins) and uses the copy made at that version, or loads a new one. Reads that
+//!   arrive together share one lookup ([`VersionReader`]): each waits for a lookup that
+//!   *starts after it arrived*, so it still sees every write committed before it — a page is
+//!   never staler than the moment it was asked for — while 64 shoppers at once cost a few
+//!   lookups instead of 64 (issue 13: the lookup, a hop to sqlx's SQLite thread and back, was
+//!   the largest cost of a kept page).
 //! - **PostgreSQL**: the same tables' triggers `NOTIFY wxmall_catalogue`, which PostgreSQL
 //!   delivers to every listening instance when the writing transaction commits. Each instance
 //!   LISTENs on a connection of its own (started by the first read) and counts notifications;
@@ -86,11 +91,76 @@ struct Listener {
     generation: AtomicU64,
 }
 
+/// SQLite's side: one task reads `catalogue_version` for everyone waiting.
+#[derive(Default)]
+struct VersionReader {
+    queue: Mutex<Option<tokio::sync::mpsc::UnboundedSender<VersionWaiter>>>,
+    /// How many lookups ran (tests and benchmarks look).
+    lookups: Arc<AtomicU64>,
+}
+
+type VersionWaiter = tokio::sync::oneshot::Sender<Result<u64>>;
+
+impl VersionReader {
+    /// The version, read by a lookup that started after this call did.
+    async fn version(&self, pool: &crate::db::SqliteDb) -> Result<u64> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = {
+            let mut queue = lock(&self.queue);
+            let queue = queue.get_or_insert_with(|| {
+                let (send, recv) = tokio::sync::mpsc::unbounded_channel();
+                tokio::spawn(read_versions((**pool).clone(), recv, self.lookups.clone()));
+                send
+            });
+            queue.send(tx)
+        };
+        match sent {
+            Ok(()) => match rx.await {
+                Ok(v) => v,
+                // The task is gone (its runtime stopped): ask directly.
+                Err(_) => read_version(pool, &self.lookups).await,
+            },
+            Err(_) => {
+                // The task's runtime stopped (tests run many); the next call starts a new one.
+                *lock(&self.queue) = None;
+                read_version(pool, &self.lookups).await
+            }
+        }
+    }
+}
+
+async fn read_version(pool: &sqlx::SqlitePool, lookups: &AtomicU64) -> Result<u64> {
+    lookups.fetch_add(1, Ordering::Relaxed);
+    let v: i64 = sqlx::query_scalar("SELECT version FROM catalogue_version WHERE id = 1")
+        .fetch_one(pool)
+        .await
+        .map_err(db_error)?;
+    Ok(v as u64)
+}
+
+/// Takes everyone waiting, reads the version once for all of them, and again for whoever
+/// arrived meanwhile; ends when the cache is dropped.
+async fn read_versions(
+    pool: sqlx::SqlitePool,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<VersionWaiter>,
+    lookups: Arc<AtomicU64>,
+) {
+    let mut waiting = Vec::new();
+    while queue.recv_many(&mut waiting, usize::MAX).await > 0 {
+        // Everyone in `waiting` arrived before this lookup starts.
+        let v = read_version(&pool, &lookups).await;
+        for w in waiting.drain(..) {
+            let _ = w.send(v.clone());
+        }
+    }
+}
+
 /// Cheap to clone; clones share the copy.
 #[derive(Clone, Default)]
 pub struct CatalogueCache {
     copy: Arc<RwLock<Option<Arc<Copy>>>>,
     listener: Arc<Listener>,
+    versions: Arc<VersionReader>,
     /// How many times a part was loaded from the database (tests and benchmarks look).
     loads: Arc<AtomicU64>,
     /// How many rendered pages were kept.
@@ -105,6 +175,11 @@ impl CatalogueCache {
     /// How many times a part of the catalogue was read from the database.
     pub fn loads(&self) -> u64 {
         self.loads.load(Ordering::Relaxed)
+    }
+
+    /// How many times SQLite's `catalogue_version` was looked up.
+    pub fn version_lookups(&self) -> u64 {
+        self.versions.lookups.load(Ordering::Relaxed)
     }
 
     /// How many rendered pages were kept (each one a render the next readers are spared).
@@ -223,14 +298,7 @@ impl CatalogueCache {
 
     async fn version(&self, pool: &Db) -> Result<Option<u64>> {
         match pool {
-            Db::Sqlite(p) => {
-                let v: i64 =
-                    sqlx::query_scalar("SELECT version FROM catalogue_version WHERE id = 1")
-                        .fetch_one(&**p)
-                        .await
-                        .map_err(db_error)?;
-                Ok(Some(v as u64))
-            }
+            Db::Sqlite(p) => self.versions.version(p).await.map(Some),
             Db::Postgres(p) => {
                 if !self.listener.started.swap(true, Ordering::SeqCst) {
                     tokio::spawn(listen(p.clone(), self.listener.clone(), self.copy.clone()));
