@@ -751,18 +751,26 @@ async fn reads_arriving_together_share_a_version_lookup_and_still_see_every_comm
             .map(|s| s.stock)
             .unwrap()
     };
+    // `n` reads started at once; the stock each of them saw.
+    let read_at_once = |n: usize| {
+        let reads: Vec<_> = (0..n)
+            .map(|_| {
+                let (cache, pool) = (cache.clone(), pool.clone());
+                tokio::spawn(async move { cache.list_products(&pool).await.unwrap() })
+            })
+            .collect();
+        async move {
+            let mut seen = Vec::new();
+            for r in reads {
+                seen.push(stock_of(&r.await.unwrap()));
+            }
+            seen
+        }
+    };
     cache.list_products(&pool).await.unwrap();
 
     let before = cache.version_lookups();
-    let reads: Vec<_> = (0..64)
-        .map(|_| {
-            let (cache, pool) = (cache.clone(), pool.clone());
-            tokio::spawn(async move { cache.list_products(&pool).await.unwrap() })
-        })
-        .collect();
-    for r in reads {
-        assert_eq!(stock_of(&r.await.unwrap()), 120);
-    }
+    assert_eq!(read_at_once(64).await, vec![120; 64]);
     let lookups = cache.version_lookups() - before;
     assert!(
         (1..=4).contains(&lookups),
@@ -774,15 +782,11 @@ async fn reads_arriving_together_share_a_version_lookup_and_still_see_every_comm
         server::sql!(&pool, e => sqlx::query("UPDATE skus SET stock = $1 WHERE id = $2")
             .bind(stock).bind(ORANGE_SMALL).execute(e).await.map(server::db::Done::from))
         .unwrap();
-        let reads: Vec<_> = (0..8)
-            .map(|_| {
-                let (cache, pool) = (cache.clone(), pool.clone());
-                tokio::spawn(async move { cache.list_products(&pool).await.unwrap() })
-            })
-            .collect();
-        for r in reads {
-            assert_eq!(stock_of(&r.await.unwrap()), stock, "read after the commit");
-        }
+        assert_eq!(
+            read_at_once(8).await,
+            vec![stock; 8],
+            "reads after the commit"
+        );
     }
     pool.close().await;
 }

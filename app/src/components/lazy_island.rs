@@ -48,10 +48,11 @@ pub fn provide() {
 /// Writes `<link rel="preload">`s into `<head>` for the files of `loader`'s split point (and the
 /// split loader's JS, once), at low priority: on a slow network a page's dozen island files,
 /// fetched at the default (high) priority, held back its pictures — the largest paint went from
-/// 0.63 s to 1.0 s on the home page and 1.5 s on a product page (`npm run bench`). (`leptos::prefetch_lazy_fn_on_server` is Leptos's way, but its
-/// links are written after the render, outside the request's reactive owner: measured here, the
-/// product page got them and the home page never did. These are registered from inside the
-/// island, in its owner, like any `<Link>`.)
+/// 0.63 s to 1.0 s on the home page and 1.5 s on a product page (`npm run bench`).
+/// (`leptos::prefetch_lazy_fn_on_server` is Leptos's way, but its links are written after the
+/// render, outside the request's reactive owner: measured here, the product page got them and the
+/// home page never did. These are registered from inside the island, in its owner, like any
+/// `<Link>`.)
 #[cfg(feature = "ssr")]
 fn prefetch(loader: &'static str) {
     use leptos::prelude::*;
