@@ -157,6 +157,68 @@ pub(crate) mod ssr {
     }
 }
 
+/// Runs an action for its outcome only: in the browser, the request the server function's own
+/// client sends (JSON to its endpoint, an error answer decoded as [`ApiError`]), with the success
+/// answer's body left undecoded. For an island that only needs to know the action succeeded
+/// (加入购物车 answers the whole cart, 立即购买 a quote): each answer type's decoder is code the
+/// island's wasm would otherwise carry (issue 13: the product page's first load). On the server
+/// (where islands render but never act) it runs the function's body.
+pub async fn run_for_outcome<F>(call: F) -> Result<(), ApiError>
+where
+    F: leptos::server_fn::ServerFn<Error = ApiError>,
+    F: ForOutcome,
+{
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::server_fn::client::{browser::BrowserClient, Client};
+        use leptos::server_fn::codec::IntoReq;
+        use leptos::server_fn::error::FromServerFnError;
+        use leptos::server_fn::response::ClientRes;
+        use leptos::server_fn::ContentType;
+        let req = <F as IntoReq<FormOrJson, _, ApiError>>::into_req(
+            call,
+            F::PATH,
+            <Json as ContentType>::CONTENT_TYPE,
+        )?;
+        let res = <BrowserClient as Client<ApiError>>::send(req).await?;
+        if (400..=599).contains(&ClientRes::<ApiError>::status(&res)) {
+            let body = ClientRes::<ApiError>::try_into_bytes(res).await?;
+            return Err(ApiError::de(body));
+        }
+        Ok(())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        call.run_body().await.map(|_| ())
+    }
+}
+
+/// What [`run_for_outcome`] needs of an action's argument type: in the browser, that it builds
+/// the action's request.
+#[cfg(feature = "hydrate")]
+pub trait ForOutcome:
+    leptos::server_fn::codec::IntoReq<
+    FormOrJson,
+    leptos::server_fn::request::browser::BrowserRequest,
+    ApiError,
+>
+{
+}
+#[cfg(feature = "hydrate")]
+impl<T> ForOutcome for T where
+    T: leptos::server_fn::codec::IntoReq<
+        FormOrJson,
+        leptos::server_fn::request::browser::BrowserRequest,
+        ApiError,
+    >
+{
+}
+/// What [`run_for_outcome`] needs of an action's argument type: on the server, nothing more.
+#[cfg(not(feature = "hydrate"))]
+pub trait ForOutcome {}
+#[cfg(not(feature = "hydrate"))]
+impl<T> ForOutcome for T {}
+
 // ---------------------------------------------------------------- JSON API
 
 #[server(prefix = "/api", endpoint = "list_products", input = Json)]

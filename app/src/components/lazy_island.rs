@@ -3,6 +3,8 @@
 //! own, fetched only by pages that show that island. The main wasm keeps what all islands share
 //! (Leptos's renderer and reactive system, wasm-bindgen's glue, the allocator).
 //!
+//! (`ShareCard` is the one island that is not lazy: in the main wasm, nothing to preload.)
+//!
 //! Each island's body starts with [`island_started`], which does two things:
 //! - **on the server**, it writes a `<link rel="preload">` into `<head>` for each of the island's
 //!   files (found by the loader's name in the split manifest), so the browser fetches them beside

@@ -7,8 +7,10 @@ use leptos::prelude::*;
 
 /// A share card: the title and description WeChat shows, the page it opens (a path of this
 /// shop) and its picture (a path or an absolute URL). An island that renders nothing: its props
-/// travel in the page, its effect runs in the browser.
-#[island(lazy)]
+/// travel in the page, its effect runs in the browser. Not lazy, unlike the others: it is in the
+/// main wasm (on the home and product pages, small, and made of code every island shares; as a
+/// lazy island it cost those pages ten more wasm files, issue 13).
+#[island]
 pub fn ShareCard(
     #[prop(into)] title: String,
     #[prop(into)] desc: String,

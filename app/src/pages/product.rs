@@ -1,4 +1,4 @@
-use crate::api::{add_to_cart, buy_now, checkout_path, get_product, AddToCart, BuyNow};
+use crate::api::{checkout_path, get_product, run_for_outcome, AddToCart, BuyNow};
 use crate::components::{
     go_to, CouponStrip, ErrorView, PageSkeleton, Price, ServerFormError, ShareCard,
 };
@@ -110,7 +110,14 @@ fn ProductBuy(
     let sold_out = move || stock() <= 0;
 
     let notice = RwSignal::new(notice.map(|m| (false, m)));
-    let add = Action::new(move |(sku_id, qty): &(i64, i64)| add_to_cart(*sku_id, *qty));
+    // Both actions are called for their outcome only (`run_for_outcome`): the island needs no
+    // decoder for the cart 加入购物车 answers nor for 立即购买's quote.
+    let add = Action::new(move |(sku_id, qty): &(i64, i64)| {
+        run_for_outcome(AddToCart {
+            sku_id: *sku_id,
+            quantity: *qty,
+        })
+    });
     Effect::new(move |_| {
         if let Some(result) = add.value().get() {
             notice.set(Some(match result {
@@ -128,7 +135,14 @@ fn ProductBuy(
     };
     let buy = Action::new(move |(sku_id, qty): &(i64, i64)| {
         let (sku_id, qty) = (*sku_id, *qty);
-        async move { buy_now(sku_id, qty).await.map(|_| (sku_id, qty)) }
+        async move {
+            run_for_outcome(BuyNow {
+                sku_id,
+                quantity: qty,
+            })
+            .await
+            .map(|()| (sku_id, qty))
+        }
     });
     Effect::new(move |_| match buy.value().get() {
         Some(Ok((sku_id, qty))) => go_to(&checkout_path(sku_id, qty)),

@@ -160,3 +160,45 @@ async fn jweixin_shim_in_node() {
         .iter()
         .any(|e| e.kind == "config" && !e.ok && e.url == "https://shop.example/landing?from=menu"));
 }
+
+/// The shim is on every page of a shop in sandbox mode: compressed when the browser asks (as
+/// WeChat serves its own jweixin.js), plain otherwise (issue 13: it was 25 KB plain on every
+/// first load, beside a 150 KB budget).
+#[tokio::test]
+async fn the_shim_and_its_stylesheet_travel_compressed_when_asked() {
+    let r = start().await;
+    for path in ["/jweixin.js", "/jweixin.css"] {
+        let plain = r
+            .http
+            .get(format!("{}{path}", r.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(plain.status(), 200, "{path}");
+        assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+        let plain_len = plain.bytes().await.unwrap().len();
+        assert!(plain_len > 2_000, "{path}: {plain_len} bytes");
+        for encoding in ["br", "gzip"] {
+            let res = r
+                .http
+                .get(format!("{}{path}", r.base))
+                .header("accept-encoding", encoding)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{path} {encoding}");
+            assert_eq!(
+                res.headers()
+                    .get("content-encoding")
+                    .and_then(|v| v.to_str().ok()),
+                Some(encoding),
+                "{path}"
+            );
+            let n = res.bytes().await.unwrap().len();
+            assert!(
+                n * 2 < plain_len,
+                "{path} {encoding}: {n} bytes of {plain_len}"
+            );
+        }
+    }
+}
