@@ -156,11 +156,11 @@ pub async fn build(settings: &Settings) -> Result<Built, StartError> {
         key,
         secure: settings.public_url.starts_with("https://"),
     };
-    let state = routes::AppState {
-        leptos: leptos_options(settings),
-        shop: shop.clone() as SharedShop,
-        wx_env: wechat.env(),
-    };
+    let state = routes::AppState::new(
+        leptos_options(settings),
+        shop.clone() as SharedShop,
+        wechat.env(),
+    );
     let mp = match &wechat.mp {
         Some(server) => Some(mp::MpState {
             server: server.clone(),
