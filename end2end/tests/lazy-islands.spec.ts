@@ -82,3 +82,24 @@ test("the product island shows the server's error for 加入购物车 and stays 
     await page.request.post("/api/update_cart", { data: { sku_id: skuId, quantity: 0 } });
   }
 });
+
+test("an island whose file arrives after wx.config hydrates as the server rendered it", async ({ page }) => {
+  // A lazy island's file may arrive after the page's wx.config has succeeded (seen in CI: a
+  // hydration panic at checkout's 使用微信收货地址, and the page dead). The island must first
+  // hydrate what the server rendered (no JS-SDK yet), then show what needs the JS-SDK.
+  const errors: string[] = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(m.text());
+  });
+  await gotoSignedIn(page, "/", 3);
+  const configured = page.waitForResponse((r) => r.url().includes("/sandbox/jsapi/config"));
+  await page.route(/\/split_checkout_form_loader_[^/]*\.wasm$/, async (route) => {
+    await configured;
+    await new Promise((r) => setTimeout(r, 300));
+    await route.continue();
+  });
+  await page.goto("/checkout?sku=4&qty=1");
+  await hydrated(page);
+  await expect(page.getByTestId("wx-address")).toBeVisible();
+  expect(errors.filter((e) => /hydrat|panicked/i.test(e))).toEqual([]);
+});

@@ -8,9 +8,18 @@ pub struct WxReady(pub RwSignal<bool>);
 /// Whether `wx.config` succeeded (`false` on the server and until it has). Call it where an
 /// island is created, where its context is: inside an event handler there is none, and the
 /// answer would always be `false`.
+///
+/// It stays `false` until the island has hydrated: the server rendered the island with the
+/// JS-SDK not ready, and hydration must meet the same view. A lazy island's file may arrive after
+/// `wx.config` has succeeded (seen in CI: checkout's 使用微信收货地址 hydrated as a button the
+/// server never sent, and the island panicked); its effects run once it is hydrated, and the
+/// controls that need the JS-SDK appear then.
 pub fn wx_ready() -> Signal<bool> {
     let ready = use_context::<WxReady>();
-    Signal::derive(move || ready.is_some_and(|r| r.0.get()))
+    let hydrated = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| hydrated.set(true));
+    Signal::derive(move || hydrated.get() && ready.is_some_and(|r| r.0.get()))
 }
 
 /// Configures the JS-SDK for this page once the wasm runs, and puts [`WxReady`] into the context
